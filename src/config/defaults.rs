@@ -1,0 +1,43 @@
+//! Default values for every optional setting, each with the reason for its value.
+
+use std::time::Duration;
+
+/// Loopback only: the listener has no TLS yet, so passwords must not cross a network.
+pub const DEFAULT_SMTP_LISTEN: &str = "127.0.0.1:2525";
+/// Exchange Online's default mailbox send limit (35 MB, counted in MiB as Exchange does).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 35 * 1024 * 1024;
+/// Exchange Online's default recipient limit per message.
+pub const DEFAULT_MAX_RECIPIENTS: usize = 500;
+/// smtp-proto's own cap; RFC 5321 asks for at least 512 and clients with many MAIL
+/// parameters exceed that.
+pub const DEFAULT_MAX_LINE_LENGTH: usize = 4096;
+/// A small host rarely has more than a few clients; this bounds memory and file descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
+/// Three tries cover a typo; more only helps someone guessing.
+pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 3;
+pub const DEFAULT_AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
+/// RFC 5321 §4.5.3.2.7: a server should wait at least 5 minutes for the next command.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+pub const DEFAULT_UPSTREAM_CONNECT: Duration = Duration::from_secs(30);
+/// RFC 5321 §4.5.3.2.1: initial 220 message, 5 minutes.
+pub const DEFAULT_UPSTREAM_GREETING: Duration = Duration::from_secs(5 * 60);
+/// RFC 5321 §4.5.3.2.2–3: MAIL and RCPT, 5 minutes.
+pub const DEFAULT_UPSTREAM_COMMAND: Duration = Duration::from_secs(5 * 60);
+/// RFC 5321 §4.5.3.2.4: DATA initiation, 2 minutes.
+pub const DEFAULT_UPSTREAM_DATA_START: Duration = Duration::from_secs(2 * 60);
+/// RFC 5321 §4.5.3.2.5: data block, 3 minutes.
+pub const DEFAULT_UPSTREAM_DATA_BLOCK: Duration = Duration::from_secs(3 * 60);
+/// RFC 5321 §4.5.3.2.6: DATA termination, 10 minutes (shorter risks duplicates).
+pub const DEFAULT_UPSTREAM_DATA_END: Duration = Duration::from_secs(10 * 60);
+/// Long enough to ride out a burst through 3 connections, short enough for a client to retry.
+pub const DEFAULT_UPSTREAM_SLOT_WAIT: Duration = Duration::from_secs(60);
+pub const DEFAULT_TOKEN_CONNECT: Duration = Duration::from_secs(10);
+pub const DEFAULT_TOKEN_TOTAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+/// The Exchange Online resource for SMTP/IMAP/POP client credentials (REFERENCE.md §2.1).
+pub const DEFAULT_SCOPE: &str = "https://outlook.office365.com/.default";
+pub const DEFAULT_SMTP_HOST: &str = "smtp.office365.com";
+pub const DEFAULT_SMTP_PORT: u16 = 587;
+/// Exchange Online allows 3 concurrent submissions per mailbox; a 4th gets `432 4.3.2`.
+pub const DEFAULT_ACCOUNT_MAX_CONNECTIONS: usize = 3;

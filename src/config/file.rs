@@ -1,0 +1,1 @@
+//! The raw shape of the TOML file (filled in by the config loader work).

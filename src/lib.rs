@@ -1,0 +1,12 @@
+//! xoauth-relay: a local SMTP submission relay that sends through Microsoft 365 with SASL
+//! XOAUTH2 and OAuth2 client-credentials tokens.
+//!
+//! The map of the crate:
+//! - [`config`]: the typed, validated configuration and its loader (TOML + environment).
+//! - [`secret`]: `Secret<T>`, a value that prints `***`.
+//! - [`testkit`]: in-process stand-ins for Microsoft 365 (token endpoint, SMTP with STARTTLS),
+//!   used by `xoauth-relay demo` and by the tests.
+
+pub mod config;
+pub mod secret;
+pub mod testkit;
