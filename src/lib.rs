@@ -7,6 +7,8 @@
 //! - [`testkit`]: in-process stand-ins for Microsoft 365 (token endpoint, SMTP with STARTTLS),
 //!   used by `xoauth-relay demo` and by the tests.
 
+pub mod auth;
 pub mod config;
 pub mod secret;
+pub mod smtp;
 pub mod testkit;

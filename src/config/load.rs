@@ -37,11 +37,15 @@ pub fn resolve_path(
     _cli: Option<&Path>,
     _env: &HashMap<String, String>,
 ) -> Result<PathBuf, ConfigError> {
-    Err(ConfigError::NotFound { searched: Vec::new() })
+    Err(ConfigError::NotFound {
+        searched: Vec::new(),
+    })
 }
 
 pub fn load(_path: &Path, _env: &HashMap<String, String>) -> Result<Config, ConfigError> {
-    Err(ConfigError::NotFound { searched: Vec::new() })
+    Err(ConfigError::NotFound {
+        searched: Vec::new(),
+    })
 }
 
 pub fn load_str(
@@ -49,5 +53,7 @@ pub fn load_str(
     _base_dir: &Path,
     _env: &HashMap<String, String>,
 ) -> Result<Config, ConfigError> {
-    Err(ConfigError::NotFound { searched: Vec::new() })
+    Err(ConfigError::NotFound {
+        searched: Vec::new(),
+    })
 }

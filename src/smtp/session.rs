@@ -1,0 +1,676 @@
+//! The client-side SMTP session as a state machine without I/O.
+//!
+//! The driver (`conn`) feeds it bytes and gets back how many it used plus an [`Action`]: read
+//! more, check a password, relay a message, or close. Replies accumulate in an output buffer the
+//! driver writes out. The session never awaits, sleeps or reads the clock, so every protocol rule
+//! can be tested by feeding bytes.
+
+use std::sync::Arc;
+
+use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
+use smtp_proto::{
+    AUTH_LOGIN, AUTH_PLAIN, MAIL_BODY_7BIT, MAIL_BODY_8BITMIME, MAIL_SMTPUTF8, MailFrom, RcptTo,
+    Request,
+};
+
+use super::line::{Framed, LineBuffer};
+use super::reply::{self, Enhanced, Reply};
+use super::sasl::{self, Credentials, SaslError};
+use crate::auth::Submitter;
+
+/// RFC 4954 §4: SASL continuation lines are not bound by the command limit; 12288 octets is
+/// called sufficient.
+pub const MAX_SASL_LINE: usize = 12288;
+
+/// Limits fixed for the whole session when it starts.
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    pub hostname: Arc<str>,
+    pub max_message_size: usize,
+    pub max_recipients: usize,
+    pub max_line_length: usize,
+    pub max_auth_failures: u32,
+}
+
+/// What the driver must do next.
+#[derive(Debug)]
+pub enum Action {
+    /// Read more input.
+    Read,
+    /// Check these credentials, then call [`Session::auth_checked`].
+    Authenticate(Credentials),
+    /// Relay this message, then call [`Session::relay_finished`].
+    Relay(Box<Submission>),
+    /// Write the pending output and close the connection.
+    Close,
+}
+
+/// The envelope of one message, as the client declared it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Envelope {
+    pub mail_from: String,
+    pub rcpts: Vec<String>,
+    /// `BODY=8BITMIME` was declared.
+    pub body_8bitmime: bool,
+    /// `SMTPUTF8` was declared.
+    pub smtputf8: bool,
+}
+
+/// A complete message ready to relay.
+#[derive(Debug)]
+pub struct Submission {
+    pub submitter: Arc<Submitter>,
+    pub envelope: Envelope,
+    data: Vec<u8>,
+}
+
+impl Submission {
+    pub fn new(submitter: Arc<Submitter>, envelope: Envelope, body: Vec<u8>) -> Self {
+        let mut data = DATA_PRIMER.to_vec();
+        data.extend_from_slice(&body);
+        Self {
+            submitter,
+            envelope,
+            data,
+        }
+    }
+
+    /// The message exactly as the client sent it (dot-stuffing undone, final CRLF kept).
+    pub fn body(&self) -> &[u8] {
+        &self.data[DATA_PRIMER.len()..]
+    }
+}
+
+/// smtp-proto's `DataReceiver` starts mid-line, so a `.` on the first line would not be seen
+/// (LIBRARIES.md P1). Feeding it a CRLF first puts it at a line start; the primer stays at the
+/// front of the buffer and [`Submission::body`] skips it, which saves moving the whole body.
+const DATA_PRIMER: &[u8] = b"\r\n";
+
+enum Mode {
+    Command,
+    AuthPlain,
+    AuthLoginUser,
+    AuthLoginPass {
+        username: String,
+    },
+    AwaitAuth,
+    Data(DataReceiver),
+    /// The message grew past the limit: swallow the rest, then answer 552.
+    DataTooBig(DummyDataReceiver),
+    /// Unwanted BDAT payload being swallowed.
+    Bdat(DummyDataReceiver),
+    AwaitRelay,
+    Closed,
+}
+
+enum Step {
+    Continue,
+    Stop(Action),
+}
+
+/// One client connection's protocol state.
+pub struct Session {
+    limits: SessionLimits,
+    mode: Mode,
+    lines: LineBuffer,
+    out: Vec<u8>,
+    helo: bool,
+    submitter: Option<Arc<Submitter>>,
+    auth_failures: u32,
+    envelope: Option<Envelope>,
+    data: Vec<u8>,
+}
+
+impl Session {
+    pub fn new(limits: SessionLimits) -> Self {
+        Self {
+            limits,
+            mode: Mode::Command,
+            lines: LineBuffer::default(),
+            out: Vec::with_capacity(512),
+            helo: false,
+            submitter: None,
+            auth_failures: 0,
+            envelope: None,
+            data: Vec::new(),
+        }
+    }
+
+    /// Queues the 220 greeting.
+    pub fn greet(&mut self) {
+        let line = format!("220 {} ESMTP xoauth-relay ready\r\n", self.limits.hostname);
+        self.out.extend_from_slice(line.as_bytes());
+    }
+
+    /// Replies produced so far; the driver writes them and clears the buffer.
+    pub fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// Failed AUTH attempts so far.
+    pub fn auth_failures(&self) -> u32 {
+        self.auth_failures
+    }
+
+    /// The authenticated user, if any.
+    pub fn submitter(&self) -> Option<&Arc<Submitter>> {
+        self.submitter.as_ref()
+    }
+
+    /// True between commands: no message or AUTH exchange is in progress, so the connection can
+    /// be closed without losing anything.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.mode, Mode::Command) && self.lines.is_empty()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.mode, Mode::Closed)
+    }
+
+    /// Consumes input until an action is needed. Returns the number of bytes used; the rest must
+    /// be fed again after the action completes.
+    pub fn feed(&mut self, input: &[u8]) -> (usize, Action) {
+        let mut rest = input;
+        let action = loop {
+            if rest.is_empty() {
+                break if self.is_closed() {
+                    Action::Close
+                } else {
+                    Action::Read
+                };
+            }
+            match self.step(&mut rest) {
+                Step::Continue => {}
+                Step::Stop(action) => break action,
+            }
+        };
+        (input.len() - rest.len(), action)
+    }
+
+    /// Result of [`Action::Authenticate`]: `Some` when the password was right.
+    pub fn auth_checked(&mut self, result: Option<Arc<Submitter>>) -> Action {
+        self.mode = Mode::Command;
+        match result {
+            Some(submitter) => {
+                self.submitter = Some(submitter);
+                self.reply(reply::AUTH_OK);
+                Action::Read
+            }
+            None => {
+                self.auth_failures += 1;
+                if self.auth_failures >= self.limits.max_auth_failures {
+                    self.close_with(reply::AUTH_TOO_MANY)
+                } else {
+                    self.reply(reply::AUTH_FAILED);
+                    Action::Read
+                }
+            }
+        }
+    }
+
+    /// Result of [`Action::Relay`]: the reply for the client's final dot.
+    pub fn relay_finished(&mut self, verdict: Reply) {
+        self.reply(verdict);
+        self.mode = Mode::Command;
+    }
+
+    /// The client was silent too long.
+    pub fn idle_timeout(&mut self) -> Action {
+        self.close_with(reply::IDLE_TIMEOUT)
+    }
+
+    /// The server is stopping; call only when [`Session::is_idle`].
+    pub fn shutdown(&mut self) -> Action {
+        self.close_with(reply::SHUTTING_DOWN)
+    }
+
+    fn close_with(&mut self, r: Reply) -> Action {
+        self.reply(r);
+        self.mode = Mode::Closed;
+        Action::Close
+    }
+
+    fn reply(&mut self, r: Reply) {
+        r.write_to(&mut self.out);
+    }
+
+    fn step(&mut self, rest: &mut &[u8]) -> Step {
+        match std::mem::replace(&mut self.mode, Mode::Closed) {
+            Mode::Command => self.step_command(rest),
+            Mode::AuthPlain => self.step_sasl(rest, SaslStep::Plain),
+            Mode::AuthLoginUser => self.step_sasl(rest, SaslStep::LoginUser),
+            Mode::AuthLoginPass { username } => self.step_sasl(rest, SaslStep::LoginPass(username)),
+            Mode::Data(rx) => self.step_data(rest, rx),
+            Mode::DataTooBig(rx) => self.step_drain(rest, rx, Drained::TooBig),
+            Mode::Bdat(rx) => self.step_drain(rest, rx, Drained::Bdat),
+            waiting @ (Mode::AwaitAuth | Mode::AwaitRelay) => {
+                // The driver feeds again only after the action finished; reaching this means
+                // it did not, so stop rather than read ahead.
+                self.mode = waiting;
+                Step::Stop(Action::Read)
+            }
+            Mode::Closed => {
+                *rest = &[];
+                Step::Stop(Action::Close)
+            }
+        }
+    }
+
+    fn step_command(&mut self, rest: &mut &[u8]) -> Step {
+        self.mode = Mode::Command;
+        match self.lines.push(rest, self.limits.max_line_length) {
+            Framed::Partial => Step::Continue,
+            Framed::TooLong => {
+                self.reply(reply::LINE_TOO_LONG);
+                Step::Continue
+            }
+            Framed::Line => {
+                let line = std::mem::take(&mut self.lines);
+                let result = Request::parse(&mut line.line().iter()).map(Request::into_owned);
+                self.lines = line;
+                match result {
+                    Ok(request) => self.handle(request),
+                    Err(e) => {
+                        self.reply(parse_error_reply(e));
+                        Step::Continue
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, request: Request<String>) -> Step {
+        let r = match request {
+            Request::Ehlo { host } => return self.handle_ehlo(&host),
+            Request::Helo { .. } => self.handle_helo(),
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => {
+                return self.handle_auth(mechanism, &initial_response);
+            }
+            Request::Mail { from } => self.handle_mail(from),
+            Request::Rcpt { to } => self.handle_rcpt(to),
+            Request::Data => return self.handle_data(),
+            Request::Bdat { chunk_size, .. } => {
+                self.mode = Mode::Bdat(DummyDataReceiver::new_bdat(chunk_size));
+                return Step::Continue;
+            }
+            Request::Rset => {
+                self.envelope = None;
+                reply::RESET
+            }
+            Request::Noop { .. } => reply::OK,
+            Request::Quit => return Step::Stop(self.close_with(reply::BYE)),
+            Request::Vrfy { .. } => reply::VRFY,
+            Request::Help { .. } => reply::HELP,
+            Request::StartTls => reply::NO_STARTTLS,
+            Request::Lhlo { .. }
+            | Request::Expn { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => reply::NOT_IMPLEMENTED,
+        };
+        self.reply(r);
+        Step::Continue
+    }
+
+    fn handle_ehlo(&mut self, client: &str) -> Step {
+        self.helo = true;
+        self.envelope = None;
+        let host = &self.limits.hostname;
+        let client = reply::sanitize(client);
+        let size = self.limits.max_message_size;
+        let text = format!(
+            "250-{host} Hello {client}\r\n250-SIZE {size}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
+             250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-AUTH PLAIN LOGIN\r\n\
+             250 AUTH=PLAIN LOGIN\r\n"
+        );
+        self.out.extend_from_slice(text.as_bytes());
+        Step::Continue
+    }
+
+    fn handle_helo(&mut self) -> Reply {
+        self.helo = true;
+        self.envelope = None;
+        Reply::with_text(250, Enhanced(2, 0, 0), self.limits.hostname.to_string())
+    }
+
+    fn handle_auth(&mut self, mechanism: u64, initial: &str) -> Step {
+        let refusal = if !self.helo {
+            Some(reply::HELLO_FIRST)
+        } else if self.submitter.is_some() {
+            Some(reply::ALREADY_AUTHENTICATED)
+        } else if self.envelope.is_some() {
+            Some(reply::AUTH_IN_TRANSACTION)
+        } else if mechanism != AUTH_PLAIN && mechanism != AUTH_LOGIN {
+            Some(reply::AUTH_MECHANISM)
+        } else {
+            None
+        };
+        if let Some(r) = refusal {
+            self.reply(r);
+            return Step::Continue;
+        }
+        let step = if mechanism == AUTH_PLAIN {
+            SaslStep::Plain
+        } else {
+            SaslStep::LoginUser
+        };
+        if initial.is_empty() {
+            self.challenge(&step);
+            return Step::Continue;
+        }
+        self.sasl_response(initial.as_bytes(), step)
+    }
+
+    fn challenge(&mut self, step: &SaslStep) {
+        let (line, mode): (&[u8], Mode) = match step {
+            SaslStep::Plain => (b"334 \r\n", Mode::AuthPlain),
+            SaslStep::LoginUser => (b"334 VXNlcm5hbWU6\r\n", Mode::AuthLoginUser),
+            SaslStep::LoginPass(username) => (
+                b"334 UGFzc3dvcmQ6\r\n",
+                Mode::AuthLoginPass {
+                    username: username.clone(),
+                },
+            ),
+        };
+        self.out.extend_from_slice(line);
+        self.mode = mode;
+    }
+
+    fn step_sasl(&mut self, rest: &mut &[u8], step: SaslStep) -> Step {
+        match self.lines.push(rest, MAX_SASL_LINE) {
+            Framed::Partial => {
+                self.mode = step.into_mode();
+                Step::Continue
+            }
+            Framed::TooLong => {
+                self.mode = Mode::Command;
+                self.reply(reply::AUTH_LINE_TOO_LONG);
+                Step::Continue
+            }
+            Framed::Line => {
+                let line = self.lines.line_trimmed().to_vec();
+                self.sasl_response(&line, step)
+            }
+        }
+    }
+
+    /// Handles one client response (initial or continuation) of a PLAIN or LOGIN exchange.
+    fn sasl_response(&mut self, response: &[u8], step: SaslStep) -> Step {
+        self.mode = Mode::Command;
+        let decoded = match step {
+            SaslStep::Plain => sasl::decode_plain(response),
+            SaslStep::LoginUser => match sasl::decode_login_field(response) {
+                Ok(username) => {
+                    self.challenge(&SaslStep::LoginPass(username));
+                    return Step::Continue;
+                }
+                Err(e) => Err(e),
+            },
+            SaslStep::LoginPass(username) => {
+                sasl::decode_login_field(response).map(|password| Credentials {
+                    username,
+                    password: password.into(),
+                })
+            }
+        };
+        match decoded {
+            Ok(credentials) => {
+                self.mode = Mode::AwaitAuth;
+                Step::Stop(Action::Authenticate(credentials))
+            }
+            Err(e) => {
+                self.reply(sasl_error_reply(e));
+                Step::Continue
+            }
+        }
+    }
+
+    fn handle_mail(&mut self, from: MailFrom<String>) -> Reply {
+        let Some(submitter) = &self.submitter else {
+            return if self.helo {
+                reply::AUTH_REQUIRED
+            } else {
+                reply::HELLO_FIRST
+            };
+        };
+        if self.envelope.is_some() {
+            return reply::NESTED_MAIL;
+        }
+        if let Some(r) = unsupported_mail_parameter(&from) {
+            return r;
+        }
+        if from.size > self.limits.max_message_size {
+            return self.too_big();
+        }
+        if !submitter.may_send_as(&from.address) {
+            return sender_refused(submitter, &from.address);
+        }
+        let r = Reply::with_text(
+            250,
+            Enhanced(2, 1, 0),
+            format!("<{}> sender OK", from.address),
+        );
+        self.envelope = Some(Envelope {
+            body_8bitmime: from.flags & MAIL_BODY_8BITMIME != 0,
+            smtputf8: from.flags & MAIL_SMTPUTF8 != 0,
+            mail_from: from.address,
+            rcpts: Vec::new(),
+        });
+        r
+    }
+
+    fn handle_rcpt(&mut self, to: RcptTo<String>) -> Reply {
+        let max = self.limits.max_recipients;
+        let Some(envelope) = &mut self.envelope else {
+            return reply::MAIL_FIRST;
+        };
+        if to.flags != 0 || to.orcpt.is_some() || to.rrvs != 0 {
+            return unsupported_parameter("RCPT TO");
+        }
+        if to.address.is_empty() {
+            return reply::BAD_RECIPIENT;
+        }
+        if envelope.rcpts.len() >= max {
+            return reply::TOO_MANY_RECIPIENTS;
+        }
+        let r = Reply::with_text(
+            250,
+            Enhanced(2, 1, 5),
+            format!("<{}> recipient OK", to.address),
+        );
+        envelope.rcpts.push(to.address);
+        r
+    }
+
+    fn handle_data(&mut self) -> Step {
+        let r = match &self.envelope {
+            None => reply::MAIL_FIRST,
+            Some(e) if e.rcpts.is_empty() => reply::NO_RECIPIENTS,
+            Some(_) => {
+                self.out
+                    .extend_from_slice(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n");
+                let mut rx = DataReceiver::new();
+                self.data = Vec::new();
+                rx.ingest(&mut DATA_PRIMER.iter(), &mut self.data);
+                self.mode = Mode::Data(rx);
+                return Step::Continue;
+            }
+        };
+        self.reply(r);
+        Step::Continue
+    }
+
+    fn step_data(&mut self, rest: &mut &[u8], mut rx: DataReceiver) -> Step {
+        // Feed no more than can keep the body within the limit plus the few octets of the
+        // terminator the receiver holds back; so the buffer is bounded whatever the client sends.
+        let cap = DATA_PRIMER.len() + self.limits.max_message_size + 3;
+        let allowance = cap.saturating_sub(self.data.len()).max(1);
+        let chunk = &rest[..rest.len().min(allowance)];
+        let mut iter = chunk.iter();
+        let done = rx.ingest(&mut iter, &mut self.data);
+        *rest = &rest[chunk.len() - iter.as_slice().len()..];
+        let size = self.data.len() - DATA_PRIMER.len();
+        if done {
+            return self.finish_data(size);
+        }
+        if size > self.limits.max_message_size + 2 {
+            self.data = Vec::new();
+            self.mode = Mode::DataTooBig(DummyDataReceiver::new_data(&rx));
+        } else {
+            self.mode = Mode::Data(rx);
+        }
+        Step::Continue
+    }
+
+    fn finish_data(&mut self, size: usize) -> Step {
+        let (Some(envelope), Some(submitter)) = (self.envelope.take(), self.submitter.clone())
+        else {
+            self.reply(reply::INTERNAL);
+            self.mode = Mode::Command;
+            return Step::Continue;
+        };
+        if size > self.limits.max_message_size {
+            self.data = Vec::new();
+            let r = self.too_big();
+            self.reply(r);
+            self.mode = Mode::Command;
+            return Step::Continue;
+        }
+        let data = std::mem::take(&mut self.data);
+        self.mode = Mode::AwaitRelay;
+        Step::Stop(Action::Relay(Box::new(Submission {
+            submitter,
+            envelope,
+            data,
+        })))
+    }
+
+    fn step_drain(&mut self, rest: &mut &[u8], mut rx: DummyDataReceiver, what: Drained) -> Step {
+        let mut iter = rest.iter();
+        let done = rx.ingest(&mut iter);
+        *rest = iter.as_slice();
+        if !done {
+            self.mode = match what {
+                Drained::TooBig => Mode::DataTooBig(rx),
+                Drained::Bdat => Mode::Bdat(rx),
+            };
+            return Step::Continue;
+        }
+        self.mode = Mode::Command;
+        let r = match what {
+            Drained::TooBig => {
+                self.envelope = None;
+                self.too_big()
+            }
+            Drained::Bdat => reply::BDAT_REFUSED,
+        };
+        self.reply(r);
+        Step::Continue
+    }
+
+    fn too_big(&self) -> Reply {
+        let max = self.limits.max_message_size;
+        Reply::with_text(
+            552,
+            Enhanced(5, 3, 4),
+            format!("Message size exceeds fixed maximum message size of {max} octets"),
+        )
+    }
+}
+
+enum SaslStep {
+    Plain,
+    LoginUser,
+    LoginPass(String),
+}
+
+impl SaslStep {
+    fn into_mode(self) -> Mode {
+        match self {
+            SaslStep::Plain => Mode::AuthPlain,
+            SaslStep::LoginUser => Mode::AuthLoginUser,
+            SaslStep::LoginPass(username) => Mode::AuthLoginPass { username },
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Drained {
+    TooBig,
+    Bdat,
+}
+
+fn sasl_error_reply(e: SaslError) -> Reply {
+    match e {
+        SaslError::Cancelled => reply::AUTH_CANCELLED,
+        SaslError::BadBase64 => reply::AUTH_BAD_BASE64,
+        SaslError::Malformed => reply::AUTH_MALFORMED,
+    }
+}
+
+/// MAIL parameters we advertise are SIZE, BODY=7BIT/8BITMIME and SMTPUTF8; AUTH= (RFC 4954 §5)
+/// is accepted and ignored. Anything else was never offered.
+fn unsupported_mail_parameter(from: &MailFrom<String>) -> Option<Reply> {
+    let known = MAIL_BODY_7BIT | MAIL_BODY_8BITMIME | MAIL_SMTPUTF8;
+    let extra = from.flags & !known != 0
+        || from.env_id.is_some()
+        || from.trans_id.is_some()
+        || from.solicit.is_some()
+        || from.mtrk.is_some()
+        || from.by != 0
+        || from.hold_for != 0
+        || from.hold_until != 0
+        || from.mt_priority != 0;
+    extra.then(|| unsupported_parameter("MAIL FROM"))
+}
+
+fn unsupported_parameter(command: &str) -> Reply {
+    Reply::with_text(
+        555,
+        Enhanced(5, 5, 4),
+        format!("{command} parameter not supported by this relay"),
+    )
+}
+
+fn sender_refused(submitter: &Submitter, address: &str) -> Reply {
+    let shown = if address.is_empty() { "<>" } else { address };
+    Reply::with_text(
+        550,
+        Enhanced(5, 7, 1),
+        format!(
+            "Sender {shown} not allowed for user {}; allowed: {}",
+            submitter.user,
+            submitter.allowed_list()
+        ),
+    )
+}
+
+fn parse_error_reply(e: smtp_proto::Error) -> Reply {
+    use smtp_proto::Error as E;
+    match e {
+        E::UnknownCommand => reply::UNKNOWN_COMMAND,
+        E::InvalidSenderAddress => reply::BAD_SENDER,
+        E::InvalidRecipientAddress => reply::BAD_RECIPIENT,
+        E::SyntaxError { syntax } => {
+            Reply::with_text(501, Enhanced(5, 5, 2), format!("Syntax: {syntax}"))
+        }
+        E::InvalidParameter { param } => {
+            Reply::with_text(501, Enhanced(5, 5, 4), format!("Invalid parameter {param}"))
+        }
+        E::UnsupportedParameter { param } => Reply::with_text(
+            555,
+            Enhanced(5, 5, 4),
+            format!("Unsupported parameter {param}"),
+        ),
+        E::ResponseTooLong => reply::LINE_TOO_LONG,
+        E::NeedsMoreData { .. } | E::InvalidResponse { .. } => {
+            Reply::new(500, (5, 5, 2), "Syntax error")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

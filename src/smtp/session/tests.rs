@@ -1,0 +1,449 @@
+//! Table-style tests of the session: bytes in, replies and actions out, no sockets.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::config::SenderRule;
+
+fn limits() -> SessionLimits {
+    SessionLimits {
+        hostname: Arc::from("relay.test"),
+        max_message_size: 1000,
+        max_recipients: 3,
+        max_line_length: 512,
+        max_auth_failures: 3,
+    }
+}
+
+fn alice() -> Arc<Submitter> {
+    Arc::new(Submitter {
+        user: "alice".into(),
+        account: "acct".into(),
+        allowed_senders: vec![
+            SenderRule::Address("alice@example.com".into()),
+            SenderRule::Domain("example.org".into()),
+        ],
+    })
+}
+
+/// Drives a session the way `conn` does, answering actions itself.
+struct Harness {
+    s: Session,
+    relayed: Vec<Submission>,
+    verdict: Reply,
+    closed: bool,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with(limits())
+    }
+
+    fn with(limits: SessionLimits) -> Self {
+        let mut s = Session::new(limits);
+        s.greet();
+        s.output().clear();
+        Self {
+            s,
+            relayed: Vec::new(),
+            verdict: Reply::new(250, (2, 0, 0), "queued upstream"),
+            closed: false,
+        }
+    }
+
+    /// Feeds `input` and returns everything the session wrote.
+    fn send(&mut self, input: &[u8]) -> String {
+        let mut rest = input;
+        loop {
+            let (used, action) = self.s.feed(rest);
+            rest = &rest[used..];
+            match action {
+                Action::Read => break,
+                Action::Close => {
+                    self.closed = true;
+                    break;
+                }
+                Action::Authenticate(c) => {
+                    let ok = c.username == "alice" && c.password.expose() == "pw";
+                    if let Action::Close = self.s.auth_checked(ok.then(alice)) {
+                        self.closed = true;
+                        break;
+                    }
+                }
+                Action::Relay(sub) => {
+                    self.relayed.push(*sub);
+                    self.s.relay_finished(self.verdict.clone());
+                }
+            }
+        }
+        assert!(rest.is_empty() || self.closed, "input left over");
+        String::from_utf8(std::mem::take(self.s.output())).unwrap()
+    }
+
+    fn login(&mut self) {
+        self.send(b"EHLO client\r\n");
+        // "\0alice\0pw"
+        assert_eq!(
+            self.send(b"AUTH PLAIN AGFsaWNlAHB3\r\n"),
+            "235 2.7.0 Authentication successful\r\n"
+        );
+    }
+}
+
+fn codes(replies: &str) -> Vec<&str> {
+    replies.lines().map(|l| &l[..3]).collect()
+}
+
+#[test]
+fn greeting_and_ehlo_advertise_what_we_support() {
+    let mut s = Session::new(limits());
+    s.greet();
+    assert_eq!(
+        s.output().as_slice(),
+        b"220 relay.test ESMTP xoauth-relay ready\r\n"
+    );
+    let mut h = Harness::new();
+    let ehlo = h.send(b"EHLO client.example\r\n");
+    for cap in [
+        "SIZE 1000",
+        "8BITMIME",
+        "SMTPUTF8",
+        "PIPELINING",
+        "ENHANCEDSTATUSCODES",
+        "AUTH PLAIN LOGIN",
+    ] {
+        assert!(
+            ehlo.contains(&format!("250-{cap}\r\n")),
+            "{cap} missing in {ehlo}"
+        );
+    }
+    assert!(ehlo.ends_with("250 AUTH=PLAIN LOGIN\r\n"));
+    assert!(!ehlo.contains("STARTTLS") && !ehlo.contains("CHUNKING"));
+}
+
+#[test]
+fn auth_plain_and_login_variants() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"AUTH PLAIN AGFsaWNlAHB3\r\n", "235"),
+        (b"AUTH PLAIN\r\nAGFsaWNlAHB3\r\n", "334 \r\n235"),
+        (
+            b"AUTH LOGIN YWxpY2U=\r\ncHc=\r\n",
+            "334 UGFzc3dvcmQ6\r\n235",
+        ),
+        (
+            b"AUTH LOGIN\r\nYWxpY2U=\r\ncHc=\r\n",
+            "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235",
+        ),
+        (
+            b"auth login\r\nYWxpY2U=\r\ncHc=\r\n",
+            "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235",
+        ),
+        (b"AUTH PLAIN\r\n*\r\n", "334 \r\n501 5.7.0"),
+        (b"AUTH LOGIN\r\n*\r\n", "334 VXNlcm5hbWU6\r\n501 5.7.0"),
+        (
+            b"AUTH LOGIN YWxpY2U=\r\n*\r\n",
+            "334 UGFzc3dvcmQ6\r\n501 5.7.0",
+        ),
+        (b"AUTH PLAIN !!!\r\n", "501 5.5.2"),
+        (b"AUTH PLAIN =\r\n", "501 5.5.2"),
+        (b"AUTH CRAM-MD5\r\n", "504 5.5.4"),
+        (b"AUTH PLAIN AGFsaWNlAHdyb25n\r\n", "535 5.7.8"),
+        (b"AUTH PLAIN AGJvYgBwdw==\r\n", "535 5.7.8"),
+    ];
+    for (input, want) in cases {
+        let mut h = Harness::new();
+        h.send(b"EHLO c\r\n");
+        let got = h.send(input);
+        assert!(
+            got.starts_with(want),
+            "{:?}: got {got:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+}
+
+#[test]
+fn auth_rules() {
+    let mut h = Harness::new();
+    assert!(
+        h.send(b"AUTH PLAIN AGFsaWNlAHB3\r\n")
+            .starts_with("503 5.5.1 Send EHLO first")
+    );
+    h.login();
+    assert!(
+        h.send(b"AUTH PLAIN AGFsaWNlAHB3\r\n")
+            .starts_with("503 5.5.1 Already")
+    );
+    let long = format!(
+        "AUTH PLAIN\r\n{}\r\nNOOP\r\n",
+        "A".repeat(MAX_SASL_LINE + 10)
+    );
+    let mut h = Harness::new();
+    h.send(b"EHLO c\r\n");
+    assert_eq!(codes(&h.send(long.as_bytes())), ["334", "500", "250"]);
+}
+
+#[test]
+fn closes_after_too_many_auth_failures() {
+    let mut h = Harness::new();
+    h.send(b"EHLO c\r\n");
+    let bad = b"AUTH PLAIN AGFsaWNlAHdyb25n\r\n";
+    assert!(h.send(bad).starts_with("535"));
+    assert!(h.send(bad).starts_with("535"));
+    assert_eq!(h.s.auth_failures(), 2);
+    assert!(h.send(bad).starts_with("421 4.7.0"));
+    assert!(h.closed);
+}
+
+#[test]
+fn mail_requires_auth_and_allowed_sender() {
+    let mut h = Harness::new();
+    h.send(b"EHLO c\r\n");
+    assert!(
+        h.send(b"MAIL FROM:<alice@example.com>\r\n")
+            .starts_with("530 5.7.0")
+    );
+    h.login();
+    let refused = h.send(b"MAIL FROM:<mallory@evil.test>\r\n");
+    assert!(refused.starts_with("550 5.7.1 Sender mallory@evil.test not allowed for user alice; allowed: alice@example.com, @example.org"), "{refused}");
+    assert!(
+        h.send(b"MAIL FROM:<>\r\n")
+            .starts_with("550 5.7.1 Sender <> not allowed")
+    );
+    assert!(
+        h.send(b"MAIL FROM:<ALICE@Example.COM>\r\n")
+            .starts_with("250 2.1.0")
+    );
+    assert!(
+        h.send(b"MAIL FROM:<alice@example.com>\r\n")
+            .starts_with("503")
+    );
+    assert!(h.send(b"RSET\r\n").starts_with("250"));
+    assert!(
+        h.send(b"MAIL FROM:<anyone@example.org>\r\n")
+            .starts_with("250")
+    );
+}
+
+#[test]
+fn mail_parameters() {
+    let mut h = Harness::new();
+    h.login();
+    let cases: &[(&str, &str)] = &[
+        ("MAIL FROM:<alice@example.com> SIZE=1001", "552 5.3.4"),
+        (
+            "MAIL FROM:<alice@example.com> SIZE=1000 BODY=8BITMIME SMTPUTF8",
+            "250",
+        ),
+        ("MAIL FROM:<alice@example.com> BODY=7BIT AUTH=<>", "250"),
+        ("MAIL FROM:<alice@example.com> RET=HDRS", "555 5.5.4"),
+        ("MAIL FROM:<alice@example.com> BODY=BINARYMIME", "555 5.5.4"),
+        ("MAIL FROM:<alice@example.com> FOO=BAR", "555 5.5.4"),
+        ("MAIL FROM alice", "501 5.5.2"),
+    ];
+    for (line, want) in cases {
+        let got = h.send(format!("{line}\r\n").as_bytes());
+        assert!(got.starts_with(want), "{line}: {got}");
+        h.send(b"RSET\r\n");
+    }
+    h.send(b"MAIL FROM:<alice@example.com> BODY=8BITMIME SMTPUTF8\r\nRCPT TO:<b@x.test>\r\nDATA\r\nhi\r\n.\r\n");
+    let env = &h.relayed[0].envelope;
+    assert!(env.body_8bitmime && env.smtputf8);
+}
+
+#[test]
+fn rcpt_and_data_sequence_rules() {
+    let mut h = Harness::new();
+    h.login();
+    assert!(h.send(b"RCPT TO:<b@x.test>\r\n").starts_with("503"));
+    assert!(h.send(b"DATA\r\n").starts_with("503"));
+    h.send(b"MAIL FROM:<alice@example.com>\r\n");
+    assert!(h.send(b"DATA\r\n").starts_with("554 5.5.1"));
+    assert!(
+        h.send(b"RCPT TO:<b@x.test> NOTIFY=NEVER\r\n")
+            .starts_with("555")
+    );
+    let got = h.send(
+        b"RCPT TO:<1@x.test>\r\nRCPT TO:<2@x.test>\r\nRCPT TO:<3@x.test>\r\nRCPT TO:<4@x.test>\r\n",
+    );
+    assert_eq!(codes(&got), ["250", "250", "250", "452"]);
+    assert!(got.contains("452 4.5.3"));
+}
+
+#[test]
+fn pipelined_transaction_relays_byte_exact_body() {
+    let mut h = Harness::new();
+    h.login();
+    let body = b"Subject: x\r\n\r\n..leading dot\r\n.\xc3\xa9\r\nbare\nlf\r\nlast\r\n";
+    let mut input =
+        b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\nRCPT TO:<c@y.test>\r\nDATA\r\n"
+            .to_vec();
+    input.extend_from_slice(
+        b"Subject: x\r\n\r\n...leading dot\r\n..\xc3\xa9\r\nbare\nlf\r\nlast\r\n.\r\nQUIT\r\n",
+    );
+    let got = h.send(&input);
+    assert_eq!(codes(&got), ["250", "250", "250", "354", "250", "221"]);
+    let sub = &h.relayed[0];
+    assert_eq!(sub.body(), body);
+    assert_eq!(sub.envelope.mail_from, "alice@example.com");
+    assert_eq!(sub.envelope.rcpts, ["b@x.test", "c@y.test"]);
+    assert_eq!(sub.submitter.account, "acct");
+    assert!(h.closed);
+}
+
+#[test]
+fn body_split_at_every_position_arrives_intact() {
+    let wire = b"DATA\r\n.a\r\n..b\r\nc\r\n.\r\n";
+    for split in 0..wire.len() {
+        let mut h = Harness::new();
+        h.login();
+        h.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\n");
+        h.send(&wire[..split]);
+        h.send(&wire[split..]);
+        assert_eq!(h.relayed.len(), 1, "split {split}");
+        assert_eq!(h.relayed[0].body(), b"a\r\n.b\r\nc\r\n", "split {split}");
+    }
+}
+
+#[test]
+fn empty_body_and_first_line_dot() {
+    let mut h = Harness::new();
+    h.login();
+    h.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n.\r\n");
+    assert_eq!(h.relayed[0].body(), b"");
+    h.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n..x\r\n.\r\n");
+    assert_eq!(h.relayed[1].body(), b".x\r\n");
+}
+
+#[test]
+fn smuggling_variants_do_not_end_data() {
+    let mut h = Harness::new();
+    h.login();
+    let got = h.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\nDATA\r\na\n.\nMAIL FROM:<x@evil>\r\nb\r.\r\nc\r\n.\r\n");
+    assert_eq!(codes(&got), ["250", "250", "354", "250"]);
+    assert_eq!(
+        h.relayed[0].body(),
+        b"a\n.\nMAIL FROM:<x@evil>\r\nb\r.\r\nc\r\n"
+    );
+}
+
+#[test]
+fn oversized_message_is_drained_not_buffered() {
+    let mut h = Harness::new();
+    h.login();
+    h.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n");
+    let line = [b'x'; 98];
+    for _ in 0..100 {
+        h.send(&line);
+        h.send(b"\r\n");
+        assert!(
+            h.s.data.capacity() <= 4096,
+            "buffer grew to {}",
+            h.s.data.capacity()
+        );
+    }
+    let got = h.send(b".\r\nNOOP\r\n");
+    assert!(got.starts_with("552 5.3.4"), "{got}");
+    assert!(got.ends_with("250 2.0.0 OK\r\n"));
+    assert!(h.relayed.is_empty());
+    // The transaction is gone; a new one works.
+    assert!(h.send(b"RCPT TO:<b@x.test>\r\n").starts_with("503"));
+}
+
+#[test]
+fn message_exactly_at_limit_is_accepted() {
+    let mut h = Harness::new();
+    h.login();
+    let body: Vec<u8> = [vec![b'y'; 998], b"\r\n".to_vec()].concat();
+    assert_eq!(body.len(), 1000);
+    let mut input = b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n".to_vec();
+    input.extend_from_slice(&body);
+    input.extend_from_slice(b".\r\n");
+    let got = h.send(&input);
+    assert_eq!(codes(&got), ["250", "250", "354", "250"]);
+    assert_eq!(h.relayed[0].body(), body.as_slice());
+}
+
+#[test]
+fn relay_verdict_is_the_reply_to_the_dot() {
+    let mut h = Harness::new();
+    h.verdict = Reply::new(451, (4, 4, 1), "upstream unreachable");
+    h.login();
+    let got = h.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\nDATA\r\nx\r\n.\r\n");
+    assert!(got.ends_with("451 4.4.1 upstream unreachable\r\n"), "{got}");
+    assert!(
+        h.send(b"RCPT TO:<b@x.test>\r\n").starts_with("503"),
+        "transaction must be cleared"
+    );
+}
+
+#[test]
+fn long_lines_unknown_commands_and_others() {
+    let mut h = Harness::new();
+    let long = format!("NOOP {}\r\nNOOP\r\n", "a".repeat(600));
+    assert_eq!(codes(&h.send(long.as_bytes())), ["500", "250"]);
+    let cases: &[(&str, &str)] = &[
+        ("FOO", "500 5.5.1"),
+        ("VRFY x", "252"),
+        ("EXPN x", "502"),
+        ("HELP", "214"),
+        ("STARTTLS", "502"),
+        ("ETRN x", "502"),
+        ("NOOP", "250"),
+        ("HELO c", "250 2.0.0 relay.test"),
+    ];
+    for (line, want) in cases {
+        let got = h.send(format!("{line}\r\n").as_bytes());
+        assert!(got.starts_with(want), "{line}: {got}");
+    }
+}
+
+#[test]
+fn bdat_payload_is_swallowed() {
+    let mut h = Harness::new();
+    h.login();
+    h.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\n");
+    let got = h.send(b"BDAT 10 LAST\r\nQUIT\r\nXXXXNOOP\r\n");
+    assert_eq!(codes(&got), ["502", "250"], "{got}");
+    assert!(!h.closed);
+}
+
+#[test]
+fn idle_and_shutdown_close_politely() {
+    let mut h = Harness::new();
+    assert!(h.s.is_idle());
+    assert!(matches!(h.s.idle_timeout(), Action::Close));
+    assert_eq!(
+        h.s.output().as_slice(),
+        b"421 4.4.2 Idle timeout, closing connection\r\n"
+    );
+    let mut h = Harness::new();
+    h.login();
+    h.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\nDATA\r\npartial");
+    assert!(!h.s.is_idle(), "mid-DATA is not idle");
+    h.send(b"\r\n.\r\n");
+    assert!(h.s.is_idle());
+    assert!(matches!(h.s.shutdown(), Action::Close));
+}
+
+#[test]
+fn garbage_never_panics() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..200 {
+        let mut h = Harness::new();
+        let mut input = Vec::new();
+        for _ in 0..512 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let pick = [b'\r', b'\n', b'.', b' ', b':', b'<', b'>', 0, 0xff, b'A'];
+            input.push(if seed.is_multiple_of(3) {
+                pick[(seed >> 8) as usize % pick.len()]
+            } else {
+                (seed >> 16) as u8
+            });
+        }
+        h.send(b"EHLO x\r\nAUTH PLAIN AGFsaWNlAHB3\r\n");
+        let _ = h.send(&input);
+    }
+}
