@@ -9,6 +9,12 @@
 
 pub mod auth;
 pub mod config;
+pub mod oauth;
 pub mod secret;
 pub mod smtp;
 pub mod testkit;
+pub mod tls;
+
+/// A boxed future, for the object-safe traits at the seams (token source, upstream).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+pub mod upstream;

@@ -1,0 +1,47 @@
+//! Reads the claims of an access token without verifying it, for `check` to explain what
+//! Microsoft put in it (roles, tenant, app). Never used to make an access decision.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub aud: Option<String>,
+    pub tid: Option<String>,
+    pub appid: Option<String>,
+    pub exp: Option<i64>,
+}
+
+impl Claims {
+    /// The payload of a JWT (`header.payload.signature`), or `None` when it is not one.
+    pub fn decode(token: &str) -> Option<Self> {
+        let payload = token.split('.').nth(1)?;
+        let json = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+        serde_json::from_slice(&json).ok()
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r.eq_ignore_ascii_case(role))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_payload() {
+        let payload = URL_SAFE_NO_PAD.encode(
+            br#"{"aud":"https://outlook.office.com","roles":["SMTP.SendAsApp"],"tid":"t","exp":5}"#,
+        );
+        let c = Claims::decode(&format!("e30.{payload}.sig")).unwrap();
+        assert!(c.has_role("smtp.sendasapp"));
+        assert_eq!(c.tid.as_deref(), Some("t"));
+        assert_eq!(c.exp, Some(5));
+        assert!(Claims::decode("opaque-token").is_none());
+        assert!(Claims::decode("a.!!!.c").is_none());
+    }
+}

@@ -1,0 +1,182 @@
+//! The OAuth2 client-credentials request to the tenant's token endpoint (REFERENCE.md §2.1).
+//! The secret travels in the form body only, never in the URL or a log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{AccessToken, OAuthError, TokenError, TokenSource};
+use crate::BoxFuture;
+use crate::config::{Account, Timeouts};
+use crate::secret::Secret;
+
+/// A token response is a few KiB; anything far larger is not one.
+const MAX_BODY: usize = 256 * 1024;
+
+pub struct ClientCredentials {
+    http: reqwest::Client,
+    url: String,
+    client_id: String,
+    secret: Secret<String>,
+    scope: String,
+    total: Duration,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    /// Seconds; old endpoints sent it as a string.
+    expires_in: serde_json::Value,
+    #[serde(default)]
+    token_type: Option<String>,
+}
+
+impl ClientCredentials {
+    /// `tls` decides which certificates are trusted (built-in roots plus the account's
+    /// `ca_file`), the same as for the SMTP host.
+    pub fn new(
+        account: &Account,
+        tls: Arc<rustls::ClientConfig>,
+        timeouts: &Timeouts,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured((*tls).clone())
+            .connect_timeout(timeouts.token_connect)
+            .timeout(timeouts.token_total)
+            .http1_only()
+            .user_agent(concat!("xoauth-relay/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            url: account.token_url.clone(),
+            client_id: account.client_id.clone(),
+            secret: account.client_secret.clone(),
+            scope: account.scope.clone(),
+            total: timeouts.token_total,
+        })
+    }
+
+    async fn request(&self) -> Result<AccessToken, TokenError> {
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.secret.expose().as_str()),
+            ("scope", self.scope.as_str()),
+        ];
+        let response = self
+            .http
+            .post(&self.url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let status = response.status().as_u16();
+        let body = read_bounded(response)
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        if status != 200 {
+            return Err(TokenError::Refused {
+                status,
+                oauth: OAuthError::parse(&body),
+            });
+        }
+        parse_success(&body)
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> TokenError {
+        if e.is_timeout() {
+            return TokenError::Timeout(self.total);
+        }
+        TokenError::Unreachable(error_chain(&e.without_url()))
+    }
+}
+
+impl TokenSource for ClientCredentials {
+    fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, TokenError>> {
+        Box::pin(async move {
+            // reqwest has its own deadline; this one also covers reading the body.
+            tokio::time::timeout(self.total, self.request())
+                .await
+                .unwrap_or(Err(TokenError::Timeout(self.total)))
+        })
+    }
+}
+
+async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY {
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn parse_success(body: &[u8]) -> Result<AccessToken, TokenError> {
+    let parsed: TokenResponse = serde_json::from_slice(body)
+        .map_err(|e| TokenError::Malformed(format!("not a token response ({e})")))?;
+    if let Some(kind) = parsed.token_type.as_deref()
+        && !kind.eq_ignore_ascii_case("bearer")
+    {
+        return Err(TokenError::Malformed(format!(
+            "token_type is {kind:?}, not Bearer"
+        )));
+    }
+    let seconds = match &parsed.expires_in {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| TokenError::Malformed("expires_in is missing or not a number".into()))?;
+    if parsed.access_token.is_empty() {
+        return Err(TokenError::Malformed("access_token is empty".into()));
+    }
+    Ok(AccessToken::new(
+        parsed.access_token,
+        Duration::from_secs(seconds),
+    ))
+}
+
+/// "error sending request: connection refused" style text from an error and its sources.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_success_bodies() {
+        let t = parse_success(br#"{"token_type":"Bearer","expires_in":3599,"access_token":"abc"}"#)
+            .unwrap();
+        assert_eq!(t.lifetime, Duration::from_secs(3599));
+        assert_eq!(t.value.expose(), "abc");
+        let t = parse_success(br#"{"expires_in":"60","access_token":"abc"}"#).unwrap();
+        assert_eq!(t.lifetime, Duration::from_secs(60));
+        for bad in [
+            &br#"{"expires_in":60}"#[..],
+            br#"{"expires_in":"x","access_token":"a"}"#,
+            br#"{"expires_in":1,"access_token":""}"#,
+            br#"{"token_type":"mac","expires_in":1,"access_token":"a"}"#,
+            b"<html>",
+        ] {
+            assert!(
+                matches!(parse_success(bad), Err(TokenError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! What can go wrong when asking the token endpoint, kept `Clone` so one failure can be handed
+//! to every session that waited for the same request.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::smtp::reply::sanitize;
+
+/// The error body Microsoft Entra returns (REFERENCE.md §2.5), reduced to what helps a person.
+/// `error_description` never carries request secrets, but it is still bounded and sanitised.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OAuthError {
+    /// The OAuth `error` field, e.g. `invalid_client`.
+    pub error: String,
+    /// AADSTS numbers from `error_codes`.
+    pub codes: Vec<u32>,
+    /// First line of `error_description`.
+    pub summary: String,
+    pub trace_id: Option<String>,
+    pub correlation_id: Option<String>,
+}
+
+impl OAuthError {
+    /// Parses Entra's JSON error body; `None` when the body is something else.
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let error = v.get("error")?.as_str()?.to_string();
+        let text = |k: &str| {
+            v.get(k)
+                .and_then(|x| x.as_str())
+                .map(|s| sanitize(s).into_owned())
+        };
+        let summary = text("error_description")
+            .map(|d| first_line(&d))
+            .unwrap_or_default();
+        let codes = v
+            .get("error_codes")
+            .and_then(|c| c.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_u64()?.try_into().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Self {
+            error: sanitize(&error).into_owned(),
+            codes,
+            summary,
+            trace_id: text("trace_id"),
+            correlation_id: text("correlation_id"),
+        })
+    }
+
+    /// `AADSTS7000215` when a code is known, else the OAuth `error`.
+    pub fn code_label(&self) -> String {
+        match self.codes.first() {
+            Some(code) => format!("AADSTS{code}"),
+            None => self.error.clone(),
+        }
+    }
+}
+
+fn first_line(description: &str) -> String {
+    // Entra separates the trace/correlation lines with CRLF, which `sanitize` turned into
+    // spaces; cut at the first of them.
+    let end = description.find(" Trace ID:").unwrap_or(description.len());
+    description[..end].trim().chars().take(300).collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token endpoint did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot reach the token endpoint: {0}")]
+    Unreachable(String),
+    #[error("the token endpoint refused the request (HTTP {status}{})", describe(.oauth))]
+    Refused {
+        status: u16,
+        oauth: Option<OAuthError>,
+    },
+    #[error("unexpected answer from the token endpoint: {0}")]
+    Malformed(String),
+}
+
+fn describe(oauth: &Option<OAuthError>) -> String {
+    match oauth {
+        Some(o) if o.summary.is_empty() => format!(", {}", o.error),
+        Some(o) => format!(", {}: {}", o.error, o.summary),
+        None => String::new(),
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.error, self.code_label())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_entra_error_body() {
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: abc\r\nCorrelation ID: def\r\nTimestamp: 2026-11-26","error_codes":[7000215],"timestamp":"x","trace_id":"abc","correlation_id":"def"}"#;
+        let e = OAuthError::parse(body).unwrap();
+        assert_eq!(e.error, "invalid_client");
+        assert_eq!(e.codes, vec![7000215]);
+        assert_eq!(e.summary, "AADSTS7000215: Invalid client secret provided.");
+        assert_eq!(e.trace_id.as_deref(), Some("abc"));
+        assert_eq!(e.code_label(), "AADSTS7000215");
+        assert!(OAuthError::parse(b"<html>").is_none());
+        assert!(OAuthError::parse(b"{}").is_none());
+    }
+}

@@ -1,0 +1,88 @@
+//! OAuth2 access tokens for the upstream: the [`TokenSource`] trait, the client-credentials
+//! implementation, a single-flight cache and JWT claim decoding for diagnostics.
+
+pub mod cache;
+pub mod claims;
+pub mod client_credentials;
+mod error;
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::BoxFuture;
+use crate::secret::Secret;
+
+pub use cache::{Issued, TokenCache};
+pub use error::{OAuthError, TokenError};
+
+/// MSAL treats a token as expired 5 minutes early (REFERENCE.md §2.2); so do we.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// A bearer token for the upstream and when it stops being usable.
+#[derive(Debug)]
+pub struct AccessToken {
+    pub value: Secret<String>,
+    /// When the token endpoint issued it (tokio's clock, so tests can pause time).
+    pub acquired: Instant,
+    /// `expires_in` as the endpoint said.
+    pub lifetime: Duration,
+}
+
+impl AccessToken {
+    pub fn new(value: String, lifetime: Duration) -> Self {
+        Self {
+            value: Secret::new(value),
+            acquired: Instant::now(),
+            lifetime,
+        }
+    }
+
+    pub fn expires_at(&self) -> Instant {
+        self.acquired + self.lifetime
+    }
+
+    /// From this instant on a new token is fetched: 5 minutes before expiry, or half-way for
+    /// tokens that live less than 10 minutes (so a short-lived token is still reused).
+    pub fn refresh_at(&self) -> Instant {
+        self.expires_at() - REFRESH_MARGIN.min(self.lifetime / 2)
+    }
+
+    /// Still accepted upstream at `now`, with a little room for the SMTP round trips.
+    pub fn usable_at(&self, now: Instant) -> bool {
+        now + Duration::from_secs(30) < self.expires_at()
+    }
+}
+
+/// Where tokens come from (client secret today; certificates or other providers later).
+pub trait TokenSource: Send + Sync {
+    fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, TokenError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn refresh_point_arithmetic() {
+        let cases = [
+            (3599, 3599 - 300),
+            (5400, 5400 - 300),
+            (600, 300),
+            (60, 30),
+            (0, 0),
+        ];
+        for (lifetime, refresh_after) in cases {
+            let t = AccessToken::new("t".into(), Duration::from_secs(lifetime));
+            assert_eq!(
+                t.refresh_at() - t.acquired,
+                Duration::from_secs(refresh_after),
+                "lifetime {lifetime}"
+            );
+            assert_eq!(t.expires_at() - t.acquired, Duration::from_secs(lifetime));
+        }
+        let t = AccessToken::new("t".into(), Duration::from_secs(3599));
+        assert!(t.usable_at(t.acquired + Duration::from_secs(3500)));
+        assert!(!t.usable_at(t.acquired + Duration::from_secs(3570)));
+    }
+}

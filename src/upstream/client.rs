@@ -1,0 +1,509 @@
+//! The SMTP upstream: one STARTTLS connection per message to the account's SMTP host,
+//! authenticated with the two-step `AUTH XOAUTH2`, then MAIL, every RCPT and DATA.
+//!
+//! Built on mail-send's `SmtpClient` for reply parsing and the STARTTLS upgrade; the XOAUTH2
+//! exchange and the DATA transfer are written here (LIBRARIES.md P3, P4). Each step has its own
+//! deadline, and at most `max_connections` conversations run at once per account.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mail_send::SmtpClient;
+use mail_send::smtp::AssertReply;
+use smtp_proto::{
+    AUTH_XOAUTH2, EXT_8BIT_MIME, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
+    EhloResponse,
+};
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::xoauth2;
+use super::{Delivered, Phase, Probe, Upstream, UpstreamError, UpstreamReply};
+use crate::BoxFuture;
+use crate::config::{Account, Timeouts};
+use crate::oauth::AccessToken;
+use crate::smtp::session::Envelope;
+
+type Tls = SmtpClient<TlsStream<TcpStream>>;
+
+/// Size of the pieces the body is written in; each piece gets the data-block deadline.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+pub struct SmtpUpstream {
+    host: String,
+    port: u16,
+    mailbox: String,
+    helo: String,
+    tls: TlsConnector,
+    timeouts: Timeouts,
+    slots: Arc<Semaphore>,
+    max_slots: usize,
+}
+
+/// An authenticated upstream connection and what the server offered after STARTTLS.
+struct Conversation {
+    client: Tls,
+    caps: EhloResponse<String>,
+    timeouts: Timeouts,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl SmtpUpstream {
+    pub fn new(
+        account: &Account,
+        helo: &str,
+        tls: Arc<rustls::ClientConfig>,
+        timeouts: &Timeouts,
+    ) -> Self {
+        Self {
+            host: account.smtp_host.clone(),
+            port: account.smtp_port,
+            mailbox: account.mailbox.clone(),
+            helo: helo.to_string(),
+            tls: TlsConnector::from(tls),
+            timeouts: timeouts.clone(),
+            slots: Arc::new(Semaphore::new(account.max_connections)),
+            max_slots: account.max_connections,
+        }
+    }
+
+    /// Waits (bounded) for a free connection slot, so Exchange never sees more than
+    /// `max_connections` sessions for this mailbox (a 4th would get `432 4.3.2`).
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, UpstreamError> {
+        let wait = self.timeouts.upstream_slot_wait;
+        let busy = UpstreamError::Busy {
+            slots: self.max_slots,
+            waited: wait,
+        };
+        match tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) | Err(_) => Err(busy),
+        }
+    }
+
+    async fn open(&self, token: &AccessToken) -> Result<Conversation, UpstreamError> {
+        let slot = self.slot().await?;
+        let t = &self.timeouts;
+        let tcp = self.connect().await?;
+        let mut plain = SmtpClient {
+            stream: tcp,
+            timeout: t.upstream_greeting,
+        };
+        step(Phase::Greeting, t.upstream_greeting, async {
+            plain.read().await?.assert_positive_completion()
+        })
+        .await?;
+        plain.timeout = t.upstream_command;
+        let caps = step(Phase::Ehlo, t.upstream_command, plain.ehlo(&self.helo)).await?;
+        if !caps.has_capability(EXT_START_TLS) {
+            return Err(UpstreamError::NoStartTls);
+        }
+        let mut client = step(
+            Phase::StartTls,
+            t.upstream_command,
+            plain.start_tls(&self.tls, &self.host),
+        )
+        .await?;
+        // RFC 3207: forget everything learned before TLS and ask again.
+        let caps = step(Phase::Ehlo, t.upstream_command, client.ehlo(&self.helo)).await?;
+        let mut conversation = Conversation {
+            client,
+            caps,
+            timeouts: t.clone(),
+            _slot: slot,
+        };
+        conversation.authenticate(&self.mailbox, token).await?;
+        Ok(conversation)
+    }
+
+    async fn connect(&self) -> Result<TcpStream, UpstreamError> {
+        let after = self.timeouts.upstream_connect;
+        let addr = (self.host.as_str(), self.port);
+        let connect_error = |detail: String| UpstreamError::Connect {
+            host: format!("{}:{}", self.host, self.port),
+            detail,
+        };
+        let tcp = tokio::time::timeout(after, TcpStream::connect(addr))
+            .await
+            .map_err(|_| UpstreamError::Timeout {
+                phase: Phase::Connect,
+                after,
+            })?
+            .map_err(|e| connect_error(e.to_string()))?;
+        // mail-send writes commands and body pieces separately; without this each would wait
+        // for the delayed ACK (LIBRARIES.md P5).
+        tcp.set_nodelay(true)
+            .map_err(|e| connect_error(e.to_string()))?;
+        Ok(tcp)
+    }
+
+    async fn send(
+        &self,
+        token: &AccessToken,
+        envelope: &Envelope,
+        body: &[u8],
+    ) -> Result<Delivered, UpstreamError> {
+        let mut conversation = self.open(token).await?;
+        let result = conversation.transaction(envelope, body).await;
+        conversation.close_in_background();
+        result
+    }
+
+    async fn check(&self, token: &AccessToken) -> Result<Probe, UpstreamError> {
+        let conversation = self.open(token).await?;
+        let probe = Probe {
+            extensions: extension_names(&conversation.caps),
+            tls_version: conversation
+                .client
+                .tls_connection()
+                .protocol_version()
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default(),
+        };
+        conversation.close_in_background();
+        Ok(probe)
+    }
+}
+
+impl Upstream for SmtpUpstream {
+    fn deliver<'a>(
+        &'a self,
+        token: &'a AccessToken,
+        envelope: &'a Envelope,
+        body: &'a [u8],
+    ) -> BoxFuture<'a, Result<Delivered, UpstreamError>> {
+        Box::pin(self.send(token, envelope, body))
+    }
+
+    fn probe<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Probe, UpstreamError>> {
+        Box::pin(self.check(token))
+    }
+}
+
+impl Conversation {
+    /// `AUTH XOAUTH2`, `334`, then the blob on its own line: an Entra token makes the one-line
+    /// form longer than the 512-octet command limit (REFERENCE.md §1.1).
+    async fn authenticate(
+        &mut self,
+        mailbox: &str,
+        token: &AccessToken,
+    ) -> Result<(), UpstreamError> {
+        if self.caps.auth_mechanisms & AUTH_XOAUTH2 == 0 {
+            let offered = extension_names(&self.caps).join(" ");
+            return Err(UpstreamError::NoXoauth2 { offered });
+        }
+        let deadline = self.timeouts.upstream_command;
+        let go_ahead = step(Phase::Auth, deadline, self.client.cmd(b"AUTH XOAUTH2\r\n")).await?;
+        if go_ahead.code != 334 {
+            return Err(UpstreamError::AuthRejected {
+                reply: go_ahead.into(),
+                challenge: None,
+            });
+        }
+        let blob = xoauth2::client_response(mailbox, token.value.expose());
+        let line = format!("{}\r\n", blob.expose());
+        let reply = step(Phase::Auth, deadline, self.client.cmd(line.as_bytes())).await?;
+        match reply.code {
+            235 => Ok(()),
+            334 => {
+                // The server explains the refusal in a challenge and expects an empty reply.
+                let challenge = xoauth2::decode_challenge(&reply.message);
+                let last = step(Phase::Auth, deadline, self.client.cmd(b"\r\n")).await?;
+                Err(UpstreamError::AuthRejected {
+                    reply: last.into(),
+                    challenge,
+                })
+            }
+            _ => Err(UpstreamError::AuthRejected {
+                reply: reply.into(),
+                challenge: None,
+            }),
+        }
+    }
+
+    /// MAIL, every RCPT, DATA; all recipients or none.
+    async fn transaction(
+        &mut self,
+        envelope: &Envelope,
+        body: &[u8],
+    ) -> Result<Delivered, UpstreamError> {
+        let mail = self.mail_command(envelope, body.len())?;
+        let rcpts: Vec<String> = envelope
+            .rcpts
+            .iter()
+            .map(|r| format!("RCPT TO:<{r}>\r\n"))
+            .collect();
+        let replies = self.envelope_replies(&mail, &rcpts).await?;
+        if let Err(e) = check_envelope(&replies, envelope) {
+            self.reset().await;
+            return Err(e);
+        }
+        self.data(body).await
+    }
+
+    fn mail_command(&self, envelope: &Envelope, size: usize) -> Result<String, UpstreamError> {
+        let mut mail = format!("MAIL FROM:<{}>", envelope.mail_from);
+        if self.caps.has_capability(EXT_SIZE) {
+            mail.push_str(&format!(" SIZE={size}"));
+        }
+        if envelope.body_8bitmime {
+            if !self.caps.has_capability(EXT_8BIT_MIME) {
+                return Err(UpstreamError::Unsupported("8BITMIME"));
+            }
+            mail.push_str(" BODY=8BITMIME");
+        }
+        if envelope.smtputf8 {
+            if !self.caps.has_capability(EXT_SMTP_UTF8) {
+                return Err(UpstreamError::Unsupported("SMTPUTF8"));
+            }
+            mail.push_str(" SMTPUTF8");
+        }
+        mail.push_str("\r\n");
+        Ok(mail)
+    }
+
+    /// The replies to MAIL and each RCPT, pipelined in one write when the server allows it.
+    async fn envelope_replies(
+        &mut self,
+        mail: &str,
+        rcpts: &[String],
+    ) -> Result<Vec<UpstreamReply>, UpstreamError> {
+        let deadline = self.timeouts.upstream_command;
+        if !self.caps.has_capability(EXT_PIPELINING) {
+            let mut replies = Vec::with_capacity(rcpts.len() + 1);
+            let phases = std::iter::once((Phase::Mail, mail))
+                .chain(rcpts.iter().map(|r| (Phase::Rcpt, r.as_str())));
+            for (phase, command) in phases {
+                replies.push(
+                    step(phase, deadline, self.client.cmd(command.as_bytes()))
+                        .await?
+                        .into(),
+                );
+            }
+            return Ok(replies);
+        }
+        let mut batch = mail.as_bytes().to_vec();
+        for r in rcpts {
+            batch.extend_from_slice(r.as_bytes());
+        }
+        let client = &mut self.client;
+        let replies = step(Phase::Rcpt, deadline, async {
+            client.stream.write_all(&batch).await?;
+            client.stream.flush().await?;
+            client.read_many(rcpts.len() + 1).await
+        })
+        .await?;
+        Ok(replies.into_iter().map(UpstreamReply::from).collect())
+    }
+
+    async fn data(&mut self, body: &[u8]) -> Result<Delivered, UpstreamError> {
+        let t = self.timeouts.clone();
+        let go = step(
+            Phase::DataStart,
+            t.upstream_data_start,
+            self.client.cmd(b"DATA\r\n"),
+        )
+        .await?;
+        if go.code != 354 {
+            return Err(UpstreamError::Rejected {
+                phase: Phase::DataStart,
+                reply: go.into(),
+                recipient: None,
+            });
+        }
+        write_body(&mut self.client.stream, body, t.upstream_data_block).await?;
+        let client = &mut self.client;
+        let verdict: UpstreamReply = step(Phase::DataEnd, t.upstream_data_end, client.read())
+            .await?
+            .into();
+        if (200..300).contains(&verdict.code) {
+            Ok(Delivered { reply: verdict })
+        } else {
+            Err(UpstreamError::Rejected {
+                phase: Phase::DataEnd,
+                reply: verdict,
+                recipient: None,
+            })
+        }
+    }
+
+    /// Cancels the upstream transaction after a refused recipient, so nobody gets the message.
+    /// The connection is dropped right after, so a failure here changes nothing.
+    async fn reset(&mut self) {
+        let deadline = self.timeouts.upstream_command;
+        let _ = tokio::time::timeout(deadline, self.client.rset()).await;
+    }
+
+    /// Says QUIT without making the client wait for it; the connection slot is released only
+    /// once the connection is really closed.
+    fn close_in_background(self) {
+        let deadline = self.timeouts.upstream_command.min(Duration::from_secs(30));
+        tokio::spawn(async move {
+            let Conversation { client, _slot, .. } = self;
+            let _ = tokio::time::timeout(deadline, client.quit()).await;
+        });
+    }
+}
+
+/// The first refused reply of MAIL or a recipient, as an error.
+fn check_envelope(replies: &[UpstreamReply], envelope: &Envelope) -> Result<(), UpstreamError> {
+    let mut replies = replies.iter();
+    let mail = replies.next().ok_or_else(|| UpstreamError::Protocol {
+        phase: Phase::Mail,
+        detail: "no reply to MAIL FROM".into(),
+    })?;
+    if !(200..300).contains(&mail.code) {
+        return Err(UpstreamError::Rejected {
+            phase: Phase::Mail,
+            reply: mail.clone(),
+            recipient: None,
+        });
+    }
+    for (reply, rcpt) in replies.zip(&envelope.rcpts) {
+        if !(200..300).contains(&reply.code) {
+            return Err(UpstreamError::Rejected {
+                phase: Phase::Rcpt,
+                reply: reply.clone(),
+                recipient: Some(rcpt.clone()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Writes the body dot-stuffed (a `.` at the start of a line is doubled; a line starts after
+/// CRLF only, so bare CR or LF pass through untouched) and the terminating `.`, in large pieces
+/// so a 10 MB message is not thousands of tiny TLS records.
+async fn write_body<W: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut W,
+    body: &[u8],
+    deadline: Duration,
+) -> Result<(), UpstreamError> {
+    let mut out = BufWriter::with_capacity(WRITE_CHUNK, stream);
+    let io = |e: std::io::Error| UpstreamError::Io {
+        phase: Phase::DataBlock,
+        detail: e.to_string(),
+    };
+    let timeout = |_| UpstreamError::Timeout {
+        phase: Phase::DataBlock,
+        after: deadline,
+    };
+    for piece in stuffed_pieces(body) {
+        tokio::time::timeout(deadline, out.write_all(piece))
+            .await
+            .map_err(timeout)?
+            .map_err(io)?;
+    }
+    let end: &[u8] = if body.is_empty() || body.ends_with(b"\r\n") {
+        b".\r\n"
+    } else {
+        b"\r\n.\r\n"
+    };
+    tokio::time::timeout(deadline, async {
+        out.write_all(end).await?;
+        out.flush().await
+    })
+    .await
+    .map_err(timeout)?
+    .map_err(io)
+}
+
+/// Splits `body` so that writing the pieces in order produces the dot-stuffed body.
+fn stuffed_pieces(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = body;
+    let mut at_line_start = true;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        if at_line_start && rest[0] == b'.' {
+            at_line_start = false;
+            return Some(&b"."[..]);
+        }
+        at_line_start = false;
+        let end = memchr::memmem::find(rest, b"\r\n").map_or(rest.len(), |p| p + 2);
+        let (piece, tail) = rest.split_at(end);
+        rest = tail;
+        at_line_start = piece.ends_with(b"\r\n");
+        Some(piece)
+    })
+}
+
+/// Runs one upstream step under its deadline, mapping every failure to the phase.
+async fn step<T>(
+    phase: Phase,
+    after: Duration,
+    fut: impl std::future::Future<Output = mail_send::Result<T>>,
+) -> Result<T, UpstreamError> {
+    match tokio::time::timeout(after, fut).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(UpstreamError::from_mail_send(phase, after, e)),
+        Err(_) => Err(UpstreamError::Timeout { phase, after }),
+    }
+}
+
+fn extension_names(caps: &EhloResponse<String>) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut text = Vec::new();
+    let _ = caps.write(&mut text);
+    for line in String::from_utf8_lossy(&text).lines().skip(1) {
+        names.push(line.get(4..).unwrap_or_default().to_string());
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn stuffed(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_body(&mut out, body, Duration::from_secs(1))
+            .await
+            .unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn dot_stuffing_only_after_crlf() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"", b".\r\n"),
+            (b"a\r\n", b"a\r\n.\r\n"),
+            (b".a\r\n", b"..a\r\n.\r\n"),
+            (b"a\r\n.\r\n..b\r\n", b"a\r\n..\r\n...b\r\n.\r\n"),
+            (b"a\n.b\r\n", b"a\n.b\r\n.\r\n"),
+            (b"a\r.b\r\n", b"a\r.b\r\n.\r\n"),
+            (b"no final crlf", b"no final crlf\r\n.\r\n"),
+        ];
+        for (body, wire) in cases {
+            assert_eq!(
+                stuffed(body).await,
+                *wire,
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn stuffing_round_trips_through_the_receiver() {
+        let mut body = Vec::new();
+        for i in 0..5000u32 {
+            body.extend_from_slice(if i % 7 == 0 { b".." } else { b"x" });
+            body.extend(std::iter::repeat_n(
+                b'a' + (i % 26) as u8,
+                (i % 997) as usize,
+            ));
+            body.extend_from_slice(b"\r\n");
+        }
+        let wire = stuffed(&body).await;
+        let mut rx = smtp_proto::request::receiver::DataReceiver::new();
+        let mut got = Vec::new();
+        rx.ingest(&mut b"\r\n".iter(), &mut got);
+        assert!(rx.ingest(&mut wire.iter(), &mut got));
+        assert_eq!(&got[2..], &body[..]);
+    }
+}

@@ -1,0 +1,117 @@
+//! The upstream side: delivering one message to Microsoft 365 over SMTP with STARTTLS and
+//! SASL XOAUTH2. The [`Upstream`] trait is the seam where a connection pool, another transport
+//! (Graph) or a fake can be put in.
+
+pub mod client;
+mod error;
+pub mod xoauth2;
+
+use std::fmt;
+
+use crate::BoxFuture;
+use crate::oauth::AccessToken;
+use crate::smtp::reply::{Enhanced, sanitize};
+use crate::smtp::session::Envelope;
+
+pub use client::SmtpUpstream;
+pub use error::{Phase, UpstreamError};
+
+/// A reply from the upstream server, as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamReply {
+    pub code: u16,
+    pub enhanced: Option<Enhanced>,
+    pub text: String,
+}
+
+impl UpstreamReply {
+    pub fn is_transient(&self) -> bool {
+        (400..500).contains(&self.code)
+    }
+
+    /// True when the enhanced code is `class.subject.detail` or the text mentions `needle`.
+    pub fn matches(&self, enhanced: (u8, u16, u16), needle: &str) -> bool {
+        let (c, s, d) = enhanced;
+        self.enhanced == Some(Enhanced(c, s, d))
+            || (!needle.is_empty()
+                && self
+                    .text
+                    .to_ascii_lowercase()
+                    .contains(&needle.to_ascii_lowercase()))
+    }
+}
+
+impl From<smtp_proto::Response<String>> for UpstreamReply {
+    fn from(r: smtp_proto::Response<String>) -> Self {
+        let [c, s, d] = r.esc;
+        let enhanced = (c != 0).then(|| Enhanced(c, u16::from(s), u16::from(d)));
+        Self {
+            code: r.code,
+            enhanced,
+            text: r.message,
+        }
+    }
+}
+
+impl fmt::Display for UpstreamReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.enhanced {
+            Some(e) => write!(f, "{} {} {}", self.code, e, sanitize(&self.text)),
+            None => write!(f, "{} {}", self.code, sanitize(&self.text)),
+        }
+    }
+}
+
+/// The upstream accepted the message.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// The reply to the final dot (carries Exchange's message id).
+    pub reply: UpstreamReply,
+}
+
+/// What `check` learns from a connection without sending mail.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The EHLO keywords offered after STARTTLS.
+    pub extensions: Vec<String>,
+    pub tls_version: String,
+}
+
+/// Delivers messages for one account.
+pub trait Upstream: Send + Sync {
+    /// Sends one message with all its recipients, or none of them.
+    fn deliver<'a>(
+        &'a self,
+        token: &'a AccessToken,
+        envelope: &'a Envelope,
+        body: &'a [u8],
+    ) -> BoxFuture<'a, Result<Delivered, UpstreamError>>;
+
+    /// Connects, negotiates TLS and authenticates, then quits.
+    fn probe<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Probe, UpstreamError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsed_replies_keep_long_enhanced_codes() {
+        let parse = |wire: &[u8]| {
+            let mut rx = smtp_proto::response::parser::ResponseReceiver::default();
+            UpstreamReply::from(rx.parse(&mut wire.iter()).unwrap())
+        };
+        let u = parse(
+            b"535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled\r\n",
+        );
+        assert_eq!(u.enhanced, Some(Enhanced(5, 7, 139)));
+        assert!(u.matches((5, 7, 139), ""));
+        assert!(u.text.starts_with("Authentication unsuccessful"));
+        assert_eq!(
+            parse(b"250 2.0.0 123 queued\r\n").to_string(),
+            "250 2.0.0 123 queued"
+        );
+        assert_eq!(parse(b"220 hi\r\n").enhanced, None);
+        assert!(parse(b"432 4.3.2 Concurrent connections limit exceeded\r\n").is_transient());
+    }
+}
