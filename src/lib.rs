@@ -17,4 +17,8 @@ pub mod tls;
 
 /// A boxed future, for the object-safe traits at the seams (token source, upstream).
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+pub mod daemon;
+pub mod error;
+pub mod explain;
+pub mod relay;
 pub mod upstream;

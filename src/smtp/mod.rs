@@ -1,7 +1,9 @@
-//! The client-facing SMTP side: replies, SASL decoding, line framing, the sans-I/O session and
-//! (in `conn`/`listener`) the tokio driver around it.
+//! The client-facing SMTP side: replies, SASL decoding, line framing, the sans-I/O session,
+//! and the tokio driver (`conn`) and accept loop (`listener`) around it.
 
+pub mod conn;
 pub mod line;
+pub mod listener;
 pub mod reply;
 pub mod sasl;
 pub mod session;

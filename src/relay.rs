@@ -1,0 +1,163 @@
+//! The relay: for one submitted message, get the account's token, deliver upstream, retry
+//! once with a new token when Exchange refuses a cached one, turn the outcome into the client's
+//! reply, and log one line per message (plus a plain-words explanation of a known failure the
+//! first time it happens).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
+
+use crate::BoxFuture;
+use crate::config::Account;
+use crate::error::{Class, RelayError, reply_for};
+use crate::explain::{Explanation, explain};
+use crate::oauth::TokenCache;
+use crate::smtp::reply::Reply;
+use crate::smtp::session::Submission;
+use crate::upstream::{Delivered, Upstream, UpstreamError};
+
+/// What the listener hands a finished message to. The relay implements it today; a durable
+/// spool can implement it later without the session code changing.
+pub trait Submit: Send + Sync {
+    /// Takes responsibility for the message, or refuses it; the reply is for the final dot.
+    fn submit<'a>(&'a self, message: &'a Submission) -> BoxFuture<'a, Reply>;
+}
+
+/// One upstream account: its settings, tokens and transport.
+pub struct Route {
+    pub account: Arc<Account>,
+    pub tokens: Arc<TokenCache>,
+    pub upstream: Arc<dyn Upstream>,
+}
+
+pub struct Relay {
+    routes: HashMap<String, Route>,
+    /// The explanation last logged per account, so a recurring failure is explained once and
+    /// then only mentioned, until a success clears it.
+    explained: Mutex<HashMap<String, &'static str>>,
+}
+
+impl Relay {
+    pub fn new(routes: impl IntoIterator<Item = Route>) -> Self {
+        let routes = routes
+            .into_iter()
+            .map(|r| (r.account.name.clone(), r))
+            .collect();
+        Self {
+            routes,
+            explained: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn route(&self, account: &str) -> Option<&Route> {
+        self.routes.get(account)
+    }
+
+    /// Delivers `message` through its user's account, all recipients or none.
+    pub async fn deliver(&self, message: &Submission) -> Result<Delivered, RelayError> {
+        let account = &message.submitter.account;
+        let route = self
+            .routes
+            .get(account)
+            .ok_or_else(|| RelayError::NoRoute(account.clone()))?;
+        let issued = route.tokens.get().await?;
+        let first = route
+            .upstream
+            .deliver(&issued.token, &message.envelope, message.body())
+            .await;
+        match first {
+            Err(UpstreamError::AuthRejected { reply, .. })
+                if !issued.fresh && !reply.is_transient() =>
+            {
+                tracing::info!(account = %account, upstream = %reply, "cached token refused; fetching a new one and retrying once");
+                route.tokens.invalidate(&issued.token).await;
+                let again = route.tokens.get().await?;
+                Ok(route
+                    .upstream
+                    .deliver(&again.token, &message.envelope, message.body())
+                    .await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn submit_and_log(&self, message: &Submission) -> Reply {
+        let started = Instant::now();
+        let result = self.deliver(message).await;
+        let reply = reply_for(&result);
+        self.log(message, &result, &reply, started);
+        reply
+    }
+
+    fn log(
+        &self,
+        message: &Submission,
+        result: &Result<Delivered, RelayError>,
+        reply: &Reply,
+        started: Instant,
+    ) {
+        let who = &message.submitter;
+        let mailbox = self
+            .routes
+            .get(&who.account)
+            .map(|r| r.account.mailbox.as_str())
+            .unwrap_or("?");
+        let ms = started.elapsed().as_millis() as u64;
+        let (sender, rcpts, size) = (
+            &message.envelope.mail_from,
+            message.envelope.rcpts.len(),
+            message.body().len(),
+        );
+        match result {
+            Ok(d) => {
+                self.forget(&who.account);
+                tracing::info!(user = %who.user, mailbox, sender = %sender, rcpts, size, upstream = %d.reply, ms, "message delivered");
+            }
+            Err(e) => {
+                let level_error = e.class() == Class::Misconfigured;
+                if level_error {
+                    tracing::error!(user = %who.user, mailbox, sender = %sender, rcpts, size, error = %e, reply = %reply, ms, "message not delivered");
+                } else {
+                    tracing::warn!(user = %who.user, mailbox, sender = %sender, rcpts, size, error = %e, reply = %reply, ms, "message not delivered");
+                }
+                if let Some(x) = explain(e) {
+                    self.explain_once(&who.account, mailbox, x);
+                }
+            }
+        }
+    }
+
+    fn explain_once(&self, account: &str, mailbox: &str, x: Explanation) {
+        let mut seen = self.explained.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get(account) == Some(&x.key) {
+            tracing::info!(
+                account,
+                problem = x.key,
+                "same problem as explained earlier"
+            );
+            return;
+        }
+        seen.insert(account.to_string(), x.key);
+        tracing::error!(
+            account,
+            mailbox,
+            problem = x.what,
+            fix = x.fix,
+            "what went wrong and how to fix it"
+        );
+    }
+
+    fn forget(&self, account: &str) {
+        self.explained
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(account);
+    }
+}
+
+impl Submit for Relay {
+    fn submit<'a>(&'a self, message: &'a Submission) -> BoxFuture<'a, Reply> {
+        Box::pin(self.submit_and_log(message))
+    }
+}
