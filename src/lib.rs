@@ -17,8 +17,12 @@ pub mod tls;
 
 /// A boxed future, for the object-safe traits at the seams (token source, upstream).
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+pub mod check;
+pub mod cli;
 pub mod daemon;
+pub mod demo;
 pub mod error;
 pub mod explain;
+pub mod logging;
 pub mod relay;
 pub mod upstream;

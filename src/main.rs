@@ -1,3 +1,5 @@
-//! The `xoauth-relay` binary: parse the command line and hand over to the library.
+//! The `xoauth-relay` binary: everything happens in the library's `cli` module.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    xoauth_relay::cli::main()
+}

@@ -1,0 +1,217 @@
+//! The command line: `run`, `check`, `hash-password`, `demo`, and the exit codes
+//! (sysexits: 64 usage, 78 configuration, 71 system error, 1 a check or demo failed).
+
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigError};
+use crate::daemon::{self, StartError};
+
+pub const EX_USAGE: u8 = 64;
+pub const EX_SOFTWARE: u8 = 70;
+pub const EX_OSERR: u8 = 71;
+pub const EX_CONFIG: u8 = 78;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xoauth-relay",
+    version,
+    about = "Local SMTP relay to Microsoft 365 with OAuth2 (XOAUTH2)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the relay until SIGTERM or Ctrl-C.
+    Run {
+        /// Configuration file (else $XOAUTH_RELAY_CONFIG, else the usual locations).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check the configuration and every account's set-up with Microsoft 365.
+    Check {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Also send a test message to this address through each account.
+        #[arg(long, value_name = "ADDR")]
+        send_to: Option<String>,
+    },
+    /// Read a password (no echo on a terminal, or one line from stdin) and print an argon2id
+    /// hash for `password_hash`.
+    HashPassword,
+    /// Show the whole path on this machine: a stand-in for Microsoft 365, the real relay in
+    /// front of it, and one message sent through. No account or network needed.
+    Demo {
+        /// Send one message, print what arrived and exit (0 when it arrived intact).
+        #[arg(long)]
+        once: bool,
+        /// Address for the relay's SMTP listener (default 127.0.0.1:2525, or any free port
+        /// with --once).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+}
+
+/// Parses the command line and runs the command; the process exit code comes from here.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EX_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    crate::tls::install_crypto_provider();
+    crate::logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("xoauth-relay: cannot start the async runtime: {e}");
+            return ExitCode::from(EX_OSERR);
+        }
+    };
+    runtime.block_on(dispatch(cli.command))
+}
+
+async fn dispatch(command: Command) -> ExitCode {
+    match command {
+        Command::Run { config } => run(config).await,
+        Command::Check { config, send_to } => check(config, send_to).await,
+        Command::HashPassword => hash_password(),
+        Command::Demo { once, listen } => demo(once, listen).await,
+    }
+}
+
+/// Loads the configuration the way every command does, printing problems on failure.
+pub fn load_config(cli_path: Option<PathBuf>) -> Result<Config, ExitCode> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let loaded = config::resolve_path(cli_path.as_deref(), &env).and_then(|path| {
+        tracing::info!(config = %path.display(), "loading configuration");
+        config::load(&path, &env)
+    });
+    loaded.map_err(|e| {
+        eprintln!("xoauth-relay: {e}");
+        ExitCode::from(match e {
+            ConfigError::Read { .. }
+            | ConfigError::NotFound { .. }
+            | ConfigError::Invalid { .. } => EX_CONFIG,
+        })
+    })
+}
+
+async fn run(path: Option<PathBuf>) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match daemon::run(config, daemon::termination_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(start_error_code(&e))
+        }
+    }
+}
+
+fn start_error_code(e: &StartError) -> u8 {
+    match e {
+        StartError::Bind { .. } => EX_OSERR,
+        StartError::NotLoopback(_) | StartError::Tls { .. } => EX_CONFIG,
+        StartError::Http { .. } => EX_SOFTWARE,
+    }
+}
+
+async fn check(path: Option<PathBuf>, send_to: Option<String>) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut out = std::io::stdout();
+    if crate::check::run(&config, send_to.as_deref(), &mut out).await {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+async fn demo(once: bool, listen: Option<SocketAddr>) -> ExitCode {
+    match crate::demo::run(once, listen).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xoauth-relay demo: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let password = match read_password() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("xoauth-relay: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    match crate::auth::hash_password(&password) {
+        Ok(hash) => {
+            let _ = writeln!(std::io::stdout(), "{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("xoauth-relay: cannot hash the password: {e}");
+            ExitCode::from(EX_SOFTWARE)
+        }
+    }
+}
+
+/// Prompts twice without echo on a terminal; otherwise reads the first line of stdin.
+fn read_password() -> Result<String, String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if first != again {
+            return Err("the two passwords differ".into());
+        }
+        return non_empty(first);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    non_empty(line.strip_suffix('\r').unwrap_or(line).to_string())
+}
+
+fn non_empty(password: String) -> Result<String, String> {
+    if password.is_empty() {
+        return Err("empty password".into());
+    }
+    Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
