@@ -1,0 +1,265 @@
+//! Shared harness for the integration tests: the stand-ins for Microsoft 365, a relay built
+//! from a `Config` written in code and started on 127.0.0.1:0, and a line-level SMTP client.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use xoauth_relay::config::*;
+use xoauth_relay::daemon::{self, Running};
+use xoauth_relay::secret::Secret;
+use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, TestPki, init_crypto};
+
+pub const TENANT: &str = "contoso.onmicrosoft.com";
+pub const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
+pub const CLIENT_SECRET: &str = "s3cret-value~with.symbols";
+pub const MAILBOX: &str = "sender@contoso.com";
+pub const USER: &str = "xenocept";
+pub const PASSWORD: &str = "local-pass";
+
+/// The stand-ins and a relay in front of them.
+pub struct World {
+    pub pki: TestPki,
+    pub tokens: FakeTokenEndpoint,
+    pub upstream: FakeUpstream,
+    pub config: Config,
+    pub relay: Option<Running>,
+}
+
+impl World {
+    pub async fn start() -> World {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts everything; `adjust` may change the relay configuration first.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> World {
+        init_crypto();
+        let pki = TestPki::new().expect("test PKI");
+        let tokens = FakeTokenEndpoint::start(&pki).expect("token endpoint");
+        tokens.set_expected(CLIENT_ID, CLIENT_SECRET);
+        let upstream = FakeUpstream::start(&pki, tokens.token_registry()).expect("fake upstream");
+        upstream.script(|s| s.allowed_users = Some(vec![MAILBOX.to_string()]));
+        let mut config = config_for(&pki, &tokens, &upstream);
+        adjust(&mut config);
+        let mut world = World { pki, tokens, upstream, config, relay: None };
+        world.restart().await;
+        world
+    }
+
+    /// (Re)starts the relay with `self.config`.
+    pub async fn restart(&mut self) {
+        if let Some(old) = self.relay.take() {
+            old.stop().await;
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        self.relay = Some(daemon::start(&self.config, listener).expect("relay starts"));
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.relay.as_ref().expect("relay running").smtp_addr
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr()).await
+    }
+
+    /// A connected client that said EHLO and logged in.
+    pub async fn logged_in(&self) -> Client {
+        let mut c = self.client().await;
+        c.ehlo().await;
+        c.auth_plain(USER, PASSWORD).await.expect_code(235);
+        c
+    }
+}
+
+/// A relay configuration pointing at the stand-ins, with short limits suited to tests.
+pub fn config_for(pki: &TestPki, tokens: &FakeTokenEndpoint, upstream: &FakeUpstream) -> Config {
+    let account = Account {
+        name: "contoso".into(),
+        mailbox: MAILBOX.into(),
+        tenant: TENANT.into(),
+        client_id: CLIENT_ID.into(),
+        client_secret: Secret::new(CLIENT_SECRET.into()),
+        authority: format!("https://{}", tokens.addr()),
+        token_url: tokens.url(TENANT),
+        scope: DEFAULT_SCOPE.into(),
+        smtp_host: "127.0.0.1".into(),
+        smtp_port: upstream.port(),
+        ca_file: None,
+        extra_roots: vec![pki.ca_der()],
+        max_connections: DEFAULT_ACCOUNT_MAX_CONNECTIONS,
+    };
+    let user = User {
+        name: USER.into(),
+        password: PasswordCheck::Plain(Secret::new(PASSWORD.into())),
+        account: "contoso".into(),
+        allowed_senders: vec![SenderRule::Address(MAILBOX.into())],
+    };
+    let mut accounts = BTreeMap::new();
+    accounts.insert("contoso".to_string(), Arc::new(account));
+    Config {
+        listen: Listen { smtp: "127.0.0.1:0".parse().expect("addr") },
+        limits: Limits {
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_recipients: DEFAULT_MAX_RECIPIENTS,
+            max_line_length: DEFAULT_MAX_LINE_LENGTH,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_auth_failures: DEFAULT_MAX_AUTH_FAILURES,
+            auth_failure_delay: Duration::ZERO,
+        },
+        timeouts: Timeouts {
+            idle: DEFAULT_IDLE_TIMEOUT,
+            upstream_connect: DEFAULT_UPSTREAM_CONNECT,
+            upstream_greeting: DEFAULT_UPSTREAM_GREETING,
+            upstream_command: DEFAULT_UPSTREAM_COMMAND,
+            upstream_data_start: DEFAULT_UPSTREAM_DATA_START,
+            upstream_data_block: DEFAULT_UPSTREAM_DATA_BLOCK,
+            upstream_data_end: DEFAULT_UPSTREAM_DATA_END,
+            upstream_slot_wait: DEFAULT_UPSTREAM_SLOT_WAIT,
+            token_connect: DEFAULT_TOKEN_CONNECT,
+            token_total: DEFAULT_TOKEN_TOTAL,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        },
+        hostname: "relay.test".into(),
+        users: vec![user],
+        accounts,
+        warnings: Vec::new(),
+    }
+}
+
+/// One SMTP reply: the code and all its lines joined with `\n`.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub code: u16,
+    pub text: String,
+}
+
+impl Reply {
+    #[track_caller]
+    pub fn expect_code(&self, code: u16) -> &Self {
+        assert_eq!(self.code, code, "unexpected reply: {}", self.text);
+        self
+    }
+
+    #[track_caller]
+    pub fn expect_start(&self, prefix: &str) -> &Self {
+        assert!(self.text.starts_with(prefix), "expected {prefix:?}, got {:?}", self.text);
+        self
+    }
+}
+
+/// A minimal SMTP client speaking raw lines, so tests see replies byte for byte.
+pub struct Client {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    pub greeting: Reply,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).await.expect("connect to relay");
+        let (r, w) = stream.into_split();
+        let mut c = Client { reader: BufReader::new(r), writer: w, greeting: Reply { code: 0, text: String::new() } };
+        c.greeting = c.read_reply().await;
+        c
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("write to relay");
+    }
+
+    /// Sends one command line and reads its reply.
+    pub async fn cmd(&mut self, line: &str) -> Reply {
+        self.send_raw(format!("{line}\r\n").as_bytes()).await;
+        self.read_reply().await
+    }
+
+    /// Reads one (possibly multi-line) reply; code 0 when the connection closed.
+    pub async fn read_reply(&mut self) -> Reply {
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).await.unwrap_or(0);
+            if n == 0 {
+                return Reply { code: 0, text };
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            text.push_str(line);
+            if line.len() < 4 || line.as_bytes()[3] == b' ' {
+                let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+                return Reply { code, text };
+            }
+        }
+    }
+
+    pub async fn ehlo(&mut self) -> Reply {
+        let r = self.cmd("EHLO client.test").await;
+        r.expect_code(250);
+        r
+    }
+
+    pub async fn auth_plain(&mut self, user: &str, password: &str) -> Reply {
+        use base64::Engine;
+        let blob = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        self.cmd(&format!("AUTH PLAIN {blob}")).await
+    }
+
+    /// MAIL, RCPTs, DATA and the body (dot-stuffed here); returns the reply to the final dot,
+    /// or the first refusal before it.
+    pub async fn send_mail(&mut self, from: &str, rcpts: &[&str], body: &[u8]) -> Reply {
+        let r = self.cmd(&format!("MAIL FROM:<{from}>")).await;
+        if r.code != 250 {
+            return r;
+        }
+        for rcpt in rcpts {
+            let r = self.cmd(&format!("RCPT TO:<{rcpt}>")).await;
+            if r.code != 250 {
+                return r;
+            }
+        }
+        let r = self.cmd("DATA").await;
+        if r.code != 354 {
+            return r;
+        }
+        self.send_raw(&dot_stuff(body)).await;
+        self.read_reply().await
+    }
+
+    /// True when the relay closed the connection.
+    pub async fn is_closed(&mut self) -> bool {
+        let mut line = String::new();
+        matches!(self.reader.read_line(&mut line).await, Ok(0) | Err(_))
+    }
+}
+
+/// The body as a client puts it on the wire: leading dots doubled, then `.` CRLF.
+pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 64);
+    let mut line_start = true;
+    for (i, &b) in body.iter().enumerate() {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = b == b'\n' && i > 0 && body[i - 1] == b'\r';
+    }
+    if !body.is_empty() && !body.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+/// A simple message from the mailbox to `to`.
+pub fn message(to: &str, subject: &str) -> Vec<u8> {
+    format!("From: <{MAILBOX}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\nHello.\r\n").into_bytes()
+}
