@@ -145,7 +145,10 @@ impl Session {
             "220 {HOSTNAME} Microsoft ESMTP MAIL Service ready"
         ));
         while let Flow::Continue = self.step().await? {}
-        self.flush().await
+        self.flush().await?;
+        // A clean end (QUIT): clients reading to EOF over TLS expect close_notify.
+        self.io.shutdown().await;
+        Ok(())
     }
 
     /// Reads and handles one command line.

@@ -41,6 +41,15 @@ impl Transport {
         }
     }
 
+    /// Ends the connection politely: TLS `close_notify`, then FIN.
+    pub async fn shutdown(&mut self) {
+        let _ = match self {
+            Transport::Plain(s) => s.shutdown().await,
+            Transport::Tls(s) => s.shutdown().await,
+            Transport::Gone => Ok(()),
+        };
+    }
+
     pub fn is_tls(&self) -> bool {
         matches!(self, Transport::Tls(_))
     }
