@@ -928,3 +928,62 @@ async fn plaintext_pipelined_after_starttls_is_discarded() {
     let verbs = vec!["EHLO".to_string(), "STARTTLS".into(), "QUIT".into()];
     assert_eq!(stack.upstream.transcripts(), vec![verbs]);
 }
+
+#[tokio::test]
+async fn garbage_commands_get_replies_and_the_session_survives() {
+    let stack = stack();
+    let mut client = builder(stack.pki.ca_der(), &stack.upstream)
+        .connect_plain()
+        .await
+        .expect("plain session");
+    let garbage: [&[u8]; 8] = [
+        b"\x00\xff\xfe garbage\r\n",
+        b"\r\n",
+        b"bare lf only\n",
+        b"MAIL FROM:<unterminated\r\n",
+        b"RCPT TO:<a@b>\r\n",
+        b"DATA\r\n",
+        b"MAIL FROM:<a@b> X-UNKNOWN=\x01\r\n",
+        b"VRFY someone\r\n",
+    ];
+    for line in garbage {
+        let reply = client.cmd(line).await.expect("a reply, not a hang-up");
+        assert!(reply.code >= 500, "{line:?} -> {reply:?}");
+    }
+    client.noop().await.expect("still serving");
+}
+
+#[tokio::test]
+async fn malformed_http_gets_400_not_a_crash() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = pki();
+    let endpoint = FakeTokenEndpoint::start(&pki).expect("endpoint");
+    for request in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"POST / HTTP/9.9\r\n\r\n",
+        b"POST / HTTP/1.1\r\nbad header\r\n\r\n",
+    ] {
+        let tcp = TcpStream::connect(endpoint.addr()).await.expect("connect");
+        let connector =
+            tokio_rustls::TlsConnector::from(Arc::new(rustls_client_config_trusting(pki.ca_der())));
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
+        let mut tls = connector.connect(name, tcp).await.expect("handshake");
+        tls.write_all(request).await.expect("write");
+        let mut answer = Vec::new();
+        tls.read_to_end(&mut answer).await.expect("read to close");
+        let status = String::from_utf8_lossy(&answer)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            status == "HTTP/1.1 400 Bad Request" || status.starts_with("HTTP/1.1 505"),
+            "{status}"
+        );
+    }
+    assert_eq!(
+        endpoint.calls(),
+        0,
+        "malformed requests are not token calls"
+    );
+}
