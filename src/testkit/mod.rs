@@ -1,1 +1,39 @@
 //! In-process stand-ins for Microsoft 365, for `xoauth-relay demo` and the tests.
+//!
+//! Everything binds `127.0.0.1:0` and never touches the real network:
+//! - [`TestPki`]: a throw-away CA and a `localhost`/`127.0.0.1` server certificate.
+//! - [`FakeTokenEndpoint`]: HTTPS `POST /{tenant}/oauth2/v2.0/token` (client credentials), with
+//!   Entra's JSON errors and switchable failure modes ([`TokenMode`]).
+//! - [`FakeUpstream`]: SMTP like `smtp.office365.com:587`: STARTTLS, `AUTH XOAUTH2` (both
+//!   forms), MAIL/RCPT/DATA, scripted failures ([`Script`]) and a record of what arrived.
+//! - [`TokenRegistry`]: the tokens issued by the endpoint, which the upstream accepts until
+//!   they are revoked or expire.
+//!
+//! Each fake stops (and closes all its connections) when its value is dropped.
+
+mod aad;
+mod http;
+pub mod pki;
+mod server_task;
+pub mod smtp_server;
+mod smtp_session;
+mod smtp_wire;
+pub mod token_endpoint;
+pub mod tokens;
+
+pub use aad::{AadError, TokenMode};
+pub use pki::{PkiError, TestPki};
+pub use smtp_server::{FakeUpstream, Phase, Received, Script};
+pub use token_endpoint::{DEFAULT_SCOPE, FakeTokenEndpoint, TokenRequest};
+pub use tokens::{TokenGrant, TokenInfo, TokenRegistry};
+
+/// Installs rustls' ring provider as the process default unless one is installed already.
+///
+/// The fakes never need it (they pass the provider explicitly); it is for test clients such as
+/// reqwest with `rustls-no-provider`, which looks the default up when a client is built.
+pub fn init_crypto() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race with another thread installing one is fine: either provider works.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}

@@ -1,0 +1,500 @@
+//! `FakeTokenEndpoint`: an HTTPS stand-in for
+//! `https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token` (client-credentials grant),
+//! with switchable failure modes and counters for the tests.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use super::aad::{AadError, TokenMode};
+use super::http::{self, HttpReader, HttpRequest, ReadError};
+use super::pki::TestPki;
+use super::server_task::{ServerTask, spawn_loopback_server};
+use super::tokens::{SMTP_ROLE, TokenGrant, TokenRegistry};
+use crate::secret::Secret;
+
+/// The scope Exchange Online SMTP needs with client credentials.
+pub const DEFAULT_SCOPE: &str = "https://outlook.office365.com/.default";
+
+/// Default `expires_in`, what Entra typically answers.
+pub const DEFAULT_EXPIRES_IN: u64 = 3599;
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long reading one request (or waiting for the next on a kept-alive connection) may take.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// What the endpoint saw in one token request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenRequest {
+    /// The `{tenant}` path segment.
+    pub tenant: String,
+    /// `grant_type` from the body.
+    pub grant_type: String,
+    /// `client_id` from the body (or from HTTP Basic auth).
+    pub client_id: String,
+    /// `scope` from the body.
+    pub scope: String,
+    /// `client_secret` from the body (or HTTP Basic auth); prints as `***`.
+    pub client_secret: Option<Secret<String>>,
+}
+
+impl TokenRequest {
+    /// True when a non-empty client secret was sent.
+    pub fn has_secret(&self) -> bool {
+        self.client_secret
+            .as_ref()
+            .is_some_and(|s| !s.expose().is_empty())
+    }
+}
+
+/// Settings the tests change while the server runs.
+struct Settings {
+    mode: TokenMode,
+    client_id: Option<String>,
+    client_secret: Option<Secret<String>>,
+    scope: String,
+    tenants: Option<Vec<String>>,
+    expires_in: u64,
+    roles: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            mode: TokenMode::Ok,
+            client_id: None,
+            client_secret: None,
+            scope: DEFAULT_SCOPE.to_string(),
+            tenants: None,
+            expires_in: DEFAULT_EXPIRES_IN,
+            roles: vec![SMTP_ROLE.to_string()],
+        }
+    }
+}
+
+/// What was observed so far.
+#[derive(Default)]
+struct Log {
+    issued: Vec<String>,
+    last_request: Option<TokenRequest>,
+}
+
+/// State shared by the handle and the connection tasks. Std mutexes: no lock is held across
+/// an `.await`, and every critical section is a few field accesses.
+struct Shared {
+    settings: Mutex<Settings>,
+    log: Mutex<Log>,
+    /// Number of requests; a watch channel so `wait_for_calls` cannot miss an update.
+    calls: watch::Sender<usize>,
+    registry: TokenRegistry,
+}
+
+/// How to answer one request.
+enum Answer {
+    Respond {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+    },
+    Hang,
+}
+
+/// The fake token endpoint. Dropping it stops the server and closes every connection.
+pub struct FakeTokenEndpoint {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    _task: ServerTask,
+}
+
+impl FakeTokenEndpoint {
+    /// Starts the HTTPS server on `127.0.0.1:0` with `pki`'s certificate. Needs a tokio runtime.
+    pub fn start(pki: &TestPki) -> io::Result<Self> {
+        Self::start_with_registry(pki, TokenRegistry::new())
+    }
+
+    /// Like [`start`](Self::start), recording tokens into an existing registry.
+    pub fn start_with_registry(pki: &TestPki, registry: TokenRegistry) -> io::Result<Self> {
+        let shared = Arc::new(Shared {
+            settings: Mutex::new(Settings::default()),
+            log: Mutex::new(Log::default()),
+            calls: watch::Sender::new(0),
+            registry,
+        });
+        let mut tls = (*pki.server_config()).clone();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = TlsAcceptor::from(Arc::new(tls));
+        let state = Arc::clone(&shared);
+        let (addr, task) = spawn_loopback_server(move |tcp| {
+            serve_connection(Arc::clone(&state), acceptor.clone(), tcp)
+        })?;
+        Ok(Self {
+            addr,
+            shared,
+            _task: task,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://127.0.0.1:{port}/{tenant}/oauth2/v2.0/token`.
+    pub fn url(&self, tenant: &str) -> String {
+        format!(
+            "https://127.0.0.1:{}/{tenant}/oauth2/v2.0/token",
+            self.addr.port()
+        )
+    }
+
+    /// Only this client id and secret are accepted from now on (default: any non-empty pair).
+    pub fn set_expected(&self, client_id: &str, client_secret: &str) {
+        let mut settings = self.settings();
+        settings.client_id = Some(client_id.to_string());
+        settings.client_secret = Some(Secret::new(client_secret.to_string()));
+    }
+
+    /// The only accepted `scope` (default [`DEFAULT_SCOPE`]).
+    pub fn set_expected_scope(&self, scope: &str) {
+        self.settings().scope = scope.to_string();
+    }
+
+    /// Only these tenants exist (others get AADSTS90002); `None` (default) accepts any.
+    pub fn set_tenants(&self, tenants: Option<Vec<String>>) {
+        self.settings().tenants = tenants;
+    }
+
+    /// How the next requests are answered.
+    pub fn set_mode(&self, mode: TokenMode) {
+        self.settings().mode = mode;
+    }
+
+    /// `expires_in` of issued tokens, in seconds (default 3599).
+    pub fn set_expires_in(&self, secs: u64) {
+        self.settings().expires_in = secs;
+    }
+
+    /// `roles` claim of issued tokens (default `["SMTP.SendAsApp"]`; empty omits the claim).
+    pub fn set_roles(&self, roles: Vec<String>) {
+        self.settings().roles = roles;
+    }
+
+    /// Requests received so far, whatever their outcome.
+    pub fn calls(&self) -> usize {
+        *self.shared.calls.borrow()
+    }
+
+    /// Waits until at least `n` requests were received.
+    pub async fn wait_for_calls(&self, n: usize) {
+        let mut rx = self.shared.calls.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|calls| *calls >= n).await;
+    }
+
+    /// Every token issued by this endpoint, oldest first.
+    pub fn issued(&self) -> Vec<String> {
+        self.log().issued.clone()
+    }
+
+    /// The last token request (on the token path), if any.
+    pub fn last_request(&self) -> Option<TokenRequest> {
+        self.log().last_request.clone()
+    }
+
+    /// The registry the fake upstream should check tokens against.
+    pub fn token_registry(&self) -> TokenRegistry {
+        self.shared.registry.clone()
+    }
+
+    fn settings(&self) -> MutexGuard<'_, Settings> {
+        self.shared.settings()
+    }
+
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.shared.log()
+    }
+}
+
+impl Shared {
+    fn settings(&self) -> MutexGuard<'_, Settings> {
+        // Poisoning can only come from a panicking test thread; the settings stay consistent.
+        self.settings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Decides the answer to one parsed request.
+    fn answer(&self, request: &HttpRequest) -> Answer {
+        self.calls.send_modify(|calls| *calls += 1);
+        let Some(tenant) = token_path_tenant(&request.target) else {
+            return plain(404, "Not Found");
+        };
+        if request.method != "POST" {
+            return plain(405, "Method Not Allowed");
+        }
+        let token_request = parse_token_request(tenant, request);
+        self.log().last_request = Some(token_request.clone());
+        let mode = self.settings().mode.clone();
+        match mode {
+            TokenMode::Ok => self.validate_and_issue(&token_request),
+            TokenMode::Error {
+                status,
+                error,
+                codes,
+                description,
+            } => aad_error(&AadError::new(status, &error, codes, &description)),
+            TokenMode::ServerError => Answer::Respond {
+                status: 500,
+                content_type: "text/html; charset=utf-8",
+                body: "<html><body><h1>500 Internal Server Error</h1>\
+                       <p>Sorry, but we're having trouble signing you in.</p></body></html>"
+                    .to_string(),
+            },
+            TokenMode::Hang => Answer::Hang,
+            TokenMode::Garbage => Answer::Respond {
+                status: 200,
+                content_type: "application/json; charset=utf-8",
+                body: "<!DOCTYPE html><html>this is not json".to_string(),
+            },
+        }
+    }
+
+    fn validate_and_issue(&self, request: &TokenRequest) -> Answer {
+        let grant = match self.validate(request) {
+            Ok(grant) => grant,
+            Err(error) => return aad_error(&error),
+        };
+        let token = self.registry.issue(&grant);
+        self.log().issued.push(token.clone());
+        let body = serde_json::json!({
+            "token_type": "Bearer",
+            "expires_in": grant.expires_in,
+            "ext_expires_in": grant.expires_in,
+            "access_token": token,
+        });
+        Answer::Respond {
+            status: 200,
+            content_type: "application/json; charset=utf-8",
+            body: body.to_string(),
+        }
+    }
+
+    /// Entra's checks, in roughly Entra's order: tenant, grant, client, secret, scope.
+    fn validate(&self, request: &TokenRequest) -> Result<TokenGrant, AadError> {
+        let settings = self.settings();
+        if let Some(tenants) = &settings.tenants
+            && !tenants
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(&request.tenant))
+        {
+            return Err(AadError::tenant_not_found(&request.tenant));
+        }
+        check_grant_type(&request.grant_type)?;
+        check_client(&settings, request)?;
+        check_scope(&settings, &request.scope)?;
+        Ok(TokenGrant {
+            tenant: request.tenant.clone(),
+            client_id: request.client_id.clone(),
+            roles: settings.roles.clone(),
+            expires_in: settings.expires_in,
+        })
+    }
+}
+
+fn check_grant_type(grant_type: &str) -> Result<(), AadError> {
+    match grant_type {
+        "" => Err(AadError::missing_parameter("grant_type")),
+        "client_credentials" => Ok(()),
+        other => Err(AadError::unsupported_grant_type(other)),
+    }
+}
+
+fn check_client(settings: &Settings, request: &TokenRequest) -> Result<(), AadError> {
+    if request.client_id.is_empty() {
+        return Err(AadError::missing_parameter("client_id"));
+    }
+    if settings
+        .client_id
+        .as_ref()
+        .is_some_and(|id| *id != request.client_id)
+    {
+        return Err(AadError::application_not_found(
+            &request.client_id,
+            &request.tenant,
+        ));
+    }
+    let Some(sent) = request
+        .client_secret
+        .as_ref()
+        .filter(|s| !s.expose().is_empty())
+    else {
+        return Err(AadError::missing_client_secret());
+    };
+    // A test fake: a plain comparison is fine, there is no timing attacker on loopback.
+    if settings
+        .client_secret
+        .as_ref()
+        .is_some_and(|want| want != sent)
+    {
+        return Err(AadError::invalid_client_secret());
+    }
+    Ok(())
+}
+
+fn check_scope(settings: &Settings, scope: &str) -> Result<(), AadError> {
+    if scope.is_empty() {
+        return Err(AadError::missing_parameter("scope"));
+    }
+    if scope != settings.scope {
+        return Err(AadError::invalid_scope(scope));
+    }
+    Ok(())
+}
+
+fn aad_error(error: &AadError) -> Answer {
+    Answer::Respond {
+        status: error.status,
+        content_type: "application/json; charset=utf-8",
+        body: error.to_json(),
+    }
+}
+
+fn plain(status: u16, text: &str) -> Answer {
+    Answer::Respond {
+        status,
+        content_type: "text/plain; charset=utf-8",
+        body: text.to_string(),
+    }
+}
+
+/// The tenant of `/{tenant}/oauth2/v2.0/token` (query string ignored), or None for other paths.
+fn token_path_tenant(target: &str) -> Option<&str> {
+    let path = target.split('?').next().unwrap_or("");
+    let tenant = path.strip_prefix('/')?.strip_suffix("/oauth2/v2.0/token")?;
+    (!tenant.is_empty() && !tenant.contains('/')).then_some(tenant)
+}
+
+fn parse_token_request(tenant: &str, request: &HttpRequest) -> TokenRequest {
+    let mut out = TokenRequest {
+        tenant: tenant.to_string(),
+        ..TokenRequest::default()
+    };
+    for (key, value) in http::parse_form(&request.body) {
+        match key.as_str() {
+            "grant_type" => out.grant_type = value,
+            "client_id" => out.client_id = value,
+            "client_secret" => out.client_secret = Some(Secret::new(value)),
+            "scope" => out.scope = value,
+            _ => {}
+        }
+    }
+    if out.client_secret.is_none()
+        && let Some((id, secret)) = basic_credentials(request)
+    {
+        // RFC 6749 §2.3.1: Entra also accepts the client in an Authorization: Basic header.
+        if out.client_id.is_empty() {
+            out.client_id = id;
+        }
+        out.client_secret = Some(Secret::new(secret));
+    }
+    out
+}
+
+/// `Authorization: Basic base64(urlencode(id):urlencode(secret))`.
+fn basic_credentials(request: &HttpRequest) -> Option<(String, String)> {
+    let value = request.header("authorization")?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(encoded.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((
+        http::percent_decode(id.as_bytes()),
+        http::percent_decode(secret.as_bytes()),
+    ))
+}
+
+async fn serve_connection(shared: Arc<Shared>, acceptor: TlsAcceptor, tcp: TcpStream) {
+    let Ok(Ok(mut tls)) = tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(tcp)).await
+    else {
+        return;
+    };
+    let mut reader = HttpReader::default();
+    loop {
+        let request = match reader.read_request(&mut tls, REQUEST_DEADLINE).await {
+            Ok(request) => request,
+            Err(ReadError::Bad(status)) => {
+                let _ = tls
+                    .write_all(&http::response(status, "text/plain", "", false))
+                    .await;
+                break;
+            }
+            Err(ReadError::Io(error)) => {
+                tracing::debug!(%error, "fake token endpoint read failed");
+                break;
+            }
+            Err(ReadError::Closed) => break,
+        };
+        let keep_alive = request.keep_alive();
+        match shared.answer(&request) {
+            Answer::Hang => return drain_until_closed(&mut tls).await,
+            Answer::Respond {
+                status,
+                content_type,
+                body,
+            } => {
+                let bytes = http::response(status, content_type, &body, keep_alive);
+                if tls.write_all(&bytes).await.is_err() || tls.flush().await.is_err() {
+                    return;
+                }
+            }
+        }
+        if !keep_alive {
+            break;
+        }
+    }
+    // Send close_notify so clients reading to EOF see a clean end.
+    let _ = tls.shutdown().await;
+}
+
+/// Keeps the connection open, discarding input, until the peer goes away (or the fake is
+/// dropped, which aborts this task).
+async fn drain_until_closed<S: AsyncRead + Unpin>(stream: &mut S) {
+    let mut sink = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut sink).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_path() {
+        assert_eq!(
+            token_path_tenant("/contoso/oauth2/v2.0/token"),
+            Some("contoso")
+        );
+        assert_eq!(token_path_tenant("/c/oauth2/v2.0/token?x=1"), Some("c"));
+        assert_eq!(token_path_tenant("//oauth2/v2.0/token"), None);
+        assert_eq!(token_path_tenant("/a/b/oauth2/v2.0/token"), None);
+        assert_eq!(token_path_tenant("/contoso/oauth2/token"), None);
+    }
+}
