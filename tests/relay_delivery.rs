@@ -15,7 +15,8 @@ async fn message_arrives_byte_exact_with_xoauth2_as_the_mailbox() {
     body.extend_from_slice(&[b'x'; 998]);
     body.extend_from_slice(b"\r\nlast line\r\n");
     let r = c.send_mail(MAILBOX, &["a@example.net"], &body).await;
-    r.expect_code(250).expect_start("250 2.0.0 Delivered upstream: OK <");
+    r.expect_code(250)
+        .expect_start("250 2.0.0 Delivered upstream: OK <");
     let got = w.upstream.messages();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, body, "body must arrive byte for byte");
@@ -24,10 +25,20 @@ async fn message_arrives_byte_exact_with_xoauth2_as_the_mailbox() {
     assert_eq!(got[0].xoauth2_user, MAILBOX);
     assert!(got[0].tls);
     assert!(w.tokens.issued().contains(&got[0].token));
-    assert!(got[0].mail_params.contains("SIZE="), "{}", got[0].mail_params);
+    assert!(
+        got[0].mail_params.contains("SIZE="),
+        "{}",
+        got[0].mail_params
+    );
     let transcript = &w.upstream.transcripts()[0];
-    let starttls = transcript.iter().position(|v| v == "STARTTLS").expect("STARTTLS used");
-    let auth = transcript.iter().position(|v| v == "AUTH").expect("AUTH used");
+    let starttls = transcript
+        .iter()
+        .position(|v| v == "STARTTLS")
+        .expect("STARTTLS used");
+    let auth = transcript
+        .iter()
+        .position(|v| v == "AUTH")
+        .expect("AUTH used");
     assert!(starttls < auth, "AUTH only after STARTTLS: {transcript:?}");
     c.cmd("QUIT").await.expect_code(221);
 }
@@ -42,13 +53,16 @@ async fn ten_megabyte_attachment_arrives_intact() {
         let line: Vec<u8> = (0..76)
             .map(|_| {
                 seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/."[(seed >> 16) as usize % 65]
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/."
+                    [(seed >> 16) as usize % 65]
             })
             .collect();
         body.extend_from_slice(&line);
         body.extend_from_slice(b"\r\n");
     }
-    c.send_mail(MAILBOX, &["a@example.net"], &body).await.expect_code(250);
+    c.send_mail(MAILBOX, &["a@example.net"], &body)
+        .await
+        .expect_code(250);
     let got = w.upstream.messages();
     assert_eq!(got[0].body.len(), body.len());
     assert!(got[0].body == body, "10 MB body differs");
@@ -58,8 +72,15 @@ async fn ten_megabyte_attachment_arrives_intact() {
 async fn bcc_only_recipients_are_delivered_from_the_envelope() {
     let w = World::start().await;
     let mut c = w.logged_in().await;
-    let body = b"From: <sender@contoso.com>\r\nTo: undisclosed-recipients:;\r\nSubject: bcc\r\n\r\nhi\r\n";
-    c.send_mail(MAILBOX, &["hidden1@example.net", "hidden2@example.org"], body).await.expect_code(250);
+    let body =
+        b"From: <sender@contoso.com>\r\nTo: undisclosed-recipients:;\r\nSubject: bcc\r\n\r\nhi\r\n";
+    c.send_mail(
+        MAILBOX,
+        &["hidden1@example.net", "hidden2@example.org"],
+        body,
+    )
+    .await
+    .expect_code(250);
     let got = &w.upstream.messages()[0];
     assert_eq!(got.rcpts, ["hidden1@example.net", "hidden2@example.org"]);
     assert_eq!(got.body, body, "no header added or changed");
@@ -71,7 +92,9 @@ async fn one_hundred_fifty_recipients_pipelined_upstream() {
     let mut c = w.logged_in().await;
     let rcpts: Vec<String> = (0..150).map(|i| format!("r{i}@example.net")).collect();
     let refs: Vec<&str> = rcpts.iter().map(String::as_str).collect();
-    c.send_mail(MAILBOX, &refs, &message("r0@example.net", "many")).await.expect_code(250);
+    c.send_mail(MAILBOX, &refs, &message("r0@example.net", "many"))
+        .await
+        .expect_code(250);
     assert_eq!(w.upstream.messages()[0].rcpts, rcpts);
 }
 
@@ -79,37 +102,67 @@ async fn one_hundred_fifty_recipients_pipelined_upstream() {
 async fn refused_recipient_cancels_the_whole_message() {
     let w = World::start().await;
     w.upstream.script(|s| {
-        s.rcpt_replies.insert("bad@example.net".into(), "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found".into());
+        s.rcpt_replies.insert(
+            "bad@example.net".into(),
+            "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found".into(),
+        );
     });
     let mut c = w.logged_in().await;
-    let r = c.send_mail(MAILBOX, &["good@example.net", "bad@example.net", "also@example.net"], &message("x", "y")).await;
+    let r = c
+        .send_mail(
+            MAILBOX,
+            &["good@example.net", "bad@example.net", "also@example.net"],
+            &message("x", "y"),
+        )
+        .await;
     r.expect_code(550).expect_start("550 5.1.10 <bad@example.net> refused upstream at RCPT TO: 550 5.1.10 RESOLVER.ADR.RecipientNotFound");
     assert!(w.upstream.messages().is_empty(), "nobody may receive it");
-    assert_eq!(w.upstream.transactions_reset(), 1, "the upstream transaction is reset");
+    assert_eq!(
+        w.upstream.transactions_reset(),
+        1,
+        "the upstream transaction is reset"
+    );
     // The session goes on: the next message works.
-    c.send_mail(MAILBOX, &["good@example.net"], &message("x", "y")).await.expect_code(250);
+    c.send_mail(MAILBOX, &["good@example.net"], &message("x", "y"))
+        .await
+        .expect_code(250);
 }
 
 #[tokio::test]
 async fn temporary_recipient_refusal_is_temporary_for_the_client() {
     let w = World::start().await;
-    w.upstream.script(|s| s.rcpt_reply = Some("452 4.5.3 Too many recipients".into()));
+    w.upstream
+        .script(|s| s.rcpt_reply = Some("452 4.5.3 Too many recipients".into()));
     let mut c = w.logged_in().await;
-    let r = c.send_mail(MAILBOX, &["a@example.net"], &message("x", "y")).await;
-    r.expect_code(451).expect_start("451 4.5.3 upstream: 452 4.5.3 Too many recipients");
+    let r = c
+        .send_mail(MAILBOX, &["a@example.net"], &message("x", "y"))
+        .await;
+    r.expect_code(451)
+        .expect_start("451 4.5.3 upstream: 452 4.5.3 Too many recipients");
 }
 
 #[tokio::test]
 async fn body_parameters_are_passed_upstream() {
     let w = World::start().await;
     let mut c = w.logged_in().await;
-    c.cmd(&format!("MAIL FROM:<{MAILBOX}> BODY=8BITMIME SMTPUTF8 SIZE=100")).await.expect_code(250);
-    c.cmd("RCPT TO:<j\u{f6}rg@example.net>").await.expect_code(250);
+    c.cmd(&format!(
+        "MAIL FROM:<{MAILBOX}> BODY=8BITMIME SMTPUTF8 SIZE=100"
+    ))
+    .await
+    .expect_code(250);
+    c.cmd("RCPT TO:<j\u{f6}rg@example.net>")
+        .await
+        .expect_code(250);
     c.cmd("DATA").await.expect_code(354);
-    c.send_raw("Subject: \u{e9}\r\n\r\n\u{e9}\r\n.\r\n".as_bytes()).await;
+    c.send_raw("Subject: \u{e9}\r\n\r\n\u{e9}\r\n.\r\n".as_bytes())
+        .await;
     c.read_reply().await.expect_code(250);
     let got = &w.upstream.messages()[0];
-    assert!(got.mail_params.contains("BODY=8BITMIME"), "{}", got.mail_params);
+    assert!(
+        got.mail_params.contains("BODY=8BITMIME"),
+        "{}",
+        got.mail_params
+    );
     assert!(got.mail_params.contains("SMTPUTF8"), "{}", got.mail_params);
     assert_eq!(got.rcpts, ["j\u{f6}rg@example.net"]);
 }
@@ -119,18 +172,25 @@ async fn smtputf8_refused_when_upstream_lacks_it() {
     let w = World::start().await;
     w.upstream.script(|s| s.smtputf8 = false);
     let mut c = w.logged_in().await;
-    c.cmd(&format!("MAIL FROM:<{MAILBOX}> SMTPUTF8")).await.expect_code(250);
+    c.cmd(&format!("MAIL FROM:<{MAILBOX}> SMTPUTF8"))
+        .await
+        .expect_code(250);
     c.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
     c.cmd("DATA").await.expect_code(354);
     c.send_raw(b"x\r\n.\r\n").await;
-    c.read_reply().await.expect_code(554).expect_start("554 5.6.7");
+    c.read_reply()
+        .await
+        .expect_code(554)
+        .expect_start("554 5.6.7");
     assert!(w.upstream.messages().is_empty());
 }
 
 #[tokio::test]
 async fn never_more_upstream_connections_than_the_account_allows() {
     let w = World::start_with(|c| {
-        std::sync::Arc::get_mut(c.accounts.get_mut("contoso").unwrap()).unwrap().max_connections = 2;
+        std::sync::Arc::get_mut(c.accounts.get_mut("contoso").unwrap())
+            .unwrap()
+            .max_connections = 2;
     })
     .await;
     w.upstream.script(|s| s.max_concurrent_sessions = Some(2));
@@ -141,12 +201,18 @@ async fn never_more_upstream_connections_than_the_account_allows() {
             let mut c = Client::connect(addr).await;
             c.ehlo().await;
             c.auth_plain(USER, PASSWORD).await.expect_code(235);
-            c.send_mail(MAILBOX, &[&format!("r{i}@example.net")], &message("r", "s")).await.code
+            c.send_mail(MAILBOX, &[&format!("r{i}@example.net")], &message("r", "s"))
+                .await
+                .code
         }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), 250);
     }
     assert_eq!(w.upstream.messages().len(), 8);
-    assert!(w.upstream.max_concurrent() <= 2, "peak {}", w.upstream.max_concurrent());
+    assert!(
+        w.upstream.max_concurrent() <= 2,
+        "peak {}",
+        w.upstream.max_concurrent()
+    );
 }

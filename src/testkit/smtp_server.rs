@@ -105,6 +105,9 @@ pub struct Script {
     pub hang_at: Option<Phase>,
     /// Close the connection instead of answering at this phase.
     pub drop_at: Option<Phase>,
+    /// Answer this phase only after the given time (a slow server; tokio's clock, so a
+    /// paused-clock test can skip the wait).
+    pub delay_at: Option<(Phase, Duration)>,
     /// Largest message body accepted (default 200 MiB); larger gets `552 5.3.4`.
     pub max_message_size: usize,
     /// How long a read may wait for the client (default 60 s) before `421` and close.
@@ -136,6 +139,7 @@ impl Default for Script {
             final_reply: None,
             hang_at: None,
             drop_at: None,
+            delay_at: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             read_timeout: Duration::from_secs(60),
         }

@@ -561,12 +561,19 @@ impl Session {
         self.answer("250 2.0.0 Resetting")
     }
 
-    /// Applies `hang_at`/`drop_at` for `phase`. `Some` means the session is over.
+    /// Applies `delay_at`, then `hang_at`/`drop_at` for `phase`. `Some` means the session is
+    /// over.
     async fn scripted_stop(&mut self, phase: Phase) -> Option<Result<Flow, Closed>> {
-        let (hang, drop) = {
+        let (hang, drop, delay) = {
             let s = self.shared.script();
-            (s.hang_at == Some(phase), s.drop_at == Some(phase))
+            let delay = s.delay_at.filter(|(p, _)| *p == phase).map(|(_, d)| d);
+            (s.hang_at == Some(phase), s.drop_at == Some(phase), delay)
         };
+        if let Some(delay) = delay {
+            // A slow server: earlier replies go out, this one comes after `delay`.
+            let _ = self.flush().await;
+            tokio::time::sleep(delay).await;
+        }
         if hang {
             self.hang().await;
             Some(Ok(Flow::Close))

@@ -47,7 +47,13 @@ impl World {
         upstream.script(|s| s.allowed_users = Some(vec![MAILBOX.to_string()]));
         let mut config = config_for(&pki, &tokens, &upstream);
         adjust(&mut config);
-        let mut world = World { pki, tokens, upstream, config, relay: None };
+        let mut world = World {
+            pki,
+            tokens,
+            upstream,
+            config,
+            relay: None,
+        };
         world.restart().await;
         world
     }
@@ -57,7 +63,9 @@ impl World {
         if let Some(old) = self.relay.take() {
             old.stop().await;
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         self.relay = Some(daemon::start(&self.config, listener).expect("relay starts"));
     }
 
@@ -104,7 +112,9 @@ pub fn config_for(pki: &TestPki, tokens: &FakeTokenEndpoint, upstream: &FakeUpst
     let mut accounts = BTreeMap::new();
     accounts.insert("contoso".to_string(), Arc::new(account));
     Config {
-        listen: Listen { smtp: "127.0.0.1:0".parse().expect("addr") },
+        listen: Listen {
+            smtp: "127.0.0.1:0".parse().expect("addr"),
+        },
         limits: Limits {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_recipients: DEFAULT_MAX_RECIPIENTS,
@@ -149,7 +159,11 @@ impl Reply {
 
     #[track_caller]
     pub fn expect_start(&self, prefix: &str) -> &Self {
-        assert!(self.text.starts_with(prefix), "expected {prefix:?}, got {:?}", self.text);
+        assert!(
+            self.text.starts_with(prefix),
+            "expected {prefix:?}, got {:?}",
+            self.text
+        );
         self
     }
 }
@@ -163,11 +177,23 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).await.expect("connect to relay");
+        Self::try_connect(addr).await.expect("connect to relay")
+    }
+
+    /// `None` when nothing accepts connections at `addr`.
+    pub async fn try_connect(addr: SocketAddr) -> Option<Client> {
+        let stream = TcpStream::connect(addr).await.ok()?;
         let (r, w) = stream.into_split();
-        let mut c = Client { reader: BufReader::new(r), writer: w, greeting: Reply { code: 0, text: String::new() } };
+        let mut c = Client {
+            reader: BufReader::new(r),
+            writer: w,
+            greeting: Reply {
+                code: 0,
+                text: String::new(),
+            },
+        };
         c.greeting = c.read_reply().await;
-        c
+        (c.greeting.code != 0).then_some(c)
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {
@@ -209,7 +235,8 @@ impl Client {
 
     pub async fn auth_plain(&mut self, user: &str, password: &str) -> Reply {
         use base64::Engine;
-        let blob = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        let blob =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
         self.cmd(&format!("AUTH PLAIN {blob}")).await
     }
 

@@ -1,0 +1,201 @@
+//! The client-facing listener over real sockets: AUTH variants and failures, MAIL before AUTH,
+//! sender policy, size and recipient limits, the connection cap and the idle timeout.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use xoauth_relay::config::{PasswordCheck, SenderRule};
+
+#[tokio::test]
+async fn auth_variants_over_the_wire() {
+    let w = World::start().await;
+    let mut c = w.client().await;
+    c.greeting.expect_start("220 relay.test ESMTP");
+    let ehlo = c.ehlo().await;
+    assert!(ehlo.text.contains("250-AUTH PLAIN LOGIN"), "{}", ehlo.text);
+    c.cmd("AUTH LOGIN").await.expect_start("334 VXNlcm5hbWU6");
+    c.cmd("eGVub2NlcHQ=").await.expect_start("334 UGFzc3dvcmQ6");
+    c.cmd("bG9jYWwtcGFzcw==").await.expect_code(235);
+
+    let mut c = w.client().await;
+    c.ehlo().await;
+    c.cmd("AUTH PLAIN").await.expect_start("334 ");
+    c.cmd("AHhlbm9jZXB0AGxvY2FsLXBhc3M=").await.expect_code(235);
+
+    let mut c = w.client().await;
+    c.ehlo().await;
+    c.cmd("AUTH LOGIN eGVub2NlcHQ=")
+        .await
+        .expect_start("334 UGFzc3dvcmQ6");
+    c.cmd("*").await.expect_start("501 5.7.0");
+    c.cmd("AUTH CRAM-MD5").await.expect_start("504 5.5.4");
+}
+
+#[tokio::test]
+async fn wrong_password_refused_from_the_first_login_and_argon2_works() {
+    let hash = xoauth_relay::auth::hash_password("argon-pass").unwrap();
+    let w = World::start_with(|c| c.users[0].password = PasswordCheck::Argon2(hash)).await;
+    let mut c = w.client().await;
+    c.ehlo().await;
+    c.auth_plain(USER, "anything")
+        .await
+        .expect_start("535 5.7.8");
+    c.auth_plain("nobody", "argon-pass")
+        .await
+        .expect_start("535 5.7.8");
+    c.auth_plain(USER, "argon-pass").await.expect_code(235);
+    // A second login with the remembered password is fast and still right.
+    let mut c = w.client().await;
+    c.ehlo().await;
+    c.auth_plain(USER, "argon-pass").await.expect_code(235);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_logins_are_delayed_more_each_time_then_disconnected() {
+    let w = World::start_with(|c| c.limits.auth_failure_delay = Duration::from_secs(2)).await;
+    let mut c = w.client().await;
+    c.ehlo().await;
+    let mut waited = Vec::new();
+    for _ in 0..2 {
+        let start = tokio::time::Instant::now();
+        c.auth_plain(USER, "wrong").await.expect_start("535 5.7.8");
+        waited.push(start.elapsed().as_secs());
+    }
+    assert_eq!(waited, [2, 4]);
+    c.auth_plain(USER, "wrong").await.expect_start("421 4.7.0");
+    assert!(c.is_closed().await);
+}
+
+#[tokio::test]
+async fn mail_before_auth_and_sender_policy() {
+    let w = World::start_with(|c| {
+        c.users[0].allowed_senders = vec![
+            SenderRule::Address(MAILBOX.into()),
+            SenderRule::Domain("contoso.com".into()),
+        ];
+    })
+    .await;
+    let mut c = w.client().await;
+    c.ehlo().await;
+    c.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
+        .await
+        .expect_start("530 5.7.0 Authentication required");
+    c.auth_plain(USER, PASSWORD).await.expect_code(235);
+    c.cmd("MAIL FROM:<ceo@fabrikam.com>").await.expect_start(
+        "550 5.7.1 Sender ceo@fabrikam.com not allowed for user xenocept; allowed: sender@contoso.com, @contoso.com",
+    );
+    c.send_mail(
+        "helpdesk@contoso.com",
+        &["a@example.net"],
+        &message("a", "b"),
+    )
+    .await
+    .expect_code(250);
+    assert_eq!(w.upstream.messages()[0].mail_from, "helpdesk@contoso.com");
+}
+
+#[tokio::test]
+async fn size_limit_declared_and_actual() {
+    let w = World::start_with(|c| c.limits.max_message_size = 1000).await;
+    let mut c = w.logged_in().await;
+    let ehlo = c.cmd("EHLO again").await;
+    assert!(ehlo.text.contains("250-SIZE 1000"), "{}", ehlo.text);
+    c.cmd(&format!("MAIL FROM:<{MAILBOX}> SIZE=5000"))
+        .await
+        .expect_start("552 5.3.4");
+    let big = vec![b'a'; 3000];
+    let mut body = b"Subject: big\r\n\r\n".to_vec();
+    for chunk in big.chunks(70) {
+        body.extend_from_slice(chunk);
+        body.extend_from_slice(b"\r\n");
+    }
+    c.send_mail(MAILBOX, &["a@example.net"], &body)
+        .await
+        .expect_start("552 5.3.4");
+    assert!(w.upstream.messages().is_empty());
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "small"))
+        .await
+        .expect_code(250);
+}
+
+#[tokio::test]
+async fn recipient_limit() {
+    let w = World::start_with(|c| c.limits.max_recipients = 2).await;
+    let mut c = w.logged_in().await;
+    c.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
+        .await
+        .expect_code(250);
+    c.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
+    c.cmd("RCPT TO:<b@example.net>").await.expect_code(250);
+    c.cmd("RCPT TO:<c@example.net>")
+        .await
+        .expect_start("452 4.5.3");
+    c.cmd("DATA").await.expect_code(354);
+    c.send_raw(b"Subject: x\r\n\r\nx\r\n.\r\n").await;
+    c.read_reply().await.expect_code(250);
+    assert_eq!(
+        w.upstream.messages()[0].rcpts,
+        ["a@example.net", "b@example.net"]
+    );
+}
+
+#[tokio::test]
+async fn connection_cap_answers_421() {
+    let w = World::start_with(|c| c.limits.max_connections = 2).await;
+    let _a = w.client().await;
+    let _b = w.client().await;
+    let mut third = Client::connect(w.addr()).await;
+    third.greeting.expect_start("421 4.7.0");
+    assert!(third.is_closed().await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_client_gets_421_after_the_timeout() {
+    let w = World::start_with(|c| c.timeouts.idle = Duration::from_secs(300)).await;
+    let mut c = w.client().await;
+    c.ehlo().await;
+    let start = tokio::time::Instant::now();
+    let r = c.read_reply().await;
+    r.expect_start("421 4.4.2");
+    assert_eq!(start.elapsed().as_secs(), 300);
+    assert!(c.is_closed().await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_lets_the_message_in_flight_finish_and_closes_idle_sessions() {
+    let mut w = World::start().await;
+    let slow = Duration::from_secs(20);
+    w.upstream
+        .script(|s| s.delay_at = Some((xoauth_relay::testkit::Phase::DataEnd, slow)));
+    let mut busy = w.logged_in().await;
+    let mut idle = w.logged_in().await;
+    busy.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
+        .await
+        .expect_code(250);
+    busy.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
+    busy.cmd("DATA").await.expect_code(354);
+    busy.send_raw(b"Subject: x\r\n\r\nx\r\n.\r\n").await;
+    w.upstream.wait_for_connections(1).await;
+    let addr = w.addr();
+    let started = tokio::time::Instant::now();
+    let stopping = tokio::spawn(w.relay.take().unwrap().stop());
+    idle.read_reply()
+        .await
+        .expect_start("421 4.3.0 Server shutting down");
+    assert!(idle.is_closed().await);
+    busy.read_reply().await.expect_code(250);
+    assert_eq!(
+        w.upstream.messages().len(),
+        1,
+        "the message in flight was delivered"
+    );
+    busy.read_reply().await.expect_start("421 4.3.0");
+    stopping.await.unwrap();
+    assert!(started.elapsed() >= slow && started.elapsed() < Duration::from_secs(30));
+    assert!(
+        Client::try_connect(addr).await.is_none(),
+        "no new connections after stop"
+    );
+}
