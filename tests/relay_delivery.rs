@@ -188,9 +188,7 @@ async fn smtputf8_refused_when_upstream_lacks_it() {
 #[tokio::test]
 async fn never_more_upstream_connections_than_the_account_allows() {
     let w = World::start_with(|c| {
-        std::sync::Arc::get_mut(c.accounts.get_mut("contoso").unwrap())
-            .unwrap()
-            .max_connections = 2;
+        account_mut(c).max_connections = 2;
     })
     .await;
     w.upstream.script(|s| s.max_concurrent_sessions = Some(2));

@@ -18,7 +18,9 @@ async fn many_sessions_at_once_cause_one_token_request() {
             let mut c = Client::connect(addr).await;
             c.ehlo().await;
             c.auth_plain(USER, PASSWORD).await.expect_code(235);
-            c.send_mail(MAILBOX, &[&format!("r{i}@example.net")], &message("r", "s")).await.code
+            c.send_mail(MAILBOX, &[&format!("r{i}@example.net")], &message("r", "s"))
+                .await
+                .code
         }));
     }
     for t in tasks {
@@ -30,7 +32,10 @@ async fn many_sessions_at_once_cause_one_token_request() {
     assert_eq!(req.grant_type, "client_credentials");
     assert_eq!(req.scope, "https://outlook.office365.com/.default");
     assert_eq!(req.tenant, TENANT);
-    assert_eq!(req.client_secret.as_ref().map(|s| s.expose().as_str()), Some(CLIENT_SECRET));
+    assert_eq!(
+        req.client_secret.as_ref().map(|s| s.expose().as_str()),
+        Some(CLIENT_SECRET)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -38,15 +43,21 @@ async fn token_is_refreshed_five_minutes_before_expiry() {
     let w = World::start().await;
     w.tokens.set_expires_in(3600);
     let mut c = w.logged_in().await;
-    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "1")).await.expect_code(250);
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "1"))
+        .await
+        .expect_code(250);
     assert_eq!(w.tokens.calls(), 1);
     tokio::time::advance(Duration::from_secs(3600 - 301)).await;
     let mut c = w.logged_in().await;
-    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "2")).await.expect_code(250);
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "2"))
+        .await
+        .expect_code(250);
     assert_eq!(w.tokens.calls(), 1, "still fresh enough");
     tokio::time::advance(Duration::from_secs(2)).await;
     let mut c = w.logged_in().await;
-    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "3")).await.expect_code(250);
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "3"))
+        .await
+        .expect_code(250);
     assert_eq!(w.tokens.calls(), 2, "refreshed inside the 5-minute margin");
     let m = w.upstream.messages();
     assert_eq!(m[0].token, m[1].token);
@@ -57,21 +68,32 @@ async fn token_is_refreshed_five_minutes_before_expiry() {
 async fn revoked_token_is_replaced_once_and_the_message_goes_through() {
     let w = World::start().await;
     let mut c = w.logged_in().await;
-    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "1")).await.expect_code(250);
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "1"))
+        .await
+        .expect_code(250);
     let first = w.tokens.issued()[0].clone();
     w.tokens.token_registry().revoke(&first);
-    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "2")).await.expect_code(250);
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "2"))
+        .await
+        .expect_code(250);
     assert_eq!(w.tokens.calls(), 2, "exactly one refetch");
-    assert_eq!(w.upstream.auth_attempts(), 3, "first AUTH, refused AUTH, one retry");
+    assert_eq!(
+        w.upstream.auth_attempts(),
+        3,
+        "first AUTH, refused AUTH, one retry"
+    );
     assert_ne!(w.upstream.messages()[1].token, first);
 }
 
 #[tokio::test]
 async fn a_fresh_token_refused_is_not_retried() {
     let w = World::start().await;
-    w.upstream.script(|s| s.auth_reply = Some("535 5.7.3 Authentication unsuccessful [X]".into()));
+    w.upstream
+        .script(|s| s.auth_reply = Some("535 5.7.3 Authentication unsuccessful [X]".into()));
     let mut c = w.logged_in().await;
-    let r = c.send_mail(MAILBOX, &["a@example.net"], &message("a", "1")).await;
+    let r = c
+        .send_mail(MAILBOX, &["a@example.net"], &message("a", "1"))
+        .await;
     r.expect_start("451 4.3.5 Relay misconfigured: Exchange refused the app's token");
     assert_eq!(w.tokens.calls(), 1);
     assert_eq!(w.upstream.auth_attempts(), 1);
@@ -81,9 +103,14 @@ async fn a_fresh_token_refused_is_not_retried() {
 async fn cached_token_refused_twice_gives_up_after_one_retry() {
     let w = World::start().await;
     let mut c = w.logged_in().await;
-    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "1")).await.expect_code(250);
-    w.upstream.script(|s| s.auth_reply = Some("535 5.7.3 Authentication unsuccessful [X]".into()));
-    let r = c.send_mail(MAILBOX, &["a@example.net"], &message("a", "2")).await;
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "1"))
+        .await
+        .expect_code(250);
+    w.upstream
+        .script(|s| s.auth_reply = Some("535 5.7.3 Authentication unsuccessful [X]".into()));
+    let r = c
+        .send_mail(MAILBOX, &["a@example.net"], &message("a", "2"))
+        .await;
     r.expect_code(451);
     assert_eq!(w.tokens.calls(), 2);
     assert_eq!(w.upstream.auth_attempts(), 3);
@@ -92,36 +119,71 @@ async fn cached_token_refused_twice_gives_up_after_one_retry() {
 #[tokio::test]
 async fn token_endpoint_failures_become_temporary_replies() {
     let cases: Vec<(TokenMode, &str)> = vec![
-        (TokenMode::invalid_client_secret(), "451 4.3.5 Relay misconfigured: Microsoft rejected the client secret (AADSTS7000215)"),
-        (TokenMode::expired_client_secret(), "451 4.3.5 Relay misconfigured: the client secret has expired (AADSTS7000222)"),
-        (TokenMode::application_not_found(), "451 4.3.5 Relay misconfigured: the application was not found in the tenant (AADSTS700016)"),
-        (TokenMode::tenant_not_found(), "451 4.3.5 Relay misconfigured: the tenant was not found (AADSTS90002)"),
-        (TokenMode::invalid_scope(), "451 4.3.5 Relay misconfigured: the token scope is not valid (AADSTS70011)"),
-        (TokenMode::resource_principal_not_found(), "451 4.3.5 Relay misconfigured: Exchange Online was not found in the tenant (AADSTS500011)"),
-        (TokenMode::ServerError, "451 4.7.0 upstream authorization temporarily unavailable; try again later"),
-        (TokenMode::Garbage, "451 4.7.0 upstream authorization temporarily unavailable"),
+        (
+            TokenMode::invalid_client_secret(),
+            "451 4.3.5 Relay misconfigured: Microsoft rejected the client secret (AADSTS7000215)",
+        ),
+        (
+            TokenMode::expired_client_secret(),
+            "451 4.3.5 Relay misconfigured: the client secret has expired (AADSTS7000222)",
+        ),
+        (
+            TokenMode::application_not_found(),
+            "451 4.3.5 Relay misconfigured: the application was not found in the tenant (AADSTS700016)",
+        ),
+        (
+            TokenMode::tenant_not_found(),
+            "451 4.3.5 Relay misconfigured: the tenant was not found (AADSTS90002)",
+        ),
+        (
+            TokenMode::invalid_scope(),
+            "451 4.3.5 Relay misconfigured: the token scope is not valid (AADSTS70011)",
+        ),
+        (
+            TokenMode::resource_principal_not_found(),
+            "451 4.3.5 Relay misconfigured: Exchange Online was not found in the tenant (AADSTS500011)",
+        ),
+        (
+            TokenMode::ServerError,
+            "451 4.7.0 upstream authorization temporarily unavailable; try again later",
+        ),
+        (
+            TokenMode::Garbage,
+            "451 4.7.0 upstream authorization temporarily unavailable",
+        ),
     ];
     let w = World::start().await;
     for (mode, want) in cases {
         w.tokens.set_mode(mode.clone());
         let mut c = w.logged_in().await;
-        let r = c.send_mail(MAILBOX, &["a@example.net"], &message("a", "b")).await;
+        let r = c
+            .send_mail(MAILBOX, &["a@example.net"], &message("a", "b"))
+            .await;
         r.expect_start(want);
     }
     assert!(w.upstream.messages().is_empty());
-    assert_eq!(w.upstream.connections(), 0, "no upstream connection without a token");
+    assert_eq!(
+        w.upstream.connections(),
+        0,
+        "no upstream connection without a token"
+    );
 }
 
 #[tokio::test]
 async fn wrong_secret_in_the_config_is_reported_like_microsoft_does() {
     let w = World::start_with(|c| {
-        let account = std::sync::Arc::get_mut(c.accounts.get_mut("contoso").unwrap()).unwrap();
-        account.client_secret = xoauth_relay::secret::Secret::new("the-secret-id-not-the-value".into());
+        let account = account_mut(c);
+        account.client_secret =
+            xoauth_relay::secret::Secret::new("the-secret-id-not-the-value".into());
     })
     .await;
     let mut c = w.logged_in().await;
-    let r = c.send_mail(MAILBOX, &["a@example.net"], &message("a", "b")).await;
-    r.expect_start("451 4.3.5 Relay misconfigured: Microsoft rejected the client secret (AADSTS7000215)");
+    let r = c
+        .send_mail(MAILBOX, &["a@example.net"], &message("a", "b"))
+        .await;
+    r.expect_start(
+        "451 4.3.5 Relay misconfigured: Microsoft rejected the client secret (AADSTS7000215)",
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -130,11 +192,18 @@ async fn hanging_token_endpoint_times_out_with_a_temporary_reply() {
     w.tokens.set_mode(TokenMode::Hang);
     let mut c = w.logged_in().await;
     let started = tokio::time::Instant::now();
-    let r = c.send_mail(MAILBOX, &["a@example.net"], &message("a", "b")).await;
+    let r = c
+        .send_mail(MAILBOX, &["a@example.net"], &message("a", "b"))
+        .await;
     r.expect_start("451 4.7.0 upstream authorization temporarily unavailable");
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_secs(30) && waited < Duration::from_secs(31), "{waited:?}");
+    assert!(
+        waited >= Duration::from_secs(30) && waited < Duration::from_secs(31),
+        "{waited:?}"
+    );
     // The endpoint recovers; the next message fetches a token and goes through.
     w.tokens.set_mode(TokenMode::Ok);
-    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "b")).await.expect_code(250);
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "b"))
+        .await
+        .expect_code(250);
 }

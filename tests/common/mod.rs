@@ -86,6 +86,11 @@ impl World {
     }
 }
 
+/// The (only) account of a test configuration, for changing it before `restart`.
+pub fn account_mut(config: &mut Config) -> &mut Account {
+    Arc::make_mut(config.accounts.get_mut("contoso").expect("test account"))
+}
+
 /// A relay configuration pointing at the stand-ins, with short limits suited to tests.
 pub fn config_for(pki: &TestPki, tokens: &FakeTokenEndpoint, upstream: &FakeUpstream) -> Config {
     let account = Account {
@@ -289,4 +294,42 @@ pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
 /// A simple message from the mailbox to `to`.
 pub fn message(to: &str, subject: &str) -> Vec<u8> {
     format!("From: <{MAILBOX}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\nHello.\r\n").into_bytes()
+}
+
+/// Captures every log line (trace level) of the whole process. Install it once per test
+/// binary, and only in a binary with a single test, so that nothing else writes into it.
+pub struct LogCapture {
+    buffer: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl LogCapture {
+    pub fn start() -> LogCapture {
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || SharedWriter(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("only one LogCapture per test binary");
+        LogCapture { buffer }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.lock().unwrap()).into_owned()
+    }
+}
+
+struct SharedWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
