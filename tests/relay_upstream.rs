@@ -7,6 +7,9 @@ use std::time::Duration;
 use common::*;
 use xoauth_relay::testkit::{Phase, TestPki};
 
+/// A change to the fake upstream's behaviour.
+type ScriptChange = fn(&mut xoauth_relay::testkit::Script);
+
 async fn one_message(w: &World) -> Reply {
     let mut c = w.logged_in().await;
     c.send_mail(MAILBOX, &["a@example.net"], &message("a", "b"))
@@ -15,7 +18,7 @@ async fn one_message(w: &World) -> Reply {
 
 #[tokio::test]
 async fn exchange_refusals_map_to_clear_replies() {
-    let cases: Vec<(fn(&mut xoauth_relay::testkit::Script), &str)> = vec![
+    let cases: Vec<(ScriptChange, &str)> = vec![
         (
             |s| {
                 s.auth_reply = Some("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.".into())
