@@ -1,7 +1,293 @@
-//! `xoauth-relay demo` (filled in once the stand-ins land).
+//! `xoauth-relay demo`: the whole path on one machine, with no account and no network. It
+//! starts the stand-ins for Microsoft 365 (a token endpoint and an SMTP server that requires
+//! STARTTLS and checks the XOAUTH2 token, both with a throwaway certificate only this process
+//! trusts), the real relay in front of them, sends one message through and shows what arrived.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-pub async fn run(_once: bool, _listen: Option<SocketAddr>) -> Result<(), String> {
-    Err("not yet".into())
+use base64::Engine;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::config::*;
+use crate::daemon::{self, Running};
+use crate::secret::Secret;
+use crate::testkit::{FakeTokenEndpoint, FakeUpstream, Received, TestPki};
+
+const USER: &str = "demo";
+const PASSWORD: &str = "demo-password";
+const MAILBOX: &str = "relay@contoso.example";
+const TENANT: &str = "contoso.example";
+const CLIENT_ID: &str = "00000000-0000-0000-0000-0000000de300";
+const CLIENT_SECRET: &str = "demo-client-secret";
+const DEFAULT_LISTEN: &str = "127.0.0.1:2525";
+/// How long `--once` waits for its message before calling the demo failed.
+const ARRIVAL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The stand-ins and the relay.
+struct Stage {
+    tokens: FakeTokenEndpoint,
+    upstream: FakeUpstream,
+    relay: Running,
+}
+
+pub async fn run(once: bool, listen: Option<SocketAddr>) -> Result<(), String> {
+    crate::tls::install_crypto_provider();
+    let stage = start(once, listen).await?;
+    print_banner(&stage);
+    let body = demo_message();
+    submit(stage.relay.smtp_addr, &body).await?;
+    let arrived = tokio::time::timeout(ARRIVAL_DEADLINE, stage.upstream.next_message())
+        .await
+        .map_err(|_| "the message did not arrive at the stand-in".to_string())?;
+    let intact = show(&arrived, &body, &stage.tokens);
+    if once {
+        stage.relay.stop().await;
+        return if intact {
+            Ok(())
+        } else {
+            Err("the message arrived altered".into())
+        };
+    }
+    println!("\nThe relay keeps running; send more mail to it. Ctrl-C stops the demo.");
+    loop {
+        tokio::select! {
+            message = stage.upstream.next_message() => {
+                println!("\n--- another message arrived at the stand-in ---");
+                show_received(&message);
+            }
+            _ = daemon::termination_signal() => break,
+        }
+    }
+    stage.relay.stop().await;
+    Ok(())
+}
+
+async fn start(once: bool, listen: Option<SocketAddr>) -> Result<Stage, String> {
+    let pki = TestPki::new().map_err(|e| format!("cannot make the demo certificate: {e}"))?;
+    let tokens =
+        FakeTokenEndpoint::start(&pki).map_err(|e| format!("stand-in token endpoint: {e}"))?;
+    tokens.set_expected(CLIENT_ID, CLIENT_SECRET);
+    let upstream = FakeUpstream::start(&pki, tokens.token_registry())
+        .map_err(|e| format!("stand-in SMTP server: {e}"))?;
+    upstream.script(|s| s.allowed_users = Some(vec![MAILBOX.to_string()]));
+    let listener = bind(once, listen).await?;
+    let config = demo_config(
+        &pki,
+        &tokens,
+        &upstream,
+        listener.local_addr().map_err(|e| e.to_string())?,
+    );
+    let relay = daemon::start(&config, listener).map_err(|e| e.to_string())?;
+    Ok(Stage {
+        tokens,
+        upstream,
+        relay,
+    })
+}
+
+/// The chosen address; without one, 127.0.0.1:2525 (any free port for `--once`, or when 2525
+/// is taken).
+async fn bind(once: bool, listen: Option<SocketAddr>) -> Result<TcpListener, String> {
+    if let Some(addr) = listen {
+        return daemon::bind(addr).await.map_err(|e| e.to_string());
+    }
+    if !once && let Ok(listener) = TcpListener::bind(DEFAULT_LISTEN).await {
+        return Ok(listener);
+    }
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot listen: {e}"))
+}
+
+fn demo_config(
+    pki: &TestPki,
+    tokens: &FakeTokenEndpoint,
+    upstream: &FakeUpstream,
+    listen: SocketAddr,
+) -> Config {
+    let account = Account {
+        name: "demo".into(),
+        mailbox: MAILBOX.into(),
+        tenant: TENANT.into(),
+        client_id: CLIENT_ID.into(),
+        client_secret: Secret::new(CLIENT_SECRET.into()),
+        authority: format!("https://{}", tokens.addr()),
+        token_url: tokens.url(TENANT),
+        scope: DEFAULT_SCOPE.into(),
+        smtp_host: "127.0.0.1".into(),
+        smtp_port: upstream.port(),
+        ca_file: None,
+        extra_roots: vec![pki.ca_der()],
+        max_connections: DEFAULT_ACCOUNT_MAX_CONNECTIONS,
+    };
+    let user = User {
+        name: USER.into(),
+        password: PasswordCheck::Plain(Secret::new(PASSWORD.into())),
+        account: "demo".into(),
+        allowed_senders: vec![SenderRule::Address(MAILBOX.into())],
+    };
+    Config {
+        listen: Listen { smtp: listen },
+        limits: Limits {
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_recipients: DEFAULT_MAX_RECIPIENTS,
+            max_line_length: DEFAULT_MAX_LINE_LENGTH,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_auth_failures: DEFAULT_MAX_AUTH_FAILURES,
+            auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
+        },
+        timeouts: default_timeouts(),
+        hostname: "demo.xoauth-relay".into(),
+        users: vec![user],
+        accounts: BTreeMap::from([("demo".to_string(), Arc::new(account))]),
+        warnings: Vec::new(),
+    }
+}
+
+fn default_timeouts() -> Timeouts {
+    Timeouts {
+        idle: DEFAULT_IDLE_TIMEOUT,
+        upstream_connect: DEFAULT_UPSTREAM_CONNECT,
+        upstream_greeting: DEFAULT_UPSTREAM_GREETING,
+        upstream_command: DEFAULT_UPSTREAM_COMMAND,
+        upstream_data_start: DEFAULT_UPSTREAM_DATA_START,
+        upstream_data_block: DEFAULT_UPSTREAM_DATA_BLOCK,
+        upstream_data_end: DEFAULT_UPSTREAM_DATA_END,
+        upstream_slot_wait: DEFAULT_UPSTREAM_SLOT_WAIT,
+        token_connect: DEFAULT_TOKEN_CONNECT,
+        token_total: DEFAULT_TOKEN_TOTAL,
+        shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+    }
+}
+
+fn print_banner(stage: &Stage) {
+    let smtp = stage.relay.smtp_addr;
+    println!(
+        "xoauth-relay demo: everything below runs on this machine, no Microsoft account needed.\n"
+    );
+    println!("Stand-in for Microsoft 365:");
+    println!("  token endpoint  {}", stage.tokens.url(TENANT));
+    println!(
+        "  SMTP server     {} (requires STARTTLS, checks the XOAUTH2 token)",
+        stage.upstream.addr()
+    );
+    println!("\nThe relay, as you would run it, listens on {smtp}. Point a mail client at it:");
+    println!(
+        "  server {}   port {}   security: none (loopback)",
+        smtp.ip(),
+        smtp.port()
+    );
+    println!("  username {USER}   password {PASSWORD}   sender {MAILBOX}\n");
+    println!("Sending one message through the relay...");
+}
+
+/// A message with 8-bit text and lines that need dot-stuffing, to show nothing is altered.
+fn demo_message() -> Vec<u8> {
+    format!(
+        "From: Demo <{MAILBOX}>\r\nTo: <someone@example.net>\r\nSubject: Hello from xoauth-relay\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+         This message went: mail client -> relay (AUTH PLAIN) -> stand-in Microsoft 365 (STARTTLS, XOAUTH2).\r\n\
+         .A line starting with a dot, and some 8-bit text: caf\u{e9}, \u{fc}ber, \u{65e5}\u{672c}.\r\n"
+    )
+    .into_bytes()
+}
+
+/// Submits `body` like an ordinary mail client would: EHLO, AUTH PLAIN, MAIL, RCPT, DATA.
+async fn submit(relay: SocketAddr, body: &[u8]) -> Result<(), String> {
+    let stream = TcpStream::connect(relay)
+        .await
+        .map_err(|e| format!("cannot connect to the relay: {e}"))?;
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
+    let mut data = Vec::new();
+    for line in body.split_inclusive(|b| *b == b'\n') {
+        if line.starts_with(b".") {
+            data.push(b'.');
+        }
+        data.extend_from_slice(line);
+    }
+    data.extend_from_slice(b".\r\n");
+    let steps: [(Vec<u8>, u16); 7] = [
+        (Vec::new(), 220),
+        (b"EHLO demo-client\r\n".to_vec(), 250),
+        (format!("AUTH PLAIN {auth}\r\n").into_bytes(), 235),
+        (
+            format!("MAIL FROM:<{MAILBOX}> BODY=8BITMIME\r\n").into_bytes(),
+            250,
+        ),
+        (b"RCPT TO:<someone@example.net>\r\nDATA\r\n".to_vec(), 250),
+        (Vec::new(), 354),
+        (data, 250),
+    ];
+    for (send, want) in steps {
+        w.write_all(&send).await.map_err(|e| e.to_string())?;
+        let reply = read_reply(&mut r).await?;
+        if !reply.starts_with(&want.to_string()) {
+            return Err(format!("the relay answered {reply:?} (expected {want})"));
+        }
+        println!("  relay: {reply}");
+    }
+    let _ = w.write_all(b"QUIT\r\n").await;
+    Ok(())
+}
+
+async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Result<String, String> {
+    loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout(ARRIVAL_DEADLINE, r.read_line(&mut line))
+            .await
+            .map_err(|_| "the relay did not answer".to_string())?
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the relay closed the connection".into());
+        }
+        let line = line.trim_end();
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok(line.to_string());
+        }
+    }
+}
+
+/// Prints what arrived and whether it is byte-identical to what was sent.
+fn show(arrived: &Received, sent: &[u8], tokens: &FakeTokenEndpoint) -> bool {
+    println!("\nWhat the stand-in for Microsoft 365 received:");
+    show_received(arrived);
+    let intact = arrived.body == sent;
+    let token_ok = tokens.issued().contains(&arrived.token);
+    println!(
+        "\n  token issued by the stand-in token endpoint: {}",
+        yes(token_ok)
+    );
+    println!(
+        "  message byte-identical to what the client sent: {}",
+        yes(intact)
+    );
+    intact && token_ok
+}
+
+fn show_received(m: &Received) {
+    println!(
+        "  over TLS: {}   XOAUTH2 user: {}",
+        yes(m.tls),
+        m.xoauth2_user
+    );
+    println!("  bearer token: {} characters (not shown)", m.token.len());
+    println!("  MAIL FROM:<{}> {}", m.mail_from, m.mail_params);
+    for rcpt in &m.rcpts {
+        println!("  RCPT TO:<{rcpt}>");
+    }
+    println!("  upstream message id: {}", m.message_id);
+    println!("  ---- message ({} bytes) ----", m.body.len());
+    for line in String::from_utf8_lossy(&m.body).lines() {
+        println!("  | {line}");
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "NO" }
 }

@@ -1,0 +1,103 @@
+//! The built binary: `demo --once`, `hash-password`, and exit codes.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_xoauth-relay");
+
+#[test]
+fn demo_once_relays_a_message_end_to_end() {
+    let out = Command::new(BIN)
+        .args(["demo", "--once"])
+        .output()
+        .expect("run demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("message byte-identical to what the client sent: yes"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("token issued by the stand-in token endpoint: yes"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("over TLS: yes   XOAUTH2 user: relay@contoso.example"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("250 2.0.0 Delivered upstream"), "{stdout}");
+    assert!(
+        !stdout.contains("demo-client-secret"),
+        "the client secret must not be shown"
+    );
+}
+
+#[test]
+fn hash_password_reads_stdin_and_prints_an_argon2id_hash() {
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run hash-password");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap();
+    let hash = hash.trim();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    use argon2::PasswordVerifier;
+    let parsed = argon2::PasswordHash::new(hash).unwrap();
+    assert!(
+        argon2::Argon2::default()
+            .verify_password(b"correct horse", &parsed)
+            .is_ok()
+    );
+    assert!(!hash.contains("correct horse"));
+}
+
+#[test]
+fn empty_password_is_refused() {
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn usage_errors_exit_64_and_help_exits_0() {
+    let out = Command::new(BIN).arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("demo"));
+}
+
+#[test]
+fn missing_config_exits_78_and_says_where_it_looked() {
+    let out = Command::new(BIN)
+        .args(["run", "--config", "/nonexistent/xoauth-relay.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/nonexistent/xoauth-relay.toml"),
+        "{stderr}"
+    );
+}
