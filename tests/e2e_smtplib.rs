@@ -1,0 +1,182 @@
+//! End to end with an SMTP client nobody here wrote: Python's `smtplib` talks to the built
+//! `xoauth-relay run` binary, which relays to the in-process stand-ins for Microsoft 365.
+//! The relay is configured through a real TOML file and an environment override, listens on
+//! port 0, and its bound address is read from its own log line (no fixed ports, no sleeping).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, TestPki, init_crypto};
+
+const BIN: &str = env!("CARGO_BIN_EXE_xoauth-relay");
+
+/// The Python side: every step prints one JSON line the test checks.
+const CLIENT: &str = r#"
+import json, smtplib, sys
+host, port = sys.argv[1], int(sys.argv[2])
+out = {}
+def attempt(name, fn):
+    try:
+        out[name] = ["ok", fn()]
+    except smtplib.SMTPResponseException as e:
+        out[name] = [e.smtp_code, e.smtp_error.decode("utf-8", "replace")]
+    except smtplib.SMTPRecipientsRefused as e:
+        code, text = list(e.recipients.values())[0]
+        out[name] = [code, text.decode("utf-8", "replace")]
+
+body = ("From: Sender <sender@contoso.com>\r\nTo: <a@example.net>\r\nSubject: caf\u00e9\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        ".leading dot\r\n\u00fcber 8-bit\r\n" + "x" * 990 + "\r\n").encode("utf-8")
+
+with smtplib.SMTP(host, port, timeout=30) as s:
+    s.ehlo("python.test")
+    out["features"] = sorted(s.esmtp_features.keys())
+    attempt("mail_before_auth", lambda: s.mail("sender@contoso.com"))
+    s.rset()
+    attempt("bad_login", lambda: s.login("xenocept", "wrong-password"))
+    s.login("xenocept", "local-pass")
+    out["plain_send"] = s.sendmail("sender@contoso.com", ["a@example.net", "bcc@example.org"], body,
+                                   mail_options=["BODY=8BITMIME"])
+    attempt("foreign_sender", lambda: s.sendmail("ceo@fabrikam.com", ["a@example.net"], b"Subject: x\r\n\r\nx\r\n"))
+    attempt("refused_rcpt", lambda: s.sendmail("sender@contoso.com", ["a@example.net", "gone@example.net"], b"Subject: y\r\n\r\ny\r\n"))
+
+with smtplib.SMTP(host, port, timeout=30) as s:
+    s.ehlo()
+    s.user, s.password = "xenocept", "local-pass"
+    code, _ = s.auth("LOGIN", s.auth_login)
+    out["login_mechanism"] = code
+    s.sendmail("sender@contoso.com", ["b@example.net"], b"Subject: login\r\n\r\nvia AUTH LOGIN\r\n")
+
+print(json.dumps(out))
+"#;
+
+struct Relay(Child);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn write_config(dir: &std::path::Path, pki: &TestPki, tokens: &FakeTokenEndpoint, upstream: &FakeUpstream) -> std::path::PathBuf {
+    std::fs::write(dir.join("ca.pem"), pki.ca_pem()).unwrap();
+    let hash = xoauth_relay::auth::hash_password(PASSWORD).unwrap();
+    let config = format!(
+        r#"hostname = "relay.e2e"
+
+[listen]
+smtp = "127.0.0.1:0"
+
+[limits]
+auth_failure_delay = "10ms"
+
+[[users]]
+name = "{USER}"
+password_hash = "{hash}"
+account = "contoso"
+
+[accounts.contoso]
+mailbox = "{MAILBOX}"
+tenant = "{TENANT}"
+client_id = "{CLIENT_ID}"
+client_secret_env = "E2E_CLIENT_SECRET"
+token_url = "{url}"
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+ca_file = "ca.pem"
+"#,
+        url = tokens.url(TENANT),
+        port = upstream.port(),
+    );
+    let path = dir.join("relay.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// Starts the binary and returns it with the address from its "listening" log line.
+fn start_relay(config: &std::path::Path) -> (Relay, String) {
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("E2E_CLIENT_SECRET", CLIENT_SECRET)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start xoauth-relay");
+    let stderr = child.stderr.take().unwrap();
+    let relay = Relay(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("relay exited before listening").unwrap();
+        if let Some(rest) = line.split("smtp=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // Keep draining the log so the relay never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (relay, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_smtplib_through_the_built_binary() {
+    init_crypto();
+    let pki = TestPki::new().unwrap();
+    let tokens = FakeTokenEndpoint::start(&pki).unwrap();
+    tokens.set_expected(CLIENT_ID, CLIENT_SECRET);
+    let upstream = FakeUpstream::start(&pki, tokens.token_registry()).unwrap();
+    upstream.script(|s| {
+        s.rcpt_replies.insert("gone@example.net".into(), "550 5.1.1 User unknown".into());
+    });
+    let dir = std::env::temp_dir().join(format!("xoauth-relay-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = write_config(&dir, &pki, &tokens, &upstream);
+    let (_relay, addr) = start_relay(&config);
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    let (host, port) = (host.to_string(), port.to_string());
+
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("python3").args(["-c", CLIENT, &host, &port]).output().expect("python3 is required for this test")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "python failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json from python");
+
+    let features: Vec<&str> = result["features"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for f in ["8bitmime", "auth", "enhancedstatuscodes", "pipelining", "size", "smtputf8"] {
+        assert!(features.contains(&f), "{f} not advertised: {features:?}");
+    }
+    assert_eq!(result["mail_before_auth"][0], 530);
+    assert_eq!(result["bad_login"][0], 535);
+    assert_eq!(result["plain_send"], serde_json::json!({}), "no recipient refused");
+    assert_eq!(result["foreign_sender"][0], 550);
+    assert!(result["foreign_sender"][1].as_str().unwrap().contains("allowed: sender@contoso.com"));
+    assert_eq!(result["refused_rcpt"][0], 550);
+    assert!(result["refused_rcpt"][1].as_str().unwrap().contains("<gone@example.net>"), "{}", result["refused_rcpt"]);
+    assert_eq!(result["login_mechanism"], 235);
+
+    tokio::time::timeout(Duration::from_secs(10), upstream.wait_for_messages(2)).await.unwrap();
+    let got = upstream.messages();
+    assert_eq!(got.len(), 2, "the refused-recipient message must not be delivered");
+    let first = &got[0];
+    assert_eq!(first.rcpts, ["a@example.net", "bcc@example.org"]);
+    assert_eq!(first.xoauth2_user, MAILBOX);
+    let sent = format!(
+        "From: Sender <sender@contoso.com>\r\nTo: <a@example.net>\r\nSubject: caf\u{e9}\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         .leading dot\r\n\u{fc}ber 8-bit\r\n{}\r\n",
+        "x".repeat(990)
+    );
+    assert_eq!(String::from_utf8_lossy(&first.body), sent, "byte-exact through smtplib and the relay");
+    assert!(first.mail_params.contains("BODY=8BITMIME"));
+    assert_eq!(got[1].rcpts, ["b@example.net"]);
+    assert_eq!(tokens.calls(), 1, "one token for the whole run");
+    let _ = std::fs::remove_dir_all(&dir);
+}
