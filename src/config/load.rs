@@ -65,10 +65,10 @@ pub fn load_str(
     let mut problems = Problems(parsed.problems);
     let config = build(&mut problems, &Context { base_dir, env }, &parsed.raw);
     if problems.0.is_empty() {
-        Ok(config)
-    } else {
-        Err(invalid(problems.0))
+        return Ok(config);
     }
+    name_variables(&mut problems.0, &parsed.from_env);
+    Err(invalid(problems.0))
 }
 
 /// The typed config, with stand-ins wherever a problem was recorded (then it is discarded).
@@ -89,6 +89,25 @@ fn build(p: &mut Problems, ctx: &Context, raw: &RawFile) -> Config {
         users,
         accounts,
         warnings,
+    }
+}
+
+/// A value from the environment is invisible in the file, so say where it came from. A key
+/// also matches its alternatives: `users[0].password` covers `users[0].password_hash`.
+fn name_variables(problems: &mut [Problem], from_env: &[(String, String)]) {
+    for problem in problems {
+        let alternative = format!("{}_", problem.key);
+        let vars: Vec<&str> = from_env
+            .iter()
+            .filter(|(key, _)| *key == problem.key || key.starts_with(&alternative))
+            .map(|(_, var)| var.as_str())
+            .filter(|var| !problem.message.contains(var))
+            .collect();
+        if !vars.is_empty() {
+            problem
+                .message
+                .push_str(&format!(" (set by the environment: {})", vars.join(", ")));
+        }
     }
 }
 

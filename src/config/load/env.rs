@@ -16,7 +16,8 @@ use crate::config::file::TOP_KEYS;
 pub const ENV_PREFIX: &str = "XOAUTH_RELAY__";
 const SEPARATOR: &str = "__";
 
-/// One environment variable, as a config-rs path (`users[0].password`) and its value.
+/// One environment variable, as a config-rs path (`users[0].password`) and its value (empty
+/// means "remove the key", see `source`).
 pub struct Override {
     pub key: String,
     pub value: String,

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use config::{Config as Layers, File, FileFormat};
+use config::{Config as Layers, File, FileFormat, Value, ValueKind};
 
 use super::Problem;
 use super::env::{Override, overrides};
@@ -19,6 +19,8 @@ pub const FILE_KEY: &str = "(file)";
 pub struct Parsed {
     pub raw: RawFile,
     pub problems: Vec<Problem>,
+    /// `(key, variable)` for every key the environment set, to name the variable in problems.
+    pub from_env: Vec<(String, String)>,
 }
 
 /// Parses `toml`, applies the `XOAUTH_RELAY__…` overrides from `env` and deserializes. Fails
@@ -33,7 +35,10 @@ pub fn parse(toml: &str, env: &HashMap<String, String>) -> Result<Parsed, Vec<Pr
     let (overrides, mut problems) = overrides(env, user_count);
     let mut builder = Layers::builder().add_source(file);
     for o in &overrides {
-        builder = match builder.clone().set_override(&o.key, o.value.as_str()) {
+        builder = match builder
+            .clone()
+            .set_override(&o.key, override_value(&o.value))
+        {
             Ok(next) => next,
             Err(e) => {
                 problems.push(from_config_error(e, Some(&o.var)));
@@ -49,7 +54,21 @@ pub fn parse(toml: &str, env: &HashMap<String, String>) -> Result<Parsed, Vec<Pr
         .map_err(|e| [problems.clone(), vec![from_config_error(e, None)]].concat())?;
     unknown.sort();
     problems.extend(unknown.iter().map(|key| unknown_key(key, &overrides)));
-    Ok(Parsed { raw, problems })
+    let from_env = overrides.into_iter().map(|o| (o.key, o.var)).collect();
+    Ok(Parsed {
+        raw,
+        problems,
+        from_env,
+    })
+}
+
+/// An empty variable removes the key (a nil value reads as absent), so the environment can
+/// switch a secret from one alternative to another, or put a setting back to its default.
+fn override_value(value: &str) -> Value {
+    match value {
+        "" => Value::new(None, ValueKind::Nil),
+        value => Value::from(value),
+    }
 }
 
 /// `users[0].password`, the form used in every problem (serde_ignored's own `Display` gives

@@ -46,16 +46,7 @@ fn user(
     accounts: &BTreeMap<String, Arc<Account>>,
     warnings: &mut Vec<String>,
 ) -> Option<User> {
-    let missing = "set the user name that clients give in SMTP AUTH";
-    let name = p.required(&format!("{table}.name"), raw.name.as_ref(), missing);
-    if let Some(name) = &name
-        && name.chars().any(char::is_control)
-    {
-        p.push(
-            format!("{table}.name"),
-            "contains control characters, which SMTP AUTH cannot carry",
-        );
-    }
+    let name = user_name(p, &format!("{table}.name"), raw.name.as_ref());
     let password = password(
         p,
         ctx,
@@ -86,6 +77,22 @@ fn user(
         account: account?,
         allowed_senders,
     })
+}
+
+/// The AUTH user name: any text a client can send, e-mail addresses included.
+fn user_name(p: &mut Problems, key: &str, value: Option<&Scalar>) -> Option<String> {
+    let name = p.required(
+        key,
+        value,
+        "set the user name that clients give in SMTP AUTH",
+    )?;
+    if name.chars().any(char::is_control) {
+        p.push(
+            key,
+            "contains control characters, which SMTP AUTH cannot carry",
+        );
+    }
+    Some(name)
 }
 
 /// `account = "…"` must name an `[accounts.NAME]` table; the message lists the ones there are.
