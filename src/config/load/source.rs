@@ -96,10 +96,11 @@ fn unknown_key(key: &str, overrides: &[Override]) -> Problem {
     let (section, name) = key.rsplit_once('.').unwrap_or(("", key));
     let known = known_keys(section);
     let hint = match known.iter().find(|k| is_close(name, k)) {
-        Some(k) => format!("did you mean {k}?"),
-        None => format!("the keys allowed here are: {}", known.join(", ")),
+        Some(k) => format!("; did you mean {k}?"),
+        None if known.is_empty() => String::new(),
+        None => format!("; the keys allowed here are: {}", known.join(", ")),
     };
-    Problem::new(key, format!("{origin}; {hint}"))
+    Problem::new(key, format!("{origin}{hint}"))
 }
 
 /// The keys allowed in the table at `section` (`""`, `limits`, `users[0]`, `accounts.x`).
