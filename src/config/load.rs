@@ -1,59 +1,121 @@
-//! Loading: TOML file, then `XOAUTH_RELAY__…` environment overrides, then validation that
-//! reports every problem at once. (Stub: replaced by the loader implementation.)
+//! Loading: the TOML file, then `XOAUTH_RELAY__…` environment overrides, then checks that
+//! report every problem at once.
+//!
+//! The steps, one file each under `load/`: `paths` finds the file, `source` layers file and
+//! environment (`env` maps variable names) into the raw shape of `file.rs`, and `settings`,
+//! `accounts` and `users` turn that into the typed [`Config`], writing into one problem list
+//! (`check`). The environment is always passed in, never read here, so tests control it.
 
-use std::collections::HashMap;
+mod accounts;
+mod check;
+mod env;
+mod error;
+mod paths;
+mod roots;
+mod secrets;
+mod settings;
+mod source;
+mod syntax;
+mod users;
+
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::Config;
+use self::check::{Context, Problems};
+use super::file::RawFile;
+use super::{Account, Config, User};
 
-/// One thing wrong with the configuration: where (`accounts.contoso.tenant`) and what to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub key: String,
-    pub message: String,
-}
+pub use self::error::{ConfigError, Problem};
+pub use self::paths::{resolve_path, search_paths};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("no configuration file found")]
-    NotFound { searched: Vec<PathBuf> },
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("invalid configuration")]
-    Invalid {
-        path: Option<PathBuf>,
-        problems: Vec<Problem>,
-    },
-}
-
-pub fn search_paths(_env: &HashMap<String, String>) -> Vec<PathBuf> {
-    Vec::new()
-}
-
-pub fn resolve_path(
-    _cli: Option<&Path>,
-    _env: &HashMap<String, String>,
-) -> Result<PathBuf, ConfigError> {
-    Err(ConfigError::NotFound {
-        searched: Vec::new(),
+/// Reads and checks the file at `path` (see [`resolve_path`]); relative `*_file` and `ca_file`
+/// settings are taken from the file's directory.
+pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // Absolute, so that paths in messages and in `Account::ca_file` do not depend on the
+    // working directory; `absolute` only fails on an empty path or a vanished cwd.
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let base_dir = absolute
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    load_str(&text, &base_dir, env).map_err(|e| match e {
+        ConfigError::Invalid { problems, .. } => ConfigError::Invalid {
+            path: Some(path.to_path_buf()),
+            problems,
+        },
+        other => other,
     })
 }
 
-pub fn load(_path: &Path, _env: &HashMap<String, String>) -> Result<Config, ConfigError> {
-    Err(ConfigError::NotFound {
-        searched: Vec::new(),
-    })
-}
-
+/// Checks configuration text; `base_dir` is where relative paths in it start.
 pub fn load_str(
-    _toml: &str,
-    _base_dir: &Path,
-    _env: &HashMap<String, String>,
+    toml: &str,
+    base_dir: &Path,
+    env: &HashMap<String, String>,
 ) -> Result<Config, ConfigError> {
-    Err(ConfigError::NotFound {
-        searched: Vec::new(),
-    })
+    let invalid = |problems| ConfigError::Invalid {
+        path: None,
+        problems,
+    };
+    let parsed = source::parse(toml, env).map_err(invalid)?;
+    let mut problems = Problems(parsed.problems);
+    let config = build(&mut problems, &Context { base_dir, env }, &parsed.raw);
+    if problems.0.is_empty() {
+        return Ok(config);
+    }
+    name_variables(&mut problems.0, &parsed.from_env);
+    Err(invalid(problems.0))
+}
+
+/// The typed config, with stand-ins wherever a problem was recorded (then it is discarded).
+fn build(p: &mut Problems, ctx: &Context, raw: &RawFile) -> Config {
+    let hostname = settings::hostname(p, raw.hostname.as_ref());
+    let listen = settings::listen(p, &raw.listen);
+    let limits = settings::limits(p, &raw.limits);
+    let timeouts = settings::timeouts(p, &raw.timeouts);
+    let accounts = accounts::accounts(p, ctx, &raw.accounts);
+    let mut warnings = Vec::new();
+    let users = users::users(p, ctx, &raw.users, &accounts, &mut warnings);
+    warnings.extend(unused_accounts(&accounts, &users));
+    Config {
+        listen,
+        limits,
+        timeouts,
+        hostname,
+        users,
+        accounts,
+        warnings,
+    }
+}
+
+/// A value from the environment is invisible in the file, so say where it came from. A key
+/// also matches its alternatives: `users[0].password` covers `users[0].password_hash`.
+fn name_variables(problems: &mut [Problem], from_env: &[(String, String)]) {
+    for problem in problems {
+        let alternative = format!("{}_", problem.key);
+        let vars: Vec<&str> = from_env
+            .iter()
+            .filter(|(key, _)| *key == problem.key || key.starts_with(&alternative))
+            .map(|(_, var)| var.as_str())
+            .filter(|var| !problem.message.contains(var))
+            .collect();
+        if !vars.is_empty() {
+            problem
+                .message
+                .push_str(&format!(" (set by the environment: {})", vars.join(", ")));
+        }
+    }
+}
+
+/// An account no user sends through is harmless but usually a forgotten `account = "…"`.
+fn unused_accounts(accounts: &BTreeMap<String, Arc<Account>>, users: &[User]) -> Vec<String> {
+    accounts
+        .keys()
+        .filter(|name| !users.iter().any(|user| &user.account == *name))
+        .map(|name| format!("account {name:?} is not used by any [[users]] entry"))
+        .collect()
 }

@@ -1,0 +1,278 @@
+//! `[[users]]` entries → [`User`]s: the local AUTH identity, how its password is checked, the
+//! account it sends through and the senders it may use.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use argon2::password_hash::PasswordHash;
+use argon2::{Algorithm, Params};
+
+use super::check::{Context, Problems};
+use super::secrets;
+use super::syntax::{address_problem, is_domain};
+use crate::config::file::{RawUser, Scalar, Texts};
+use crate::config::{Account, PasswordCheck, SenderRule, User};
+
+pub fn users(
+    p: &mut Problems,
+    ctx: &Context,
+    raw: &[RawUser],
+    accounts: &BTreeMap<String, Arc<Account>>,
+    warnings: &mut Vec<String>,
+) -> Vec<User> {
+    if raw.is_empty() {
+        p.push(
+            "users",
+            "no users: add a [[users]] table with name, password_hash and account",
+        );
+    }
+    let users: Vec<User> = raw
+        .iter()
+        .enumerate()
+        .filter_map(|(index, raw)| {
+            user(p, ctx, &format!("users[{index}]"), raw, accounts, warnings)
+        })
+        .collect();
+    check_unique(p, raw);
+    users
+}
+
+fn user(
+    p: &mut Problems,
+    ctx: &Context,
+    table: &str,
+    raw: &RawUser,
+    accounts: &BTreeMap<String, Arc<Account>>,
+    warnings: &mut Vec<String>,
+) -> Option<User> {
+    let name = user_name(p, &format!("{table}.name"), raw.name.as_ref());
+    let password = password(
+        p,
+        ctx,
+        table,
+        raw,
+        name.as_deref().unwrap_or(table),
+        warnings,
+    );
+    let account = account(
+        p,
+        &format!("{table}.account"),
+        raw.account.as_ref(),
+        accounts,
+    );
+    let mailbox = account
+        .as_ref()
+        .and_then(|name| accounts.get(name))
+        .map(|a| a.mailbox.clone());
+    let allowed_senders = senders(
+        p,
+        &format!("{table}.allowed_senders"),
+        raw.allowed_senders.as_ref(),
+        mailbox,
+    );
+    Some(User {
+        name: name?,
+        password: password?,
+        account: account?,
+        allowed_senders,
+    })
+}
+
+/// The AUTH user name: any text a client can send, e-mail addresses included.
+fn user_name(p: &mut Problems, key: &str, value: Option<&Scalar>) -> Option<String> {
+    let name = p.required(
+        key,
+        value,
+        "set the user name that clients give in SMTP AUTH",
+    )?;
+    if name.chars().any(char::is_control) {
+        p.push(
+            key,
+            "contains control characters, which SMTP AUTH cannot carry",
+        );
+    }
+    Some(name)
+}
+
+/// `account = "…"` must name an `[accounts.NAME]` table; the message lists the ones there are.
+fn account(
+    p: &mut Problems,
+    key: &str,
+    value: Option<&Scalar>,
+    accounts: &BTreeMap<String, Arc<Account>>,
+) -> Option<String> {
+    let names: Vec<&str> = accounts.keys().map(String::as_str).collect();
+    let known = match names.as_slice() {
+        [] => "there are no [accounts.NAME] tables yet".to_owned(),
+        names => format!("the accounts are: {}", names.join(", ")),
+    };
+    let name = p.required(
+        key,
+        value,
+        &format!("name the account this user sends through; {known}"),
+    )?;
+    if accounts.contains_key(&name) {
+        return Some(name);
+    }
+    p.push(key, format!("there is no [accounts.{name}]; {known}"));
+    None
+}
+
+fn password(
+    p: &mut Problems,
+    ctx: &Context,
+    table: &str,
+    raw: &RawUser,
+    user: &str,
+    warnings: &mut Vec<String>,
+) -> Option<PasswordCheck> {
+    let options = [
+        ("password_hash", raw.password_hash.as_ref()),
+        ("password", raw.password.as_ref()),
+        ("password_file", raw.password_file.as_ref()),
+        ("password_env", raw.password_env.as_ref()),
+    ];
+    let (name, value) = secrets::pick_one(p, table, "password", &options)?;
+    let key = format!("{table}.{name}");
+    if name == "password_hash" {
+        return argon2_hash(p, &key, value);
+    }
+    let secret = secrets::read(p, ctx, &key, name, value)?;
+    warnings.push(format!(
+        "user {user:?} has a plain-text password (from {name}); store a hash instead: run \
+         `xoauth-relay hash-password` and put its output in password_hash"
+    ));
+    Some(PasswordCheck::Plain(secret))
+}
+
+/// Parsed once here, so a hash that could never match is refused at start-up.
+fn argon2_hash(p: &mut Problems, key: &str, value: &Scalar) -> Option<PasswordCheck> {
+    let text = p.text(key, Some(value))?;
+    let problem = match PasswordHash::new(&text) {
+        Ok(hash) => hash_problem(&hash),
+        Err(e) => Some(unparsable(&text, &e.to_string())),
+    };
+    match problem {
+        None => Some(PasswordCheck::Argon2(text)),
+        Some(problem) => {
+            let fix =
+                "make one with `xoauth-relay hash-password`; it looks like $argon2id$v=19$m=…";
+            p.push(key, format!("{problem}; {fix}"));
+            None
+        }
+    }
+}
+
+/// Names a foreign algorithm when there is one: bcrypt's `$2b$…` is not even valid PHC, and the
+/// parser's complaint about its salt would mislead.
+fn unparsable(text: &str, error: &str) -> String {
+    match text
+        .strip_prefix('$')
+        .and_then(|rest| rest.split('$').next())
+    {
+        Some(algorithm) if Algorithm::from_str(algorithm).is_err() => wrong_algorithm(algorithm),
+        _ => format!("is not a PHC hash string ({error})"),
+    }
+}
+
+fn wrong_algorithm(algorithm: &str) -> String {
+    // bcrypt's identifiers are $2$, $2a$, $2b$, $2y$: name it rather than quote the code.
+    let name = if algorithm.starts_with('2') {
+        "bcrypt"
+    } else {
+        algorithm
+    };
+    format!("is a {name} hash, but only argon2id, argon2i and argon2d are supported")
+}
+
+fn hash_problem(hash: &PasswordHash) -> Option<String> {
+    if Algorithm::try_from(hash.algorithm).is_err() {
+        return Some(wrong_algorithm(hash.algorithm.as_str()));
+    }
+    if let Err(e) = Params::try_from(hash) {
+        return Some(format!("has unusable argon2 parameters ({e})"));
+    }
+    if hash.salt.is_none() || hash.hash.is_none() {
+        return Some("has no salt or no hash part".to_owned());
+    }
+    None
+}
+
+/// The MAIL FROM allow-list; without one, the account's mailbox only.
+fn senders(
+    p: &mut Problems,
+    key: &str,
+    value: Option<&Texts>,
+    mailbox: Option<String>,
+) -> Vec<SenderRule> {
+    let items = match value {
+        None => {
+            return mailbox
+                .map(|m| SenderRule::Address(m.to_lowercase()))
+                .into_iter()
+                .collect();
+        }
+        Some(Texts::Wrong(found)) => {
+            p.push(key, format!("expected a list such as [\"sender@contoso.com\", \"@contoso.com\"], found {found}"));
+            return Vec::new();
+        }
+        Some(Texts::List(items)) => items,
+    };
+    if items.is_empty() {
+        p.push(
+            key,
+            "is empty, so this user could send nothing; remove it to allow the account's mailbox",
+        );
+    }
+    let rules = items.iter().enumerate();
+    rules
+        .filter_map(|(i, item)| sender_rule(p, &format!("{key}[{i}]"), item))
+        .collect()
+}
+
+fn sender_rule(p: &mut Problems, key: &str, item: &Scalar) -> Option<SenderRule> {
+    let text = p.text(key, Some(item))?.trim().to_lowercase();
+    if let Some(domain) = text.strip_prefix('@') {
+        if is_domain(domain) && domain.contains('.') {
+            return Some(SenderRule::Domain(domain.to_owned()));
+        }
+        p.push(
+            key,
+            format!("{text:?} is not @ followed by a domain such as @contoso.com"),
+        );
+        return None;
+    }
+    match address_problem(&text) {
+        None => Some(SenderRule::Address(text)),
+        Some(problem) => {
+            let hint =
+                "use an address such as sender@contoso.com, or @contoso.com for a whole domain";
+            p.push(
+                key,
+                format!("{text:?} is not a valid e-mail address: {problem}; {hint}"),
+            );
+            None
+        }
+    }
+}
+
+/// AUTH names must pick one user; names differing only in case are refused too, since some
+/// clients change the case of what the operator typed.
+fn check_unique(p: &mut Problems, raw: &[RawUser]) {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (index, user) in raw.iter().enumerate() {
+        let Some(Scalar::Text(name)) = &user.name else {
+            continue;
+        };
+        match seen.get(&name.to_lowercase()) {
+            Some(first) => p.push(
+                format!("users[{index}].name"),
+                format!("{name:?} is already the name of users[{first}]; user names must be unique (ignoring case)"),
+            ),
+            None => {
+                seen.insert(name.to_lowercase(), index);
+            }
+        }
+    }
+}
