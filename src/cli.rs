@@ -99,7 +99,7 @@ async fn dispatch(command: Command) -> ExitCode {
 
 /// Loads the configuration the way every command does, printing problems on failure.
 pub fn load_config(cli_path: Option<PathBuf>) -> Result<Config, ExitCode> {
-    let env: HashMap<String, String> = std::env::vars().collect();
+    let env = process_env();
     let loaded = config::resolve_path(cli_path.as_deref(), &env).and_then(|path| {
         tracing::info!(config = %path.display(), "loading configuration");
         config::load(&path, &env)
@@ -112,6 +112,14 @@ pub fn load_config(cli_path: Option<PathBuf>) -> Result<Config, ExitCode> {
             | ConfigError::Invalid { .. } => EX_CONFIG,
         })
     })
+}
+
+/// The process environment; variables that are not valid UTF-8 cannot be configuration and
+/// are skipped (`std::env::vars` would panic on them).
+fn process_env() -> HashMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
 }
 
 async fn run(path: Option<PathBuf>) -> ExitCode {

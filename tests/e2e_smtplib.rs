@@ -21,7 +21,11 @@ host, port = sys.argv[1], int(sys.argv[2])
 out = {}
 def attempt(name, fn):
     try:
-        out[name] = ["ok", fn()]
+        result = fn()
+        if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], bytes):
+            out[name] = [result[0], result[1].decode("utf-8", "replace")]
+        else:
+            out[name] = ["ok", repr(result)]
     except smtplib.SMTPResponseException as e:
         out[name] = [e.smtp_code, e.smtp_error.decode("utf-8", "replace")]
     except smtplib.SMTPRecipientsRefused as e:
@@ -63,7 +67,12 @@ impl Drop for Relay {
     }
 }
 
-fn write_config(dir: &std::path::Path, pki: &TestPki, tokens: &FakeTokenEndpoint, upstream: &FakeUpstream) -> std::path::PathBuf {
+fn write_config(
+    dir: &std::path::Path,
+    pki: &TestPki,
+    tokens: &FakeTokenEndpoint,
+    upstream: &FakeUpstream,
+) -> std::path::PathBuf {
     std::fs::write(dir.join("ca.pem"), pki.ca_pem()).unwrap();
     let hash = xoauth_relay::auth::hash_password(PASSWORD).unwrap();
     let config = format!(
@@ -113,7 +122,10 @@ fn start_relay(config: &std::path::Path) -> (Relay, String) {
     let relay = Relay(child);
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
-        let line = lines.next().expect("relay exited before listening").unwrap();
+        let line = lines
+            .next()
+            .expect("relay exited before listening")
+            .unwrap();
         if let Some(rest) = line.split("smtp=").nth(1) {
             break rest.split_whitespace().next().unwrap().to_string();
         }
@@ -131,7 +143,8 @@ async fn python_smtplib_through_the_built_binary() {
     tokens.set_expected(CLIENT_ID, CLIENT_SECRET);
     let upstream = FakeUpstream::start(&pki, tokens.token_registry()).unwrap();
     upstream.script(|s| {
-        s.rcpt_replies.insert("gone@example.net".into(), "550 5.1.1 User unknown".into());
+        s.rcpt_replies
+            .insert("gone@example.net".into(), "550 5.1.1 User unknown".into());
     });
     let dir = std::env::temp_dir().join(format!("xoauth-relay-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -141,30 +154,71 @@ async fn python_smtplib_through_the_built_binary() {
     let (host, port) = (host.to_string(), port.to_string());
 
     let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3").args(["-c", CLIENT, &host, &port]).output().expect("python3 is required for this test")
+        Command::new("python3")
+            .args(["-c", CLIENT, &host, &port])
+            .output()
+            .expect("python3 is required for this test")
     })
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "python failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "python failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let result: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json from python");
 
-    let features: Vec<&str> = result["features"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    for f in ["8bitmime", "auth", "enhancedstatuscodes", "pipelining", "size", "smtputf8"] {
+    let features: Vec<&str> = result["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for f in [
+        "8bitmime",
+        "auth",
+        "enhancedstatuscodes",
+        "pipelining",
+        "size",
+        "smtputf8",
+    ] {
         assert!(features.contains(&f), "{f} not advertised: {features:?}");
     }
     assert_eq!(result["mail_before_auth"][0], 530);
     assert_eq!(result["bad_login"][0], 535);
-    assert_eq!(result["plain_send"], serde_json::json!({}), "no recipient refused");
+    assert_eq!(
+        result["plain_send"],
+        serde_json::json!({}),
+        "no recipient refused"
+    );
     assert_eq!(result["foreign_sender"][0], 550);
-    assert!(result["foreign_sender"][1].as_str().unwrap().contains("allowed: sender@contoso.com"));
+    assert!(
+        result["foreign_sender"][1]
+            .as_str()
+            .unwrap()
+            .contains("allowed: sender@contoso.com")
+    );
     assert_eq!(result["refused_rcpt"][0], 550);
-    assert!(result["refused_rcpt"][1].as_str().unwrap().contains("<gone@example.net>"), "{}", result["refused_rcpt"]);
+    assert!(
+        result["refused_rcpt"][1]
+            .as_str()
+            .unwrap()
+            .contains("<gone@example.net>"),
+        "{}",
+        result["refused_rcpt"]
+    );
     assert_eq!(result["login_mechanism"], 235);
 
-    tokio::time::timeout(Duration::from_secs(10), upstream.wait_for_messages(2)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), upstream.wait_for_messages(2))
+        .await
+        .unwrap();
     let got = upstream.messages();
-    assert_eq!(got.len(), 2, "the refused-recipient message must not be delivered");
+    assert_eq!(
+        got.len(),
+        2,
+        "the refused-recipient message must not be delivered"
+    );
     let first = &got[0];
     assert_eq!(first.rcpts, ["a@example.net", "bcc@example.org"]);
     assert_eq!(first.xoauth2_user, MAILBOX);
@@ -174,7 +228,11 @@ async fn python_smtplib_through_the_built_binary() {
          .leading dot\r\n\u{fc}ber 8-bit\r\n{}\r\n",
         "x".repeat(990)
     );
-    assert_eq!(String::from_utf8_lossy(&first.body), sent, "byte-exact through smtplib and the relay");
+    assert_eq!(
+        String::from_utf8_lossy(&first.body),
+        sent,
+        "byte-exact through smtplib and the relay"
+    );
     assert!(first.mail_params.contains("BODY=8BITMIME"));
     assert_eq!(got[1].rcpts, ["b@example.net"]);
     assert_eq!(tokens.calls(), 1, "one token for the whole run");
