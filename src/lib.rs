@@ -1,28 +1,48 @@
 //! xoauth-relay: a local SMTP submission relay that sends through Microsoft 365 with SASL
 //! XOAUTH2 and OAuth2 client-credentials tokens.
 //!
-//! The map of the crate:
+//! The data path, and the module for each step:
+//!
+//! ```text
+//! client ─AUTH PLAIN/LOGIN─▶ smtp::listener ─▶ smtp::conn ─▶ smtp::session (sans-I/O)
+//!                                                   │ auth (local users → Submitter)
+//!                                                   ▼
+//!                                 relay (Submit) ─▶ upstream (STARTTLS, XOAUTH2) ─▶ Microsoft 365
+//!                                                   ▲
+//!                                  oauth::cache ◀── oauth::client_credentials
+//! ```
+//!
 //! - [`config`]: the typed, validated configuration and its loader (TOML + environment).
+//! - [`smtp`]: the client-facing side: replies, SASL, line framing, the session state machine,
+//!   the connection driver and the accept loop.
+//! - [`auth`]: local users and password checks.
+//! - [`relay`]: token → upstream delivery, retry on a refused cached token, one log line per
+//!   message; [`error`] classifies failures and maps them to the client's reply; [`explain`]
+//!   says in plain words what a known failure means and how to fix it.
+//! - [`oauth`]: access tokens: the client-credentials request, a single-flight cache, claims.
+//! - [`upstream`]: the SMTP client towards Microsoft 365, behind the `Upstream` trait.
+//! - [`tls`]: the one TLS client configuration (rustls + ring, built-in roots + `ca_file`).
+//! - [`daemon`]: the composition root: builds everything from a `Config`, runs, drains.
+//! - [`cli`], [`check`], [`demo`], [`logging`]: the commands and their output.
+//! - [`testkit`]: in-process stand-ins for Microsoft 365, for `demo` and the tests.
 //! - [`secret`]: `Secret<T>`, a value that prints `***`.
-//! - [`testkit`]: in-process stand-ins for Microsoft 365 (token endpoint, SMTP with STARTTLS),
-//!   used by `xoauth-relay demo` and by the tests.
 
 pub mod auth;
-pub mod config;
-pub mod oauth;
-pub mod secret;
-pub mod smtp;
-pub mod testkit;
-pub mod tls;
-
-/// A boxed future, for the object-safe traits at the seams (token source, upstream).
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 pub mod check;
 pub mod cli;
+pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod error;
 pub mod explain;
 pub mod logging;
+pub mod oauth;
 pub mod relay;
+pub mod secret;
+pub mod smtp;
+pub mod testkit;
+pub mod tls;
 pub mod upstream;
+
+/// A boxed future, for the object-safe traits at the seams (token source, upstream, submit).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -1,0 +1,267 @@
+//! Speed and memory figures for the release binary, against the in-process stand-ins.
+//!
+//! `cargo build --release && cargo run --release --example bench`
+//!
+//! Starts `target/release/xoauth-relay run` with a real config file, then measures, from
+//! /proc (Linux), the relay process's resident memory when idle and after load, and its CPU time
+//! per login and per relayed message (which includes the STARTTLS handshake and XOAUTH2 login
+//! to the upstream for every message, because the relay opens one upstream session per message).
+//! Optional arguments: `logins messages concurrency` (default 2000 1000 3).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use base64::Engine;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
+use tokio::net::TcpStream;
+use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, TestPki, init_crypto};
+
+const USER: &str = "bench";
+const PASSWORD: &str = "bench-password";
+const MAILBOX: &str = "sender@contoso.example";
+const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
+const SECRET: &str = "bench-secret";
+
+struct Relay(Child);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let (logins, messages, concurrency) = (
+        args.first().copied().unwrap_or(2000),
+        args.get(1).copied().unwrap_or(1000),
+        args.get(2).copied().unwrap_or(3),
+    );
+    let Some(binary) = relay_binary() else {
+        eprintln!("target/release/xoauth-relay not found: run `cargo build --release` first");
+        std::process::exit(2);
+    };
+    init_crypto();
+    let pki = TestPki::new().expect("pki");
+    let tokens = FakeTokenEndpoint::start(&pki).expect("token endpoint");
+    tokens.set_expected(CLIENT_ID, SECRET);
+    let upstream = FakeUpstream::start(&pki, tokens.token_registry()).expect("upstream");
+    let dir = std::env::temp_dir().join(format!("xoauth-relay-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = write_config(&dir, &pki, &tokens, &upstream);
+    let (relay, addr) = start(&binary, &config);
+    let pid = relay.0.id();
+
+    println!(
+        "xoauth-relay benchmark ({}), release binary {}",
+        cpu_note(),
+        binary.display()
+    );
+    println!("idle RSS after start:            {:>8.1} MiB", rss_mib(pid));
+
+    let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
+    run_clients(addr, logins, 8, false).await;
+    let (cpu, wall) = (cpu_seconds(pid) - cpu0, t0.elapsed());
+    println!(
+        "logins (argon2id user, EHLO+AUTH PLAIN+QUIT, 8 at once): {logins} in {:.2} s = {:.0}/s, relay CPU {:.3} ms per login",
+        wall.as_secs_f64(),
+        logins as f64 / wall.as_secs_f64(),
+        cpu * 1000.0 / logins as f64
+    );
+
+    let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
+    let latencies = run_clients(addr, messages, concurrency, true).await;
+    let (cpu, wall) = (cpu_seconds(pid) - cpu0, t0.elapsed());
+    assert_eq!(
+        upstream.messages().len(),
+        messages,
+        "every message must arrive"
+    );
+    println!(
+        "messages (own client connection + own upstream STARTTLS session each, {concurrency} at once): {messages} in {:.2} s = {:.0}/s",
+        wall.as_secs_f64(),
+        messages as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "  relay CPU per message:          {:>8.3} ms (includes the upstream TLS handshake and AUTH)",
+        cpu * 1000.0 / messages as f64
+    );
+    println!(
+        "  final-dot latency p50 / p99:    {:>8.2} / {:.2} ms",
+        percentile(&latencies, 50),
+        percentile(&latencies, 99)
+    );
+    println!("  token requests for all of it:   {:>8}", tokens.calls());
+    println!(
+        "RSS after load:                   {:>8.1} MiB",
+        rss_mib(pid)
+    );
+    drop(relay);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn relay_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let release = exe.parent()?.parent()?;
+    let bin = release.join("xoauth-relay");
+    bin.exists().then_some(bin)
+}
+
+fn write_config(
+    dir: &Path,
+    pki: &TestPki,
+    tokens: &FakeTokenEndpoint,
+    upstream: &FakeUpstream,
+) -> PathBuf {
+    std::fs::write(dir.join("ca.pem"), pki.ca_pem()).expect("write ca");
+    let hash = xoauth_relay::auth::hash_password(PASSWORD).expect("hash");
+    let text = format!(
+        "[listen]\nsmtp = \"127.0.0.1:0\"\n[limits]\nmax_connections = 1000\n\n\
+         [[users]]\nname = \"{USER}\"\npassword_hash = \"{hash}\"\naccount = \"bench\"\n\n\
+         [accounts.bench]\nmailbox = \"{MAILBOX}\"\ntenant = \"contoso.example\"\nclient_id = \"{CLIENT_ID}\"\n\
+         client_secret = \"{SECRET}\"\ntoken_url = \"{}\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nca_file = \"ca.pem\"\n",
+        tokens.url("contoso.example"),
+        upstream.port()
+    );
+    let path = dir.join("bench.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Starts the relay and reads its listening address from the log.
+fn start(binary: &Path, config: &Path) -> (Relay, SocketAddr) {
+    let mut child = Command::new(binary)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start relay");
+    let stderr = child.stderr.take().expect("stderr");
+    let relay = Relay(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("relay exited").expect("read log");
+        if let Some(rest) = line.split("smtp=").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .expect("addr")
+                .parse()
+                .expect("socket addr");
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (relay, addr)
+}
+
+/// `total` client sessions, `parallel` at a time; with `send`, each sends one message.
+/// Returns the final-dot latencies in milliseconds.
+async fn run_clients(addr: SocketAddr, total: usize, parallel: usize, send: bool) -> Vec<f64> {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..parallel {
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                latencies.extend(session(addr, send).await);
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("client task"));
+    }
+    all
+}
+
+async fn session(addr: SocketAddr, send: bool) -> Option<f64> {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (r, mut w) = stream.into_split();
+    let mut r = TokioBufReader::new(r);
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
+    expect(&mut r, "220").await;
+    w.write_all(format!("EHLO bench\r\nAUTH PLAIN {auth}\r\n").as_bytes())
+        .await
+        .expect("write");
+    expect(&mut r, "250").await;
+    expect(&mut r, "235").await;
+    let mut latency = None;
+    if send {
+        let cmds = format!("MAIL FROM:<{MAILBOX}>\r\nRCPT TO:<someone@example.net>\r\nDATA\r\n");
+        w.write_all(cmds.as_bytes()).await.expect("write");
+        for code in ["250", "250", "354"] {
+            expect(&mut r, code).await;
+        }
+        let started = Instant::now();
+        w.write_all(b"Subject: bench\r\n\r\nA short message body.\r\n.\r\n")
+            .await
+            .expect("write");
+        expect(&mut r, "250").await;
+        latency = Some(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    w.write_all(b"QUIT\r\n").await.expect("write");
+    expect(&mut r, "221").await;
+    latency
+}
+
+async fn expect<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R, code: &str) {
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).await.expect("read");
+        assert!(line.starts_with(code), "expected {code}, got {line:?}");
+        if line.as_bytes().get(3) == Some(&b' ') {
+            return;
+        }
+    }
+}
+
+fn percentile(values: &[f64], p: usize) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get((v.len() * p / 100).min(v.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// utime + stime of `pid`, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|x| x.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+fn cpu_note() -> String {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!("{cores} cores, shared machine: compare figures from the same run only")
+}
