@@ -99,7 +99,17 @@ async fn main() {
         percentile(&latencies, 50),
         percentile(&latencies, 99)
     );
+    let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
+    one_connection(addr, messages).await;
+    let (cpu, wall) = (cpu_seconds(pid) - cpu0, t0.elapsed());
+    println!(
+        "messages on one client connection (one login, upstream session per message): {messages} in {:.2} s, relay CPU {:.3} ms per message",
+        wall.as_secs_f64(),
+        cpu * 1000.0 / messages as f64
+    );
     println!("  token requests for all of it:   {:>8}", tokens.calls());
+    let (user, system) = cpu_split(pid);
+    println!("relay CPU over the whole run:     user {user:.2} s, kernel {system:.2} s");
     println!(
         "RSS after load:                   {:>8.1} MiB",
         rss_mib(pid)
@@ -185,6 +195,31 @@ async fn run_clients(addr: SocketAddr, total: usize, parallel: usize, send: bool
     all
 }
 
+/// One login, then `count` messages in a row on the same connection.
+async fn one_connection(addr: SocketAddr, count: usize) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (r, mut w) = stream.into_split();
+    let mut r = TokioBufReader::new(r);
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
+    expect(&mut r, "220").await;
+    w.write_all(format!("EHLO bench\r\nAUTH PLAIN {auth}\r\n").as_bytes())
+        .await
+        .expect("write");
+    expect(&mut r, "250").await;
+    expect(&mut r, "235").await;
+    let message = format!("MAIL FROM:<{MAILBOX}>\r\nRCPT TO:<someone@example.net>\r\nDATA\r\n");
+    for _ in 0..count {
+        w.write_all(message.as_bytes()).await.expect("write");
+        for code in ["250", "250", "354"] {
+            expect(&mut r, code).await;
+        }
+        w.write_all(b"Subject: bench\r\n\r\nA short message body.\r\n.\r\n")
+            .await
+            .expect("write");
+        expect(&mut r, "250").await;
+    }
+}
+
 async fn session(addr: SocketAddr, send: bool) -> Option<f64> {
     let stream = TcpStream::connect(addr).await.expect("connect");
     stream.set_nodelay(true).expect("nodelay");
@@ -237,16 +272,27 @@ fn percentile(values: &[f64], p: usize) -> f64 {
 
 /// utime + stime of `pid`, in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
+    let (user, system) = cpu_split(pid);
+    user + system
+}
+
+/// (utime, stime) of `pid` in seconds; Linux reports clock ticks of 1/100 s.
+fn cpu_split(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
+    let fields: Vec<f64> = stat
         .rsplit_once(')')
-        .map(|(_, r)| r.split_whitespace().collect())
+        .map(|(_, r)| {
+            r.split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
         .unwrap_or_default();
-    let ticks: f64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|x| x.parse::<f64>().ok()).sum())
-        .unwrap_or(0.0);
-    ticks / 100.0
+    match fields.as_slice() {
+        [user, system] => (user / 100.0, system / 100.0),
+        _ => (0.0, 0.0),
+    }
 }
 
 fn rss_mib(pid: u32) -> f64 {
