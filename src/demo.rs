@@ -3,19 +3,16 @@
 //! STARTTLS and checks the XOAUTH2 token, both with a throwaway certificate only this process
 //! trusts), the real relay in front of them, sends one message through and shows what arrived.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::config::*;
+use crate::config::Config;
 use crate::daemon::{self, Running};
-use crate::secret::Secret;
-use crate::testkit::{FakeTokenEndpoint, FakeUpstream, Received, TestPki};
+use crate::testkit::{FakeTokenEndpoint, FakeUpstream, Identity, Received, TestPki, relay_config};
 
 const USER: &str = "demo";
 const PASSWORD: &str = "demo-password";
@@ -109,59 +106,18 @@ fn demo_config(
     upstream: &FakeUpstream,
     listen: SocketAddr,
 ) -> Config {
-    let account = Account {
-        name: "demo".into(),
-        mailbox: MAILBOX.into(),
-        tenant: TENANT.into(),
-        client_id: CLIENT_ID.into(),
-        client_secret: Secret::new(CLIENT_SECRET.into()),
-        authority: format!("https://{}", tokens.addr()),
-        token_url: tokens.url(TENANT),
-        scope: DEFAULT_SCOPE.into(),
-        smtp_host: "127.0.0.1".into(),
-        smtp_port: upstream.port(),
-        ca_file: None,
-        extra_roots: vec![pki.ca_der()],
-        max_connections: DEFAULT_ACCOUNT_MAX_CONNECTIONS,
+    let who = Identity {
+        account: "demo",
+        user: USER,
+        password: PASSWORD,
+        mailbox: MAILBOX,
+        tenant: TENANT,
+        client_id: CLIENT_ID,
+        client_secret: CLIENT_SECRET,
     };
-    let user = User {
-        name: USER.into(),
-        password: PasswordCheck::Plain(Secret::new(PASSWORD.into())),
-        account: "demo".into(),
-        allowed_senders: vec![SenderRule::Address(MAILBOX.into())],
-    };
-    Config {
-        listen: Listen { smtp: listen },
-        limits: Limits {
-            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-            max_recipients: DEFAULT_MAX_RECIPIENTS,
-            max_line_length: DEFAULT_MAX_LINE_LENGTH,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_auth_failures: DEFAULT_MAX_AUTH_FAILURES,
-            auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
-        },
-        timeouts: default_timeouts(),
-        hostname: "demo.xoauth-relay".into(),
-        users: vec![user],
-        accounts: BTreeMap::from([("demo".to_string(), Arc::new(account))]),
-        warnings: Vec::new(),
-    }
-}
-
-fn default_timeouts() -> Timeouts {
-    Timeouts {
-        idle: DEFAULT_IDLE_TIMEOUT,
-        upstream_connect: DEFAULT_UPSTREAM_CONNECT,
-        upstream_greeting: DEFAULT_UPSTREAM_GREETING,
-        upstream_command: DEFAULT_UPSTREAM_COMMAND,
-        upstream_data_start: DEFAULT_UPSTREAM_DATA_START,
-        upstream_data_block: DEFAULT_UPSTREAM_DATA_BLOCK,
-        upstream_data_end: DEFAULT_UPSTREAM_DATA_END,
-        upstream_slot_wait: DEFAULT_UPSTREAM_SLOT_WAIT,
-        token_connect: DEFAULT_TOKEN_CONNECT,
-        token_total: DEFAULT_TOKEN_TOTAL,
-        shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
-    }
+    let mut config = relay_config(pki, tokens, upstream, &who, listen);
+    config.hostname = "demo.xoauth-relay".into();
+    config
 }
 
 fn print_banner(stage: &Stage) {

@@ -25,13 +25,14 @@
 //! - [`daemon`]: the composition root: builds everything from a `Config`, runs, drains.
 //! - [`cli`], [`check`], [`demo`], [`logging`]: the commands and their output.
 //! - [`testkit`]: in-process stand-ins for Microsoft 365, for `demo` and the tests.
-//! - [`secret`]: `Secret<T>`, a value that prints `***`.
+//! - [`secret`]: `Secret<T>`, a value that prints `***`; [`dates`]: calendar dates.
 
 pub mod auth;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod dates;
 pub mod demo;
 pub mod error;
 pub mod explain;

@@ -41,3 +41,34 @@ pub const DEFAULT_SMTP_HOST: &str = "smtp.office365.com";
 pub const DEFAULT_SMTP_PORT: u16 = 587;
 /// Exchange Online allows 3 concurrent submissions per mailbox; a 4th gets `432 4.3.2`.
 pub const DEFAULT_ACCOUNT_MAX_CONNECTIONS: usize = 3;
+
+impl Default for super::Limits {
+    fn default() -> Self {
+        Self {
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_recipients: DEFAULT_MAX_RECIPIENTS,
+            max_line_length: DEFAULT_MAX_LINE_LENGTH,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_auth_failures: DEFAULT_MAX_AUTH_FAILURES,
+            auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
+        }
+    }
+}
+
+impl Default for super::Timeouts {
+    fn default() -> Self {
+        Self {
+            idle: DEFAULT_IDLE_TIMEOUT,
+            upstream_connect: DEFAULT_UPSTREAM_CONNECT,
+            upstream_greeting: DEFAULT_UPSTREAM_GREETING,
+            upstream_command: DEFAULT_UPSTREAM_COMMAND,
+            upstream_data_start: DEFAULT_UPSTREAM_DATA_START,
+            upstream_data_block: DEFAULT_UPSTREAM_DATA_BLOCK,
+            upstream_data_end: DEFAULT_UPSTREAM_DATA_END,
+            upstream_slot_wait: DEFAULT_UPSTREAM_SLOT_WAIT,
+            token_connect: DEFAULT_TOKEN_CONNECT,
+            token_total: DEFAULT_TOKEN_TOTAL,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        }
+    }
+}

@@ -82,12 +82,19 @@ pub enum TokenError {
     Malformed(String),
 }
 
+/// The OAuth error and, for a support case with Microsoft, the trace and correlation ids.
 fn describe(oauth: &Option<OAuthError>) -> String {
-    match oauth {
-        Some(o) if o.summary.is_empty() => format!(", {}", o.error),
-        Some(o) => format!(", {}: {}", o.error, o.summary),
-        None => String::new(),
+    let Some(o) = oauth else {
+        return String::new();
+    };
+    let mut text = match o.summary.is_empty() {
+        true => format!(", {}", o.error),
+        false => format!(", {}: {}", o.error, o.summary),
+    };
+    if let (Some(trace), Some(correlation)) = (&o.trace_id, &o.correlation_id) {
+        text.push_str(&format!(" [trace ID {trace}, correlation ID {correlation}]"));
     }
+    text
 }
 
 impl fmt::Display for OAuthError {
@@ -109,6 +116,12 @@ mod tests {
         assert_eq!(e.summary, "AADSTS7000215: Invalid client secret provided.");
         assert_eq!(e.trace_id.as_deref(), Some("abc"));
         assert_eq!(e.code_label(), "AADSTS7000215");
+        let shown = TokenError::Refused { status: 401, oauth: Some(e) }.to_string();
+        assert_eq!(
+            shown,
+            "the token endpoint refused the request (HTTP 401, invalid_client: AADSTS7000215: \
+             Invalid client secret provided. [trace ID abc, correlation ID def])"
+        );
         assert!(OAuthError::parse(b"<html>").is_none());
         assert!(OAuthError::parse(b"{}").is_none());
     }

@@ -2,7 +2,6 @@
 //! from a `Config` written in code and started on 127.0.0.1:0, and a line-level SMTP client.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +10,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use xoauth_relay::config::*;
+use xoauth_relay::config::{Account, Config};
 use xoauth_relay::daemon::{self, Running};
-use xoauth_relay::secret::Secret;
-use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, TestPki, init_crypto};
+use xoauth_relay::testkit::{
+    FakeTokenEndpoint, FakeUpstream, Identity, TestPki, init_crypto, relay_config,
+};
 
 pub const TENANT: &str = "contoso.onmicrosoft.com";
 pub const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
@@ -91,61 +91,22 @@ pub fn account_mut(config: &mut Config) -> &mut Account {
     Arc::make_mut(config.accounts.get_mut("contoso").expect("test account"))
 }
 
-/// A relay configuration pointing at the stand-ins, with short limits suited to tests.
+/// A relay configuration pointing at the stand-ins, without login delays.
 pub fn config_for(pki: &TestPki, tokens: &FakeTokenEndpoint, upstream: &FakeUpstream) -> Config {
-    let account = Account {
-        name: "contoso".into(),
-        mailbox: MAILBOX.into(),
-        tenant: TENANT.into(),
-        client_id: CLIENT_ID.into(),
-        client_secret: Secret::new(CLIENT_SECRET.into()),
-        authority: format!("https://{}", tokens.addr()),
-        token_url: tokens.url(TENANT),
-        scope: DEFAULT_SCOPE.into(),
-        smtp_host: "127.0.0.1".into(),
-        smtp_port: upstream.port(),
-        ca_file: None,
-        extra_roots: vec![pki.ca_der()],
-        max_connections: DEFAULT_ACCOUNT_MAX_CONNECTIONS,
+    let who = Identity {
+        account: "contoso",
+        user: USER,
+        password: PASSWORD,
+        mailbox: MAILBOX,
+        tenant: TENANT,
+        client_id: CLIENT_ID,
+        client_secret: CLIENT_SECRET,
     };
-    let user = User {
-        name: USER.into(),
-        password: PasswordCheck::Plain(Secret::new(PASSWORD.into())),
-        account: "contoso".into(),
-        allowed_senders: vec![SenderRule::Address(MAILBOX.into())],
-    };
-    let mut accounts = BTreeMap::new();
-    accounts.insert("contoso".to_string(), Arc::new(account));
-    Config {
-        listen: Listen {
-            smtp: "127.0.0.1:0".parse().expect("addr"),
-        },
-        limits: Limits {
-            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
-            max_recipients: DEFAULT_MAX_RECIPIENTS,
-            max_line_length: DEFAULT_MAX_LINE_LENGTH,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_auth_failures: DEFAULT_MAX_AUTH_FAILURES,
-            auth_failure_delay: Duration::ZERO,
-        },
-        timeouts: Timeouts {
-            idle: DEFAULT_IDLE_TIMEOUT,
-            upstream_connect: DEFAULT_UPSTREAM_CONNECT,
-            upstream_greeting: DEFAULT_UPSTREAM_GREETING,
-            upstream_command: DEFAULT_UPSTREAM_COMMAND,
-            upstream_data_start: DEFAULT_UPSTREAM_DATA_START,
-            upstream_data_block: DEFAULT_UPSTREAM_DATA_BLOCK,
-            upstream_data_end: DEFAULT_UPSTREAM_DATA_END,
-            upstream_slot_wait: DEFAULT_UPSTREAM_SLOT_WAIT,
-            token_connect: DEFAULT_TOKEN_CONNECT,
-            token_total: DEFAULT_TOKEN_TOTAL,
-            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
-        },
-        hostname: "relay.test".into(),
-        users: vec![user],
-        accounts,
-        warnings: Vec::new(),
-    }
+    let listen = "127.0.0.1:0".parse().expect("addr");
+    let mut config = relay_config(pki, tokens, upstream, &who, listen);
+    config.hostname = "relay.test".into();
+    config.limits.auth_failure_delay = Duration::ZERO;
+    config
 }
 
 /// One SMTP reply: the code and all its lines joined with `\n`.

@@ -1,0 +1,66 @@
+//! A relay configuration pointed at the stand-ins: one local user, one account whose token
+//! endpoint and SMTP host are the fakes, trusting only the throwaway CA. Used by the demo and
+//! the tests, which then adjust what they need.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::{FakeTokenEndpoint, FakeUpstream, TestPki};
+use crate::config::{
+    Account, Config, DEFAULT_ACCOUNT_MAX_CONNECTIONS, DEFAULT_SCOPE, Limits, Listen, PasswordCheck,
+    SenderRule, Timeouts, User,
+};
+use crate::secret::Secret;
+
+/// The names and secrets of the one user and the one account.
+#[derive(Debug, Clone)]
+pub struct Identity<'a> {
+    pub account: &'a str,
+    pub user: &'a str,
+    pub password: &'a str,
+    pub mailbox: &'a str,
+    pub tenant: &'a str,
+    pub client_id: &'a str,
+    pub client_secret: &'a str,
+}
+
+/// Builds the configuration; `listen` is only recorded (the caller binds the listener).
+pub fn relay_config(
+    pki: &TestPki,
+    tokens: &FakeTokenEndpoint,
+    upstream: &FakeUpstream,
+    who: &Identity<'_>,
+    listen: SocketAddr,
+) -> Config {
+    let account = Account {
+        name: who.account.into(),
+        mailbox: who.mailbox.into(),
+        tenant: who.tenant.into(),
+        client_id: who.client_id.into(),
+        client_secret: Secret::new(who.client_secret.into()),
+        authority: format!("https://{}", tokens.addr()),
+        token_url: tokens.url(who.tenant),
+        scope: DEFAULT_SCOPE.into(),
+        smtp_host: "127.0.0.1".into(),
+        smtp_port: upstream.port(),
+        ca_file: None,
+        extra_roots: vec![pki.ca_der()],
+        max_connections: DEFAULT_ACCOUNT_MAX_CONNECTIONS,
+    };
+    let user = User {
+        name: who.user.into(),
+        password: PasswordCheck::Plain(Secret::new(who.password.into())),
+        account: who.account.into(),
+        allowed_senders: vec![SenderRule::Address(who.mailbox.to_ascii_lowercase())],
+    };
+    Config {
+        listen: Listen { smtp: listen },
+        limits: Limits::default(),
+        timeouts: Timeouts::default(),
+        hostname: "relay.stand-in.test".into(),
+        users: vec![user],
+        accounts: BTreeMap::from([(who.account.to_string(), Arc::new(account))]),
+        warnings: Vec::new(),
+    }
+}
