@@ -87,9 +87,10 @@ fn describe(oauth: &Option<OAuthError>) -> String {
     let Some(o) = oauth else {
         return String::new();
     };
-    let mut text = match o.summary.is_empty() {
-        true => format!(", {}", o.error),
-        false => format!(", {}: {}", o.error, o.summary),
+    let mut text = if o.summary.is_empty() {
+        format!(", {}", o.error)
+    } else {
+        format!(", {}: {}", o.error, o.summary)
     };
     if let (Some(trace), Some(correlation)) = (&o.trace_id, &o.correlation_id) {
         text.push_str(&format!(" [trace ID {trace}, correlation ID {correlation}]"));
