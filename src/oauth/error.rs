@@ -93,7 +93,9 @@ fn describe(oauth: &Option<OAuthError>) -> String {
         format!(", {}: {}", o.error, o.summary)
     };
     if let (Some(trace), Some(correlation)) = (&o.trace_id, &o.correlation_id) {
-        text.push_str(&format!(" [trace ID {trace}, correlation ID {correlation}]"));
+        text.push_str(&format!(
+            " [trace ID {trace}, correlation ID {correlation}]"
+        ));
     }
     text
 }
@@ -117,7 +119,11 @@ mod tests {
         assert_eq!(e.summary, "AADSTS7000215: Invalid client secret provided.");
         assert_eq!(e.trace_id.as_deref(), Some("abc"));
         assert_eq!(e.code_label(), "AADSTS7000215");
-        let shown = TokenError::Refused { status: 401, oauth: Some(e) }.to_string();
+        let shown = TokenError::Refused {
+            status: 401,
+            oauth: Some(e),
+        }
+        .to_string();
         assert_eq!(
             shown,
             "the token endpoint refused the request (HTTP 401, invalid_client: AADSTS7000215: \
