@@ -4,6 +4,10 @@ use std::time::Duration;
 
 /// Loopback only: the listener has no TLS yet, so passwords must not cross a network.
 pub const DEFAULT_SMTP_LISTEN: &str = "127.0.0.1:2525";
+/// Loopback only: `/status` tells anyone who can reach it which mailboxes exist.
+pub const DEFAULT_HEALTH_LISTEN: &str = "127.0.0.1:8025";
+/// A month is enough to get a new secret through most change processes.
+pub const DEFAULT_SECRET_WARN_DAYS: u32 = 30;
 /// Exchange Online's default mailbox send limit (35 MB, counted in MiB as Exchange does).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 35 * 1024 * 1024;
 /// Exchange Online's default recipient limit per message.

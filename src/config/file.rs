@@ -32,9 +32,10 @@ pub(crate) const TOP_KEYS: &[&str] = &[
 #[serde(default)]
 pub(crate) struct RawListen {
     pub smtp: Option<Scalar>,
+    pub health: Option<Scalar>,
 }
 
-pub(crate) const LISTEN_KEYS: &[&str] = &["smtp"];
+pub(crate) const LISTEN_KEYS: &[&str] = &["smtp", "health"];
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -126,6 +127,8 @@ pub(crate) struct RawAccount {
     pub smtp_port: Option<Scalar>,
     pub ca_file: Option<Scalar>,
     pub max_connections: Option<Scalar>,
+    pub client_secret_expires: Option<Scalar>,
+    pub client_secret_warn_days: Option<Scalar>,
 }
 
 pub(crate) const ACCOUNT_KEYS: &[&str] = &[
@@ -142,6 +145,8 @@ pub(crate) const ACCOUNT_KEYS: &[&str] = &[
     "smtp_port",
     "ca_file",
     "max_connections",
+    "client_secret_expires",
+    "client_secret_warn_days",
 ];
 
 /// A leaf value as it came: TOML gives strings and integers, the environment always strings.

@@ -37,9 +37,11 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
     pub smtp: SocketAddr,
+    /// The HTTP health/status/metrics listener; `None` when disabled.
+    pub health: Option<SocketAddr>,
 }
 
 /// Bounds on what one client may make the relay hold or do.
@@ -135,7 +137,7 @@ impl std::fmt::Display for SenderRule {
 }
 
 /// An upstream Microsoft 365 mailbox and the app registration that sends as it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Account {
     pub name: String,
     /// The Exchange mailbox; XOAUTH2 `user=`.
@@ -154,4 +156,8 @@ pub struct Account {
     pub extra_roots: Vec<CertificateDer<'static>>,
     /// Concurrent upstream SMTP sessions for this account.
     pub max_connections: usize,
+    /// When the client secret expires (`client_secret_expires`), if the operator said.
+    pub client_secret_expires: Option<crate::dates::Day>,
+    /// Days before that expiry from which a warning is logged daily and shown in `/status`.
+    pub client_secret_warn_days: u32,
 }

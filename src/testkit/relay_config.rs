@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::{FakeTokenEndpoint, FakeUpstream, TestPki};
 use crate::config::{
-    Account, Config, DEFAULT_ACCOUNT_MAX_CONNECTIONS, DEFAULT_SCOPE, Limits, Listen, PasswordCheck,
-    SenderRule, Timeouts, User,
+    Account, Config, DEFAULT_ACCOUNT_MAX_CONNECTIONS, DEFAULT_SCOPE, DEFAULT_SECRET_WARN_DAYS,
+    Limits, Listen, PasswordCheck, SenderRule, Timeouts, User,
 };
 use crate::secret::Secret;
 
@@ -47,6 +47,8 @@ pub fn relay_config(
         ca_file: None,
         extra_roots: vec![pki.ca_der()],
         max_connections: DEFAULT_ACCOUNT_MAX_CONNECTIONS,
+        client_secret_expires: None,
+        client_secret_warn_days: DEFAULT_SECRET_WARN_DAYS,
     };
     let user = User {
         name: who.user.into(),
@@ -55,7 +57,10 @@ pub fn relay_config(
         allowed_senders: vec![SenderRule::Address(who.mailbox.to_ascii_lowercase())],
     };
     Config {
-        listen: Listen { smtp: listen },
+        listen: Listen {
+            smtp: listen,
+            health: None,
+        },
         limits: Limits::default(),
         timeouts: Timeouts::default(),
         hostname: "relay.stand-in.test".into(),

@@ -10,6 +10,7 @@ use super::{roots, secrets, settings};
 use crate::config::Account;
 use crate::config::defaults::*;
 use crate::config::file::{RawAccount, Scalar};
+use crate::dates::Day;
 use crate::secret::Secret;
 
 /// Tenant aliases for multi-tenant sign-in; client credentials need the real tenant there
@@ -59,7 +60,34 @@ fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &RawAccount) -> Acc
             &raw.max_connections,
             DEFAULT_ACCOUNT_MAX_CONNECTIONS,
         ),
+        client_secret_expires: secret_expiry(p, &key("client_secret_expires"), raw),
+        client_secret_warn_days: warn_days(p, &key("client_secret_warn_days"), raw),
     }
+}
+
+/// `client_secret_expires = "2027-05-01"`: the date shown in Entra next to the secret.
+fn secret_expiry(p: &mut Problems, key: &str, raw: &RawAccount) -> Option<Day> {
+    let text = p.text(key, raw.client_secret_expires.as_ref())?;
+    let day = Day::parse(&text);
+    if day.is_none() {
+        p.push(
+            key,
+            format!("{text:?} is not a date: write it as YYYY-MM-DD, e.g. \"2027-05-01\" (the Expires column in Entra)"),
+        );
+    }
+    day
+}
+
+fn warn_days(p: &mut Problems, key: &str, raw: &RawAccount) -> u32 {
+    let default = DEFAULT_SECRET_WARN_DAYS;
+    let days = p.number(
+        key,
+        raw.client_secret_warn_days.as_ref(),
+        default.into(),
+        1,
+        3650,
+    );
+    u32::try_from(days).unwrap_or(default)
 }
 
 /// config-rs lower-cases every key that comes from the environment, so an account named with

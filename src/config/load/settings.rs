@@ -41,24 +41,46 @@ pub fn listen(p: &mut Problems, raw: &RawListen) -> Listen {
     let default = SocketAddr::from(([127, 0, 0, 1], 2525));
     let smtp = match p.text("listen.smtp", raw.smtp.as_ref()) {
         None => DEFAULT_SMTP_LISTEN.parse().unwrap_or(default),
-        Some(text) => socket_address(p, &text).unwrap_or(default),
+        Some(text) => socket_address(p, "listen.smtp", &text, SMTP_NOT_LOOPBACK).unwrap_or(default),
     };
-    Listen { smtp }
+    let health = match p.text("listen.health", raw.health.as_ref()) {
+        None => DEFAULT_HEALTH_LISTEN.parse().ok(),
+        Some(text) if is_off(&text) => None,
+        Some(text) => socket_address(p, "listen.health", &text, HEALTH_NOT_LOOPBACK),
+    };
+    Listen { smtp, health }
 }
 
-fn socket_address(p: &mut Problems, text: &str) -> Option<SocketAddr> {
+const SMTP_NOT_LOOPBACK: &str = "the listener has no TLS yet, so it only binds loopback addresses \
+     such as 127.0.0.1 or ::1 (passwords must not cross a network)";
+const HEALTH_NOT_LOOPBACK: &str = "the health and status endpoint only binds loopback addresses \
+     such as 127.0.0.1 or ::1 (it shows which mailboxes exist); use \"off\" to disable it";
+
+/// `""`, `"off"`, `"none"` or `"false"` switch the health endpoint off.
+fn is_off(text: &str) -> bool {
+    matches!(
+        text.trim().to_ascii_lowercase().as_str(),
+        "" | "off" | "none" | "false"
+    )
+}
+
+fn socket_address(
+    p: &mut Problems,
+    key: &str,
+    text: &str,
+    not_loopback: &str,
+) -> Option<SocketAddr> {
     let Ok(address) = text.trim().parse::<SocketAddr>() else {
         let message =
             format!("{text:?} is not an IP address and port such as 127.0.0.1:2525 or [::1]:2525");
-        p.push("listen.smtp", message);
+        p.push(key, message);
         return None;
     };
     if !address.ip().is_loopback() {
-        let message = format!(
-            "{address} is not a loopback address: the listener has no TLS yet, so it only binds \
-             loopback addresses such as 127.0.0.1 or ::1 (passwords must not cross a network)"
+        p.push(
+            key,
+            format!("{address} is not a loopback address: {not_loopback}"),
         );
-        p.push("listen.smtp", message);
     }
     Some(address)
 }

@@ -242,7 +242,7 @@ mod tests {
         );
         let far = unknown_key("listen.address", &[]);
         assert!(
-            far.message.ends_with("the keys allowed here are: smtp"),
+            far.message.ends_with("the keys allowed here are: smtp, health"),
             "{}",
             far.message
         );
