@@ -88,6 +88,16 @@ fn config_text(password: &str, secret: &str) -> String {
 fn minimal_file_gets_every_default() {
     let c = load_ok("minimal.toml", &[]);
     assert_eq!(c.listen.smtp.to_string(), config::DEFAULT_SMTP_LISTEN);
+    assert_eq!(
+        c.listen.health.map(|a| a.to_string()).as_deref(),
+        Some(config::DEFAULT_HEALTH_LISTEN)
+    );
+    let account = &c.accounts["contoso"];
+    assert_eq!(account.client_secret_expires, None);
+    assert_eq!(
+        account.client_secret_warn_days,
+        config::DEFAULT_SECRET_WARN_DAYS
+    );
     assert_eq!(c.limits.max_message_size, config::DEFAULT_MAX_MESSAGE_SIZE);
     assert_eq!(c.limits.max_recipients, config::DEFAULT_MAX_RECIPIENTS);
     assert_eq!(c.limits.max_line_length, config::DEFAULT_MAX_LINE_LENGTH);
@@ -950,4 +960,51 @@ fn an_unreadable_file_is_a_read_error() {
         Err(ConfigError::Read { path, .. }) => assert_eq!(path, missing),
         other => panic!("expected Read, got {:?}", other.map(|_| ())),
     }
+}
+
+#[test]
+fn health_listener_and_secret_expiry() {
+    let base = std::fs::read_to_string(fixture("minimal.toml")).unwrap();
+    let dir = Path::new("/");
+    let with = |extra: &str, account: &str| {
+        let text = format!(
+            "[listen]\n{extra}\n{}\n{account}\n",
+            base.trim_start_matches(|c| c != '[')
+        );
+        load_str(&text, dir, &HashMap::new())
+    };
+    let c = with(
+        "health = \"off\"",
+        "client_secret_expires = \"2027-05-01\"\nclient_secret_warn_days = 14",
+    )
+    .unwrap();
+    assert_eq!(c.listen.health, None);
+    let account = &c.accounts["contoso"];
+    assert_eq!(
+        account
+            .client_secret_expires
+            .map(|d| d.to_string())
+            .as_deref(),
+        Some("2027-05-01")
+    );
+    assert_eq!(account.client_secret_warn_days, 14);
+    let c = with("health = \"[::1]:9000\"", "").unwrap();
+    assert_eq!(c.listen.health.unwrap().to_string(), "[::1]:9000");
+
+    let p = problems_of(with(
+        "health = \"0.0.0.0:8025\"",
+        "client_secret_expires = \"2027-02-30\"",
+    ));
+    assert_problem(&p, "listen.health", "is not a loopback address");
+    assert_problem(
+        &p,
+        "accounts.contoso.client_secret_expires",
+        "write it as YYYY-MM-DD",
+    );
+    let p = problems_of(with(
+        "health = \"localhost\"",
+        "client_secret_warn_days = 0",
+    ));
+    assert_problem(&p, "listen.health", "is not an IP address and port");
+    assert_problem(&p, "accounts.contoso.client_secret_warn_days", "");
 }

@@ -242,7 +242,8 @@ mod tests {
         );
         let far = unknown_key("listen.address", &[]);
         assert!(
-            far.message.ends_with("the keys allowed here are: smtp, health"),
+            far.message
+                .ends_with("the keys allowed here are: smtp, health"),
             "{}",
             far.message
         );
