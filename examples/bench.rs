@@ -134,7 +134,7 @@ fn write_config(
     std::fs::write(dir.join("ca.pem"), pki.ca_pem()).expect("write ca");
     let hash = xoauth_relay::auth::hash_password(PASSWORD).expect("hash");
     let text = format!(
-        "[listen]\nsmtp = \"127.0.0.1:0\"\n[limits]\nmax_connections = 1000\n\n\
+        "[listen]\nsmtp = \"127.0.0.1:0\"\nhealth = \"off\"\n[limits]\nmax_connections = 1000\n\n\
          [[users]]\nname = \"{USER}\"\npassword_hash = \"{hash}\"\naccount = \"bench\"\n\n\
          [accounts.bench]\nmailbox = \"{MAILBOX}\"\ntenant = \"contoso.example\"\nclient_id = \"{CLIENT_ID}\"\n\
          client_secret = \"{SECRET}\"\ntoken_url = \"{}\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nca_file = \"ca.pem\"\n",

@@ -12,6 +12,7 @@ use crate::oauth::AccessToken;
 use crate::oauth::claims::Claims;
 use crate::relay::Route;
 use crate::smtp::session::Envelope;
+use crate::stats::Stats;
 use crate::upstream::UpstreamError;
 
 /// The four things Exchange Online needs before an app can send (REFERENCE.md §3).
@@ -66,7 +67,7 @@ pub async fn run<W: Write>(config: &Config, send_to: Option<&str>, out: &mut W) 
             "\naccount {} (mailbox {}):",
             account.name, account.mailbox
         );
-        match build_route(config, account.clone()) {
+        match build_route(config, account.clone(), &Stats::default()) {
             Ok(route) => check_account(&route, send_to, &config.hostname, &mut report).await,
             Err(e) => report.fail(&e.to_string(), None),
         }

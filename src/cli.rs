@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config, ConfigError};
-use crate::daemon::{self, StartError};
+use crate::daemon::{self, ReloadSource, StartError};
 
 pub const EX_USAGE: u8 = 64;
 pub const EX_SOFTWARE: u8 = 70;
@@ -99,10 +99,16 @@ async fn dispatch(command: Command) -> ExitCode {
 
 /// Loads the configuration the way every command does, printing problems on failure.
 pub fn load_config(cli_path: Option<PathBuf>) -> Result<Config, ExitCode> {
+    load_config_from(cli_path).map(|(config, _)| config)
+}
+
+/// Loads the configuration and says where it came from (for reloading it later).
+fn load_config_from(cli_path: Option<PathBuf>) -> Result<(Config, ReloadSource), ExitCode> {
     let env = process_env();
     let loaded = config::resolve_path(cli_path.as_deref(), &env).and_then(|path| {
         tracing::info!(config = %path.display(), "loading configuration");
-        config::load(&path, &env)
+        let config = config::load(&path, &env)?;
+        Ok((config, ReloadSource { path, env }))
     });
     loaded.map_err(|e| {
         eprintln!("xoauth-relay: {e}");
@@ -123,11 +129,11 @@ fn process_env() -> HashMap<String, String> {
 }
 
 async fn run(path: Option<PathBuf>) -> ExitCode {
-    let config = match load_config(path) {
-        Ok(c) => c,
+    let (config, source) = match load_config_from(path) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    match daemon::run(config, daemon::termination_signal()).await {
+    match daemon::run(config, Some(source), daemon::termination_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

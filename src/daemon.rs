@@ -1,10 +1,14 @@
-//! The composition root: turns a `Config` into running parts (token caches, upstream clients,
-//! the relay, the listener) and stops them in order. The only module that names the concrete
-//! implementations.
+//! The composition root: turns a `Config` into running parts (token caches kept fresh in the
+//! background, upstream clients, the relay, the SMTP listener, the health endpoint), reloads
+//! users and accounts on request, and stops everything in order. The only module that names
+//! the concrete implementations.
 
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -12,13 +16,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Users;
-use crate::config::{Account, Config};
-use crate::oauth::TokenCache;
+use crate::config::{Account, Config, ConfigError};
 use crate::oauth::client_credentials::ClientCredentials;
-use crate::relay::{Relay, Route};
+use crate::oauth::{Observed, TokenCache};
+use crate::relay::{Relay, Route, Submit};
 use crate::smtp::conn::Services;
 use crate::smtp::listener::accept_loop;
 use crate::smtp::session::SessionLimits;
+use crate::stats::Stats;
+use crate::swap::Swap;
 use crate::upstream::SmtpUpstream;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,17 +50,12 @@ pub enum StartError {
     },
 }
 
-/// Builds one route (token cache + SMTP upstream) per account.
-pub fn build_relay(config: &Config) -> Result<Relay, StartError> {
-    let routes = config
-        .accounts
-        .values()
-        .map(|account| build_route(config, account.clone()))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Relay::new(routes))
-}
-
-pub fn build_route(config: &Config, account: Arc<Account>) -> Result<Route, StartError> {
+/// Builds one route (token cache + SMTP upstream + statistics) for `account`.
+pub fn build_route(
+    config: &Config,
+    account: Arc<Account>,
+    stats: &Stats,
+) -> Result<Route, StartError> {
     let name = account.name.clone();
     let tls =
         crate::tls::client_config(&account.extra_roots).map_err(|source| StartError::Tls {
@@ -64,35 +65,25 @@ pub fn build_route(config: &Config, account: Arc<Account>) -> Result<Route, Star
     let source =
         ClientCredentials::new(&account, tls.clone(), &config.timeouts).map_err(|source| {
             StartError::Http {
-                account: name,
+                account: name.clone(),
                 source,
             }
         })?;
     let upstream = SmtpUpstream::new(&account, &config.hostname, tls, &config.timeouts);
+    let stats = stats.account(&name);
+    let observed = Observed {
+        inner: Arc::new(source),
+        stats: stats.clone(),
+    };
     Ok(Route {
         account,
-        tokens: Arc::new(TokenCache::new(Arc::new(source))),
+        tokens: Arc::new(TokenCache::new(Arc::new(observed))),
         upstream: Arc::new(upstream),
+        stats,
     })
 }
 
-fn services(config: &Config, relay: Arc<Relay>) -> Services {
-    Services {
-        users: Arc::new(Users::from_config(config)),
-        relay,
-        limits: SessionLimits {
-            hostname: Arc::from(config.hostname.as_str()),
-            max_message_size: config.limits.max_message_size,
-            max_recipients: config.limits.max_recipients,
-            max_line_length: config.limits.max_line_length,
-            max_auth_failures: config.limits.max_auth_failures,
-        },
-        idle_timeout: config.timeouts.idle,
-        auth_failure_delay: config.limits.auth_failure_delay,
-    }
-}
-
-/// Binds the SMTP listener, refusing anything but loopback.
+/// Binds a listener, refusing anything but loopback.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     if !addr.ip().is_loopback() {
         return Err(StartError::NotLoopback(addr));
@@ -102,48 +93,198 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
         .map_err(|source| StartError::Bind { addr, source })
 }
 
+/// A route and the cancellation of its background tasks (token refresh, expiry warnings).
+struct Live {
+    route: Arc<Route>,
+    tasks: CancellationToken,
+}
+
+/// The state shared by the listener, the health endpoint and reloads.
+pub struct Daemon {
+    pub stats: Arc<Stats>,
+    relay: Swap<Relay>,
+    services: Arc<Services>,
+    config: Mutex<Config>,
+    routes: Mutex<HashMap<String, Live>>,
+    shutdown: CancellationToken,
+}
+
+impl Daemon {
+    /// The relay currently in use (it changes on reload).
+    pub fn relay(&self) -> Arc<Relay> {
+        self.relay.load()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.stats.draining.load(Ordering::Relaxed)
+    }
+
+    /// The configuration currently in effect.
+    pub fn config(&self) -> Config {
+        self.config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces users and accounts with those of `new`. Accounts whose settings did not change
+    /// keep their token cache and connections; settings that need a restart are reported.
+    pub fn reload(&self, new: Config) -> Result<ReloadSummary, StartError> {
+        let mut current = self.config.lock().unwrap_or_else(|e| e.into_inner());
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut summary = ReloadSummary {
+            restart_needed: restart_needed(&current, &new),
+            ..Default::default()
+        };
+        // Build every new route first, so a failure leaves the running state untouched.
+        let mut built = Vec::new();
+        for (name, account) in &new.accounts {
+            if routes
+                .get(name)
+                .is_none_or(|r| *r.route.account != **account)
+            {
+                built.push((
+                    name.clone(),
+                    build_route(&current, account.clone(), &self.stats)?,
+                ));
+            }
+        }
+        let mut next = HashMap::new();
+        for (name, route) in built {
+            summary.changed.push(name.clone());
+            if let Some(old) = routes.remove(&name) {
+                old.tasks.cancel();
+            }
+            next.insert(name, self.launch(route));
+        }
+        for name in new.accounts.keys() {
+            if let Some(kept) = routes.remove(name) {
+                next.insert(name.clone(), kept);
+            }
+        }
+        for (name, old) in routes.drain() {
+            summary.removed.push(name);
+            old.tasks.cancel();
+        }
+        let relay = Arc::new(Relay::new(next.values().map(|r| r.route.clone())));
+        *routes = next;
+        self.relay.store(relay.clone());
+        self.services.relay.store(relay);
+        self.services
+            .users
+            .store(Arc::new(Users::from_config(&new)));
+        summary.users = new.users.len();
+        current.users = new.users;
+        current.accounts = new.accounts;
+        current.warnings = new.warnings;
+        Ok(summary)
+    }
+
+    /// Starts the background tasks of a route.
+    fn launch(&self, route: Route) -> Live {
+        let route = Arc::new(route);
+        let tasks = self.shutdown.child_token();
+        tokio::spawn(route.tokens.clone().keep_fresh(tasks.clone()));
+        tokio::spawn(crate::expiry::watch(route.account.clone(), tasks.clone()));
+        Live { route, tasks }
+    }
+}
+
+/// What a reload changed.
+#[derive(Debug, Default)]
+pub struct ReloadSummary {
+    pub users: usize,
+    /// Accounts added or changed (they start with a new token).
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    /// Settings that differ but only take effect after a restart.
+    pub restart_needed: Vec<&'static str>,
+}
+
+fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
+    let changed = [
+        ("listen", old.listen != new.listen),
+        ("limits", old.limits != new.limits),
+        ("timeouts", old.timeouts != new.timeouts),
+        ("hostname", old.hostname != new.hostname),
+    ];
+    changed
+        .into_iter()
+        .filter(|(_, c)| *c)
+        .map(|(key, _)| key)
+        .collect()
+}
+
 /// A relay serving clients; stop it with [`Running::stop`].
 pub struct Running {
     pub smtp_addr: SocketAddr,
-    pub relay: Arc<Relay>,
-    shutdown: CancellationToken,
+    /// Where `/healthz`, `/readyz`, `/status` and `/metrics` answer, if enabled.
+    pub health_addr: Option<SocketAddr>,
+    pub daemon: Arc<Daemon>,
     task: JoinHandle<()>,
 }
 
 impl Running {
-    /// Stops accepting, lets transactions in flight finish within the grace period, and waits.
+    /// The relay currently in use.
+    pub fn relay(&self) -> Arc<Relay> {
+        self.daemon.relay()
+    }
+
+    /// Stops accepting, tells idle clients `421`, lets transactions in flight finish within
+    /// the grace period, and waits.
     pub async fn stop(self) {
-        self.shutdown.cancel();
+        self.daemon.stats.draining.store(true, Ordering::Relaxed);
+        self.daemon.shutdown.cancel();
         let _ = self.task.await;
     }
 
     /// A token that stops the relay when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        self.daemon.shutdown.clone()
     }
 }
 
-/// Starts serving on an already bound listener (tests bind port 0 and pass it in).
-pub fn start(config: &Config, listener: TcpListener) -> Result<Running, StartError> {
-    let relay = Arc::new(build_relay(config)?);
+/// Starts serving on an already bound SMTP listener (tests bind port 0 and pass it in). The
+/// health endpoint is bound here from `config.listen.health` unless `health` is given.
+pub async fn start(config: &Config, listener: TcpListener) -> Result<Running, StartError> {
+    let health = match config.listen.health {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    start_with(config, listener, health)
+}
+
+/// Like [`start`], with the health listener (if any) already bound.
+pub fn start_with(
+    config: &Config,
+    listener: TcpListener,
+    health: Option<TcpListener>,
+) -> Result<Running, StartError> {
+    let stats = Arc::new(Stats::default());
+    let shutdown = CancellationToken::new();
     let smtp_addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen.smtp,
         source,
     })?;
-    let services = Arc::new(services(config, relay.clone()));
-    let shutdown = CancellationToken::new();
+    let daemon = Arc::new(assemble(config, stats.clone(), shutdown.clone())?);
+    let health_addr = health.as_ref().and_then(|h| h.local_addr().ok());
+    if let Some(h) = health {
+        tokio::spawn(crate::health::serve(h, daemon.clone(), shutdown.clone()));
+    }
+    stats.listener.bound.store(true, Ordering::Relaxed);
     let tasks = TaskTracker::new();
     let (max, grace) = (
         config.limits.max_connections,
         config.timeouts.shutdown_grace,
     );
-    let (stop, tracker) = (shutdown.clone(), tasks.clone());
+    let services = daemon.services.clone();
     let task = tokio::spawn(async move {
-        accept_loop(listener, services, max, stop, tracker.clone()).await;
-        tracker.close();
-        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        accept_loop(listener, services, max, shutdown, tasks.clone()).await;
+        stats.listener.bound.store(false, Ordering::Relaxed);
+        tasks.close();
+        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
             tracing::warn!(
-                connections = tracker.len(),
+                connections = tasks.len(),
                 ?grace,
                 "shutdown grace period over; closing remaining connections"
             );
@@ -151,26 +292,157 @@ pub fn start(config: &Config, listener: TcpListener) -> Result<Running, StartErr
     });
     Ok(Running {
         smtp_addr,
-        relay,
-        shutdown,
+        health_addr,
+        daemon,
         task,
     })
 }
 
-/// `xoauth-relay run`: bind, serve until `stop_signal` completes, then drain.
-pub async fn run(config: Config, stop_signal: impl Future<Output = ()>) -> Result<(), StartError> {
+/// Builds the daemon state and starts each route's background tasks.
+fn assemble(
+    config: &Config,
+    stats: Arc<Stats>,
+    shutdown: CancellationToken,
+) -> Result<Daemon, StartError> {
+    let empty = Arc::new(Relay::new(Vec::new()));
+    let services = Arc::new(Services {
+        users: Swap::new(Arc::new(Users::from_config(config))),
+        relay: Swap::new(empty.clone() as Arc<dyn Submit>),
+        limits: session_limits(config),
+        idle_timeout: config.timeouts.idle,
+        auth_failure_delay: config.limits.auth_failure_delay,
+        stats: stats.clone(),
+    });
+    let mut routes = HashMap::new();
+    let daemon_config = Config {
+        accounts: BTreeMap::new(),
+        ..config.clone()
+    };
+    let daemon = Daemon {
+        stats,
+        relay: Swap::new(empty),
+        services,
+        config: Mutex::new(daemon_config),
+        routes: Mutex::new(HashMap::new()),
+        shutdown,
+    };
+    for (name, account) in &config.accounts {
+        let route = build_route(config, account.clone(), &daemon.stats)?;
+        routes.insert(name.clone(), daemon.launch(route));
+    }
+    let relay = Arc::new(Relay::new(routes.values().map(|r| r.route.clone())));
+    daemon.relay.store(relay.clone());
+    daemon.services.relay.store(relay);
+    *daemon.routes.lock().unwrap_or_else(|e| e.into_inner()) = routes;
+    daemon
+        .config
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .accounts = config.accounts.clone();
+    Ok(daemon)
+}
+
+fn session_limits(config: &Config) -> SessionLimits {
+    SessionLimits {
+        hostname: Arc::from(config.hostname.as_str()),
+        max_message_size: config.limits.max_message_size,
+        max_recipients: config.limits.max_recipients,
+        max_line_length: config.limits.max_line_length,
+        max_auth_failures: config.limits.max_auth_failures,
+    }
+}
+
+/// Where `run` reloads its configuration from on SIGHUP.
+pub struct ReloadSource {
+    pub path: PathBuf,
+    pub env: HashMap<String, String>,
+}
+
+/// `xoauth-relay run`: bind, serve until `stop_signal` completes, reload on SIGHUP, then drain.
+pub async fn run(
+    config: Config,
+    reload: Option<ReloadSource>,
+    stop_signal: impl Future<Output = ()>,
+) -> Result<(), StartError> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
     let listener = bind(config.listen.smtp).await?;
-    let running = start(&config, listener)?;
+    let running = start(&config, listener).await?;
     let accounts: Vec<&str> = config.accounts.keys().map(String::as_str).collect();
-    tracing::info!(smtp = %running.smtp_addr, users = config.users.len(), accounts = ?accounts, "xoauth-relay listening");
-    stop_signal.await;
+    let health = running
+        .health_addr
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "off".into());
+    tracing::info!(smtp = %running.smtp_addr, health = %health, users = config.users.len(), accounts = ?accounts, "xoauth-relay listening");
+    let mut hangups = hangup_signals();
+    tokio::pin!(stop_signal);
+    loop {
+        tokio::select! {
+            _ = &mut stop_signal => break,
+            _ = next_hangup(&mut hangups) => reload_from(&running.daemon, reload.as_ref()),
+        }
+    }
     tracing::info!("shutting down: no new connections; letting messages in flight finish");
     running.stop().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Re-reads the configuration file; an invalid file leaves the running configuration alone.
+fn reload_from(daemon: &Daemon, source: Option<&ReloadSource>) {
+    let Some(source) = source else {
+        tracing::warn!("SIGHUP ignored: no configuration file to reload");
+        return;
+    };
+    tracing::info!(config = %source.path.display(), "SIGHUP: reloading users and accounts");
+    let loaded: Result<Config, ConfigError> = crate::config::load(&source.path, &source.env);
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("reload refused, keeping the running configuration: {e}");
+            return;
+        }
+    };
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    match daemon.reload(config) {
+        Ok(s) => {
+            tracing::info!(users = s.users, changed = ?s.changed, removed = ?s.removed, "configuration reloaded");
+            if !s.restart_needed.is_empty() {
+                tracing::warn!(settings = ?s.restart_needed, "these settings changed but take effect only after a restart");
+            }
+        }
+        Err(e) => tracing::error!("reload refused, keeping the running configuration: {e}"),
+    }
+}
+
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = Option<()>;
+
+/// Listens for SIGHUP from now on (registering once, so no signal is missed between reloads).
+fn hangup_signals() -> Hangups {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::hangup()).ok()
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// Completes on the next SIGHUP; never where there are none.
+async fn next_hangup(hangups: &mut Hangups) {
+    #[cfg(unix)]
+    if let Some(h) = hangups {
+        h.recv().await;
+        return;
+    }
+    let _ = hangups;
+    std::future::pending::<()>().await
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

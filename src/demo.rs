@@ -78,7 +78,9 @@ async fn start(once: bool, listen: Option<SocketAddr>) -> Result<Stage, String> 
         &upstream,
         listener.local_addr().map_err(|e| e.to_string())?,
     );
-    let relay = daemon::start(&config, listener).map_err(|e| e.to_string())?;
+    let relay = daemon::start(&config, listener)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(Stage {
         tokens,
         upstream,

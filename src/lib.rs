@@ -24,8 +24,12 @@
 //! - [`tls`]: the one TLS client configuration (rustls + ring, built-in roots + `ca_file`).
 //! - [`daemon`]: the composition root: builds everything from a `Config`, runs, drains.
 //! - [`cli`], [`check`], [`demo`], [`logging`]: the commands and their output.
+//! - [`health`]: `/healthz`, `/readyz`, `/status`, `/metrics` on loopback; [`expiry`]: client
+//!   secret expiry warnings.
+//! - [`stats`]: counters and last events for `/status`, `/readyz` and `/metrics`.
 //! - [`testkit`]: in-process stand-ins for Microsoft 365, for `demo` and the tests.
-//! - [`secret`]: `Secret<T>`, a value that prints `***`; [`dates`]: calendar dates.
+//! - [`secret`]: `Secret<T>`, a value that prints `***`; [`dates`]: calendar dates;
+//!   [`swap`]: values a reload replaces.
 
 pub mod auth;
 pub mod check;
@@ -35,12 +39,16 @@ pub mod daemon;
 pub mod dates;
 pub mod demo;
 pub mod error;
+pub mod expiry;
 pub mod explain;
+pub mod health;
 pub mod logging;
 pub mod oauth;
 pub mod relay;
 pub mod secret;
 pub mod smtp;
+pub mod stats;
+pub mod swap;
 pub mod testkit;
 pub mod tls;
 pub mod upstream;

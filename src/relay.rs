@@ -4,6 +4,7 @@
 //! first time it happens).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
@@ -15,6 +16,7 @@ use crate::explain::{Explanation, explain};
 use crate::oauth::TokenCache;
 use crate::smtp::reply::Reply;
 use crate::smtp::session::Submission;
+use crate::stats::{AccountStats, Outcome};
 use crate::upstream::{Delivered, Upstream, UpstreamError};
 
 /// What the listener hands a finished message to. The relay implements it today; a durable
@@ -24,22 +26,23 @@ pub trait Submit: Send + Sync {
     fn submit<'a>(&'a self, message: &'a Submission) -> BoxFuture<'a, Reply>;
 }
 
-/// One upstream account: its settings, tokens and transport.
+/// One upstream account: its settings, tokens, transport and statistics.
 pub struct Route {
     pub account: Arc<Account>,
     pub tokens: Arc<TokenCache>,
     pub upstream: Arc<dyn Upstream>,
+    pub stats: Arc<AccountStats>,
 }
 
 pub struct Relay {
-    routes: HashMap<String, Route>,
+    routes: HashMap<String, Arc<Route>>,
     /// The explanation last logged per account, so a recurring failure is explained once and
     /// then only mentioned, until a success clears it.
     explained: Mutex<HashMap<String, &'static str>>,
 }
 
 impl Relay {
-    pub fn new(routes: impl IntoIterator<Item = Route>) -> Self {
+    pub fn new(routes: impl IntoIterator<Item = Arc<Route>>) -> Self {
         let routes = routes
             .into_iter()
             .map(|r| (r.account.name.clone(), r))
@@ -50,8 +53,13 @@ impl Relay {
         }
     }
 
-    pub fn route(&self, account: &str) -> Option<&Route> {
+    pub fn route(&self, account: &str) -> Option<&Arc<Route>> {
         self.routes.get(account)
+    }
+
+    /// All routes.
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.routes.values()
     }
 
     /// Delivers `message` through its user's account, all recipients or none.
@@ -86,6 +94,9 @@ impl Relay {
         let started = Instant::now();
         let result = self.deliver(message).await;
         let reply = reply_for(&result);
+        if let Some(route) = self.routes.get(&message.submitter.account) {
+            record(&route.stats, message, &result, &reply, started.elapsed());
+        }
         self.log(message, &result, &reply, started);
         reply
     }
@@ -153,6 +164,48 @@ impl Relay {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(account);
+    }
+}
+
+/// Counts the outcome in the account's statistics.
+fn record(
+    stats: &AccountStats,
+    message: &Submission,
+    result: &Result<Delivered, RelayError>,
+    reply: &Reply,
+    took: std::time::Duration,
+) {
+    stats.durations.observe(took);
+    stats.delivered(reply.to_string());
+    match result {
+        Ok(d) => {
+            stats.count(Outcome::Delivered);
+            stats.upstream_reply(d.reply.code);
+            stats
+                .bytes_relayed
+                .fetch_add(message.body().len() as u64, Ordering::Relaxed);
+            stats.config_problem(None);
+        }
+        Err(e) => {
+            if let RelayError::Upstream(
+                UpstreamError::AuthRejected { reply, .. } | UpstreamError::Rejected { reply, .. },
+            ) = e
+            {
+                stats.upstream_reply(reply.code);
+            }
+            match e.class() {
+                Class::Permanent => {
+                    stats.count(Outcome::RejectedUpstream);
+                    stats.config_problem(None);
+                }
+                Class::Transient => stats.count(Outcome::TemporaryFailure),
+                Class::Misconfigured => {
+                    stats.count(Outcome::TemporaryFailure);
+                    let what = explain(e).map_or_else(|| e.to_string(), |x| x.what.to_string());
+                    stats.config_problem(Some(what));
+                }
+            }
+        }
     }
 }
 

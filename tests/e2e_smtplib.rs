@@ -55,6 +55,11 @@ with smtplib.SMTP(host, port, timeout=30) as s:
     out["login_mechanism"] = code
     s.sendmail("sender@contoso.com", ["b@example.net"], b"Subject: login\r\n\r\nvia AUTH LOGIN\r\n")
 
+import urllib.request
+health = sys.argv[3]
+out["readyz"] = urllib.request.urlopen("http://%s/readyz" % health, timeout=10).status
+out["status"] = json.load(urllib.request.urlopen("http://%s/status" % health, timeout=10))
+out["metrics"] = urllib.request.urlopen("http://%s/metrics" % health, timeout=10).read().decode()
 print(json.dumps(out))
 "#;
 
@@ -80,6 +85,7 @@ fn write_config(
 
 [listen]
 smtp = "127.0.0.1:0"
+health = "127.0.0.1:0"
 
 [limits]
 auth_failure_delay = "10ms"
@@ -107,8 +113,9 @@ ca_file = "ca.pem"
     path
 }
 
-/// Starts the binary and returns it with the address from its "listening" log line.
-fn start_relay(config: &std::path::Path) -> (Relay, String) {
+/// Starts the binary and returns it with the SMTP and health addresses from its "listening"
+/// log line.
+fn start_relay(config: &std::path::Path) -> (Relay, String, String) {
     let mut child = Command::new(BIN)
         .args(["run", "--config"])
         .arg(config)
@@ -121,18 +128,22 @@ fn start_relay(config: &std::path::Path) -> (Relay, String) {
     let stderr = child.stderr.take().unwrap();
     let relay = Relay(child);
     let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
+    let field = |line: &str, name: &str| {
+        let rest = line.split(name).nth(1)?;
+        rest.split_whitespace().next().map(str::to_string)
+    };
+    let (addr, health) = loop {
         let line = lines
             .next()
             .expect("relay exited before listening")
             .unwrap();
-        if let Some(rest) = line.split("smtp=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
+        if let (Some(smtp), Some(health)) = (field(&line, "smtp="), field(&line, "health=")) {
+            break (smtp, health);
         }
     };
     // Keep draining the log so the relay never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (relay, addr)
+    (relay, addr, health)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,13 +160,13 @@ async fn python_smtplib_through_the_built_binary() {
     let dir = std::env::temp_dir().join(format!("xoauth-relay-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = write_config(&dir, &pki, &tokens, &upstream);
-    let (_relay, addr) = start_relay(&config);
+    let (_relay, addr, health) = start_relay(&config);
     let (host, port) = addr.rsplit_once(':').unwrap();
     let (host, port) = (host.to_string(), port.to_string());
 
     let output = tokio::task::spawn_blocking(move || {
         Command::new("python3")
-            .args(["-c", CLIENT, &host, &port])
+            .args(["-c", CLIENT, &host, &port, &health])
             .output()
             .expect("python3 is required for this test")
     })
@@ -236,5 +247,32 @@ async fn python_smtplib_through_the_built_binary() {
     assert!(first.mail_params.contains("BODY=8BITMIME"));
     assert_eq!(got[1].rcpts, ["b@example.net"]);
     assert_eq!(tokens.calls(), 1, "one token for the whole run");
+
+    assert_eq!(result["readyz"], 200);
+    let status = &result["status"]["accounts"]["contoso"];
+    assert_eq!(status["mailbox"], MAILBOX);
+    assert_eq!(status["messages"]["delivered"], 2);
+    assert_eq!(
+        status["messages"]["rejected_locally"], 1,
+        "the foreign sender"
+    );
+    assert_eq!(
+        status["messages"]["rejected_upstream"], 1,
+        "the refused recipient"
+    );
+    assert_eq!(status["token"]["valid"], true);
+    // smtplib tries PLAIN, then LOGIN, before giving up on the wrong password.
+    assert_eq!(result["status"]["auth_failures"], 2);
+    let metrics = result["metrics"].as_str().unwrap();
+    assert!(
+        metrics
+            .contains("xoauth_relay_messages_total{account=\"contoso\",outcome=\"delivered\"} 2"),
+        "{metrics}"
+    );
+    let all = serde_json::to_string(&result).unwrap();
+    assert!(
+        !all.contains(CLIENT_SECRET) && !all.contains(PASSWORD),
+        "no secret in the endpoints"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

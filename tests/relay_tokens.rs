@@ -87,16 +87,30 @@ async fn revoked_token_is_replaced_once_and_the_message_goes_through() {
 
 #[tokio::test]
 async fn a_fresh_token_refused_is_not_retried() {
-    let w = World::start().await;
+    // The token endpoint is down at start, so the cache is empty when the message comes and
+    // the message's token is fetched for it.
+    let mut w = World::stand_ins(|_| {});
+    w.tokens.set_mode(TokenMode::ServerError);
     w.upstream
         .script(|s| s.auth_reply = Some("535 5.7.3 Authentication unsuccessful [X]".into()));
+    w.restart().await;
+    w.tokens.wait_for_calls(1).await;
+    w.tokens.set_mode(TokenMode::Ok);
     let mut c = w.logged_in().await;
     let r = c
         .send_mail(MAILBOX, &["a@example.net"], &message("a", "1"))
         .await;
     r.expect_start("451 4.3.5 Relay misconfigured: Exchange refused the app's token");
-    assert_eq!(w.tokens.calls(), 1);
-    assert_eq!(w.upstream.auth_attempts(), 1);
+    assert_eq!(
+        w.tokens.calls(),
+        2,
+        "failed start-up fetch, then the message's own"
+    );
+    assert_eq!(
+        w.upstream.auth_attempts(),
+        1,
+        "a token fetched for this message is not retried"
+    );
 }
 
 #[tokio::test]
@@ -106,6 +120,7 @@ async fn cached_token_refused_twice_gives_up_after_one_retry() {
     c.send_mail(MAILBOX, &["a@example.net"], &message("a", "1"))
         .await
         .expect_code(250);
+    assert_eq!(w.tokens.calls(), 1);
     w.upstream
         .script(|s| s.auth_reply = Some("535 5.7.3 Authentication unsuccessful [X]".into()));
     let r = c
@@ -152,21 +167,22 @@ async fn token_endpoint_failures_become_temporary_replies() {
             "451 4.7.0 upstream authorization temporarily unavailable",
         ),
     ];
-    let w = World::start().await;
     for (mode, want) in cases {
+        let mut w = World::stand_ins(|_| {});
         w.tokens.set_mode(mode.clone());
+        w.restart().await;
         let mut c = w.logged_in().await;
         let r = c
             .send_mail(MAILBOX, &["a@example.net"], &message("a", "b"))
             .await;
         r.expect_start(want);
+        assert!(w.upstream.messages().is_empty());
+        assert_eq!(
+            w.upstream.connections(),
+            0,
+            "no upstream connection without a token"
+        );
     }
-    assert!(w.upstream.messages().is_empty());
-    assert_eq!(
-        w.upstream.connections(),
-        0,
-        "no upstream connection without a token"
-    );
 }
 
 #[tokio::test]
@@ -188,8 +204,9 @@ async fn wrong_secret_in_the_config_is_reported_like_microsoft_does() {
 
 #[tokio::test(start_paused = true)]
 async fn hanging_token_endpoint_times_out_with_a_temporary_reply() {
-    let w = World::start_with(|c| c.timeouts.token_total = Duration::from_secs(30)).await;
+    let mut w = World::stand_ins(|c| c.timeouts.token_total = Duration::from_secs(30));
     w.tokens.set_mode(TokenMode::Hang);
+    w.restart().await;
     let mut c = w.logged_in().await;
     let started = tokio::time::Instant::now();
     let r = c

@@ -45,7 +45,7 @@ pub struct Listen {
 }
 
 /// Bounds on what one client may make the relay hold or do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Largest message accepted, in octets (advertised as SIZE).
     pub max_message_size: usize,
@@ -62,7 +62,7 @@ pub struct Limits {
 }
 
 /// Every network wait has one of these deadlines.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timeouts {
     /// Waiting for the client's next command (`421 4.4.2` after it).
     pub idle: Duration,

@@ -1,11 +1,13 @@
 //! A per-account token cache with single-flight refresh: however many sessions need a token at
 //! once, one request goes to the token endpoint and they all get its result.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::{AccessToken, TokenError, TokenSource};
 
@@ -33,7 +35,14 @@ pub struct TokenCache {
     /// Completed fetches, read before queueing so a caller can tell whether a failure it finds
     /// happened while it waited (share it) or before it arrived (try again).
     fetches: AtomicU64,
+    /// A copy of the cached token readable without waiting for a fetch in progress (for
+    /// readiness checks); a std lock, held only to clone or replace the `Arc`.
+    published: RwLock<Option<Arc<AccessToken>>>,
 }
+
+/// First pause after a failed background refresh; it doubles up to [`MAX_BACKOFF`].
+pub const MIN_BACKOFF: Duration = Duration::from_secs(5);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
 
 impl TokenCache {
     pub fn new(source: Arc<dyn TokenSource>) -> Self {
@@ -41,6 +50,53 @@ impl TokenCache {
             source,
             state: Mutex::new(State::default()),
             fetches: AtomicU64::new(0),
+            published: RwLock::new(None),
+        }
+    }
+
+    /// The cached token, if any, without waiting (it may be past its refresh point).
+    pub fn peek(&self) -> Option<Arc<AccessToken>> {
+        self.published
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn publish(&self, token: Option<Arc<AccessToken>>) {
+        *self.published.write().unwrap_or_else(|e| e.into_inner()) = token;
+    }
+
+    /// Keeps a fresh token in the cache until `stop`: fetches one now, then again at each
+    /// refresh point, backing off after failures. An idle relay thus always holds a valid token
+    /// and the first message after a quiet hour does not wait for the token endpoint.
+    pub async fn keep_fresh(self: Arc<Self>, stop: CancellationToken) {
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let due = self.peek().map_or_else(Instant::now, |t| t.refresh_at());
+            tokio::select! {
+                _ = tokio::time::sleep_until(due) => {}
+                _ = stop.cancelled() => return,
+            }
+            if self.refresh_succeeded().await {
+                backoff = MIN_BACKOFF;
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// True when the cache now holds a token that is not yet due for refresh.
+    async fn refresh_succeeded(&self) -> bool {
+        match self.get().await {
+            Ok(issued) => issued.fresh || Instant::now() < issued.token.refresh_at(),
+            Err(error) => {
+                tracing::warn!(%error, "background token refresh failed; will retry");
+                false
+            }
         }
     }
 
@@ -66,6 +122,7 @@ impl TokenCache {
             Ok(token) => {
                 let token = Arc::new(token);
                 state.token = Some(token.clone());
+                self.publish(state.token.clone());
                 state.failure = None;
                 Ok(Issued { token, fresh: true })
             }
@@ -91,6 +148,7 @@ impl TokenCache {
         let mut state = self.state.lock().await;
         if state.token.as_ref().is_some_and(|t| Arc::ptr_eq(t, token)) {
             state.token = None;
+            self.publish(None);
         }
     }
 
@@ -209,6 +267,32 @@ mod tests {
             cache.get().await.is_err(),
             "an expired token is not handed out"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn background_refresh_keeps_a_token_and_backs_off() {
+        let (src, cache) = cache(3600);
+        let cache = Arc::new(cache);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(cache.clone().keep_fresh(stop.clone()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(src.calls.load(Ordering::SeqCst), 1, "fetched at start");
+        assert!(cache.peek().is_some());
+        tokio::time::sleep(Duration::from_secs(3300)).await;
+        assert_eq!(
+            src.calls.load(Ordering::SeqCst),
+            2,
+            "refreshed 5 minutes before expiry"
+        );
+        src.fail.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(3900)).await;
+        // Failed at the refresh point (6600 s), then after 5, 10, 20, 40, 80 and 160 s.
+        assert_eq!(src.calls.load(Ordering::SeqCst), 2 + 7);
+        src.fail.store(false, Ordering::SeqCst);
+        tokio::time::sleep(MAX_BACKOFF).await;
+        assert!(cache.peek().is_some_and(|t| t.usable_at(Instant::now())));
+        stop.cancel();
+        task.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,12 +6,14 @@ pub mod claims;
 pub mod client_credentials;
 mod error;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::BoxFuture;
 use crate::secret::Secret;
+use crate::stats::AccountStats;
 
 pub use cache::{Issued, TokenCache};
 pub use error::{OAuthError, TokenError};
@@ -57,6 +59,26 @@ impl AccessToken {
 /// Where tokens come from (client secret today; certificates or other providers later).
 pub trait TokenSource: Send + Sync {
     fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, TokenError>>;
+}
+
+/// A token source whose every fetch is recorded in the account's statistics.
+pub struct Observed {
+    pub inner: Arc<dyn TokenSource>,
+    pub stats: Arc<AccountStats>,
+}
+
+impl TokenSource for Observed {
+    fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, TokenError>> {
+        Box::pin(async move {
+            let result = self.inner.fetch().await;
+            let seen = result
+                .as_ref()
+                .map(|t| t.lifetime)
+                .map_err(|e| e.to_string());
+            self.stats.token_fetched(seen);
+            result
+        })
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -13,18 +14,22 @@ use super::sasl::Credentials;
 use super::session::{Action, Session, SessionLimits};
 use crate::auth::{Submitter, Users, failure_delay};
 use crate::relay::Submit;
+use crate::stats::{Outcome, Stats};
+use crate::swap::Swap;
 
 /// Bytes read from the socket at a time; also the most unconsumed input held while the session
 /// waits for a password check or the upstream.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// What every connection shares.
+/// What every connection shares. Users and the relay can be replaced by a reload; a session
+/// takes the current ones when it needs them.
 pub struct Services {
-    pub users: Arc<Users>,
-    pub relay: Arc<dyn Submit>,
+    pub users: Swap<Users>,
+    pub relay: Swap<dyn Submit>,
     pub limits: SessionLimits,
     pub idle_timeout: Duration,
     pub auth_failure_delay: Duration,
+    pub stats: Arc<Stats>,
 }
 
 /// Why the connection ended, for the debug log.
@@ -99,6 +104,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         loop {
             let (used, action) = self.session.feed(input);
             input = &input[used..];
+            self.count_local_rejections();
             match action {
                 Action::Read | Action::Close => return Ok(()),
                 Action::Authenticate(credentials) => {
@@ -111,7 +117,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 }
                 Action::Relay(message) => {
                     self.flush().await?;
-                    let verdict = self.services.relay.submit(&message).await;
+                    let relay = self.services.relay.load();
+                    let verdict = relay.submit(&message).await;
                     self.session.relay_finished(verdict);
                 }
             }
@@ -119,13 +126,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     async fn check_password(&mut self, c: Credentials) -> Option<Arc<Submitter>> {
-        let users = self.services.users.clone();
+        let users = self.services.users.load();
         let username = c.username.clone();
         let checked =
             tokio::task::spawn_blocking(move || users.verify(&c.username, c.password.expose()))
                 .await;
         let result = checked.unwrap_or(None);
         if result.is_none() {
+            self.services
+                .stats
+                .auth_failures
+                .fetch_add(1, Ordering::Relaxed);
             let failures = self.session.auth_failures() + 1;
             tracing::warn!(peer = %self.peer, user = %username, failures, "authentication failed");
             tokio::time::sleep(failure_delay(self.services.auth_failure_delay, failures)).await;
@@ -133,6 +144,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             tracing::debug!(peer = %self.peer, user = %username, "authenticated");
         }
         result
+    }
+
+    /// Counts messages the session refused itself (sender policy, size, recipients), per
+    /// account once the user is known.
+    fn count_local_rejections(&mut self) {
+        let n = self.session.take_local_rejections();
+        if n == 0 {
+            return;
+        }
+        match self.session.submitter() {
+            Some(s) => {
+                let stats = self.services.stats.account(&s.account);
+                (0..n).for_each(|_| stats.count(Outcome::RejectedLocally));
+            }
+            None => {
+                let total = &self.services.stats.rejected_unauthenticated;
+                total.fetch_add(u64::from(n), Ordering::Relaxed);
+            }
+        }
     }
 
     /// Writes pending replies. A client that stops reading gets the same deadline as one that

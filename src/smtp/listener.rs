@@ -2,6 +2,7 @@
 //! told `421 4.7.0` and disconnected instead of queueing unseen.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -44,15 +45,30 @@ pub async fn accept_loop(
         };
         backoff = Duration::from_millis(10);
         let _ = stream.set_nodelay(true);
+        let listener_stats = &services.stats.listener;
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::warn!(%peer, max_connections, "connection refused: too many connections");
+            listener_stats
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
             tasks.spawn(refuse(stream));
             continue;
         };
+        listener_stats
+            .connections_total
+            .fetch_add(1, Ordering::Relaxed);
+        listener_stats
+            .connections_now
+            .fetch_add(1, Ordering::Relaxed);
         let (services, shutdown) = (services.clone(), shutdown.clone());
         tasks.spawn(async move {
             tracing::debug!(%peer, "client connected");
-            let ended = conn::serve(stream, peer, services, shutdown).await;
+            let ended = conn::serve(stream, peer, services.clone(), shutdown).await;
+            services
+                .stats
+                .listener
+                .connections_now
+                .fetch_sub(1, Ordering::Relaxed);
             match ended {
                 Ended::Io(e) => tracing::debug!(%peer, error = %e, "client connection failed"),
                 other => tracing::debug!(%peer, ?other, "client disconnected"),

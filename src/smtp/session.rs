@@ -119,6 +119,8 @@ pub struct Session {
     auth_failures: u32,
     envelope: Option<Envelope>,
     data: Vec<u8>,
+    /// Messages or recipients refused by local policy since the driver last asked.
+    local_rejections: u32,
 }
 
 impl Session {
@@ -133,7 +135,14 @@ impl Session {
             auth_failures: 0,
             envelope: None,
             data: Vec::new(),
+            local_rejections: 0,
         }
+    }
+
+    /// Local policy refusals (sender not allowed, message too big, too many recipients) since
+    /// the last call; the driver counts them.
+    pub fn take_local_rejections(&mut self) -> u32 {
+        std::mem::take(&mut self.local_rejections)
     }
 
     /// Queues the 220 greeting.
@@ -443,10 +452,13 @@ impl Session {
             return r;
         }
         if from.size > self.limits.max_message_size {
+            self.local_rejections += 1;
             return self.too_big();
         }
         if !submitter.may_send_as(&from.address) {
-            return sender_refused(submitter, &from.address);
+            let refusal = sender_refused(submitter, &from.address);
+            self.local_rejections += 1;
+            return refusal;
         }
         let r = Reply::with_text(
             250,
@@ -474,6 +486,7 @@ impl Session {
             return reply::BAD_RECIPIENT;
         }
         if envelope.rcpts.len() >= max {
+            self.local_rejections += 1;
             return reply::TOO_MANY_RECIPIENTS;
         }
         let r = Reply::with_text(
@@ -534,6 +547,7 @@ impl Session {
         };
         if size > self.limits.max_message_size {
             self.data = Vec::new();
+            self.local_rejections += 1;
             let r = self.too_big();
             self.reply(r);
             self.mode = Mode::Command;
@@ -563,6 +577,7 @@ impl Session {
         let r = match what {
             Drained::TooBig => {
                 self.envelope = None;
+                self.local_rejections += 1;
                 self.too_big()
             }
             Drained::Bdat => reply::BDAT_REFUSED,

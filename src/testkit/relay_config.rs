@@ -69,3 +69,25 @@ pub fn relay_config(
         warnings: Vec::new(),
     }
 }
+
+/// An account with placeholder values, for unit tests that need one.
+pub fn example_account() -> Account {
+    Account {
+        name: "contoso".into(),
+        mailbox: "sender@contoso.com".into(),
+        tenant: "contoso.onmicrosoft.com".into(),
+        client_id: "11111111-2222-3333-4444-555555555555".into(),
+        client_secret: Secret::new("placeholder".into()),
+        authority: crate::config::DEFAULT_AUTHORITY.into(),
+        token_url: "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+            .into(),
+        scope: DEFAULT_SCOPE.into(),
+        smtp_host: crate::config::DEFAULT_SMTP_HOST.into(),
+        smtp_port: crate::config::DEFAULT_SMTP_PORT,
+        ca_file: None,
+        extra_roots: Vec::new(),
+        max_connections: DEFAULT_ACCOUNT_MAX_CONNECTIONS,
+        client_secret_expires: None,
+        client_secret_warn_days: DEFAULT_SECRET_WARN_DAYS,
+    }
+}

@@ -181,6 +181,11 @@ impl Upstream for SmtpUpstream {
     fn probe<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Probe, UpstreamError>> {
         Box::pin(self.check(token))
     }
+
+    fn active_sessions(&self) -> usize {
+        self.max_slots
+            .saturating_sub(self.slots.available_permits())
+    }
 }
 
 impl Conversation {

@@ -89,6 +89,11 @@ pub trait Upstream: Send + Sync {
 
     /// Connects, negotiates TLS and authenticates, then quits.
     fn probe<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Probe, UpstreamError>>;
+
+    /// Upstream sessions open right now.
+    fn active_sessions(&self) -> usize {
+        0
+    }
 }
 
 #[cfg(test)]

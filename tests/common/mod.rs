@@ -39,6 +39,15 @@ impl World {
 
     /// Starts everything; `adjust` may change the relay configuration first.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> World {
+        let mut world = Self::stand_ins(adjust);
+        world.restart().await;
+        world
+    }
+
+    /// The stand-ins and the configuration, without the relay: script the stand-ins, then
+    /// call [`World::restart`]. The relay fetches a token as soon as it starts, so a test of
+    /// token failures sets them up first.
+    pub fn stand_ins(adjust: impl FnOnce(&mut Config)) -> World {
         init_crypto();
         let pki = TestPki::new().expect("test PKI");
         let tokens = FakeTokenEndpoint::start(&pki).expect("token endpoint");
@@ -47,15 +56,13 @@ impl World {
         upstream.script(|s| s.allowed_users = Some(vec![MAILBOX.to_string()]));
         let mut config = config_for(&pki, &tokens, &upstream);
         adjust(&mut config);
-        let mut world = World {
+        World {
             pki,
             tokens,
             upstream,
             config,
             relay: None,
-        };
-        world.restart().await;
-        world
+        }
     }
 
     /// (Re)starts the relay with `self.config`.
@@ -66,7 +73,11 @@ impl World {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        self.relay = Some(daemon::start(&self.config, listener).expect("relay starts"));
+        self.relay = Some(
+            daemon::start(&self.config, listener)
+                .await
+                .expect("relay starts"),
+        );
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -346,6 +346,8 @@ fn oversized_message_is_drained_not_buffered() {
     assert!(got.starts_with("552 5.3.4"), "{got}");
     assert!(got.ends_with("250 2.0.0 OK\r\n"));
     assert!(h.relayed.is_empty());
+    assert_eq!(h.s.take_local_rejections(), 1);
+    assert_eq!(h.s.take_local_rejections(), 0);
     // The transaction is gone; a new one works.
     assert!(h.send(b"RCPT TO:<b@x.test>\r\n").starts_with("503"));
 }

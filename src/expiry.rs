@@ -1,0 +1,89 @@
+//! Client-secret expiry: from `client_secret_warn_days` before `client_secret_expires` the relay
+//! logs a warning once a day and shows it in `/status` and `/readyz`, so a secret never expires
+//! by surprise (Entra secrets last at most two years, and nobody remembers the date).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Account;
+use crate::dates::Day;
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The warning for `account` on `today`, or `None` while the date is far (or unknown).
+pub fn warning(account: &Account, today: Day) -> Option<String> {
+    let expires = account.client_secret_expires?;
+    let left = expires.0 - today.0;
+    if left >= i64::from(account.client_secret_warn_days) {
+        return None;
+    }
+    let when = match left {
+        ..0 => format!("expired on {expires} ({} days ago)", -left),
+        0 => format!("expires today ({expires})"),
+        1 => format!("expires tomorrow ({expires})"),
+        n => format!("expires on {expires}, in {n} days"),
+    };
+    Some(format!(
+        "the client secret of account {} {when}: create a new secret in Entra (App registrations > \
+         Certificates & secrets), put its value in the configuration, update client_secret_expires \
+         and reload",
+        account.name
+    ))
+}
+
+/// Logs the warning now and then once a day until `stop`.
+pub async fn watch(account: Arc<Account>, stop: CancellationToken) {
+    if account.client_secret_expires.is_none() {
+        return;
+    }
+    loop {
+        if let Some(text) = warning(&account, Day::today()) {
+            tracing::warn!(account = %account.name, "{text}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(DAY) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(expires: &str, warn_days: u32) -> Account {
+        let mut a = crate::testkit::relay_config::example_account();
+        a.client_secret_expires = Day::parse(expires);
+        a.client_secret_warn_days = warn_days;
+        a
+    }
+
+    #[test]
+    fn warns_inside_the_window_only() {
+        let today = Day::parse("2027-04-10").unwrap();
+        let cases = [
+            ("2027-06-01", 30, None),
+            ("2027-05-10", 30, None),
+            ("2027-05-09", 30, Some("expires on 2027-05-09, in 29 days")),
+            ("2027-04-11", 30, Some("expires tomorrow (2027-04-11)")),
+            ("2027-04-10", 30, Some("expires today (2027-04-10)")),
+            ("2027-04-01", 30, Some("expired on 2027-04-01 (9 days ago)")),
+            ("2027-04-20", 5, None),
+        ];
+        for (expires, days, want) in cases {
+            let got = warning(&account(expires, days), today);
+            match want {
+                None => assert_eq!(got, None, "{expires}"),
+                Some(part) => assert!(
+                    got.as_deref().is_some_and(|g| g.contains(part)),
+                    "{expires}: {got:?}"
+                ),
+            }
+        }
+        let mut a = account("2027-04-01", 30);
+        a.client_secret_expires = None;
+        assert_eq!(warning(&a, today), None);
+    }
+}

@@ -1,0 +1,244 @@
+//! `/metrics` in the Prometheus text format. Every name starts with `xoauth_relay_`; labels
+//! are bounded (account name, outcome, reply class and code, result), never an address.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use super::status::{readiness, token_seconds_left};
+use crate::daemon::Daemon;
+use crate::dates::Day;
+use crate::relay::Route;
+use crate::stats::DURATION_BUCKETS;
+
+/// Appends `# HELP` and `# TYPE` lines.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(
+        out,
+        "# HELP xoauth_relay_{name} {help}\n# TYPE xoauth_relay_{name} {kind}"
+    );
+}
+
+/// A label value with `\`, `"` and newlines escaped as the format requires.
+fn esc(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+pub fn render(daemon: &Daemon) -> String {
+    let mut out = String::with_capacity(4096);
+    process(&mut out, daemon);
+    let relay = daemon.relay();
+    let mut routes: Vec<_> = relay.routes().collect();
+    routes.sort_by(|a, b| a.account.name.cmp(&b.account.name));
+    messages(&mut out, &routes);
+    upstream(&mut out, &routes);
+    tokens(&mut out, &routes);
+    durations(&mut out, &routes);
+    out
+}
+
+fn process(out: &mut String, daemon: &Daemon) {
+    let s = &daemon.stats;
+    let l = &s.listener;
+    let gauges = [
+        ("up", "gauge", "1 while the process serves.", 1.0),
+        (
+            "ready",
+            "gauge",
+            "1 when every account can send (see /readyz).",
+            f64::from(u8::from(readiness(daemon).ready)),
+        ),
+        (
+            "uptime_seconds",
+            "gauge",
+            "Seconds since start.",
+            s.uptime().as_secs_f64(),
+        ),
+        (
+            "sessions_active",
+            "gauge",
+            "Client SMTP connections open now.",
+            l.connections_now.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "connections_total",
+            "counter",
+            "Client SMTP connections accepted.",
+            l.connections_total.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "connections_refused_total",
+            "counter",
+            "Client connections refused at the connection limit.",
+            l.connections_refused.load(Ordering::Relaxed) as f64,
+        ),
+        (
+            "auth_failures_total",
+            "counter",
+            "Failed local AUTH attempts.",
+            s.auth_failures.load(Ordering::Relaxed) as f64,
+        ),
+    ];
+    for (name, kind, help, value) in gauges {
+        header(out, name, kind, help);
+        let _ = writeln!(out, "xoauth_relay_{name} {value}");
+    }
+    header(out, "build_info", "gauge", "Version of the running binary.");
+    let _ = writeln!(
+        out,
+        "xoauth_relay_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+fn messages(out: &mut String, routes: &[&std::sync::Arc<Route>]) {
+    header(
+        out,
+        "messages_total",
+        "counter",
+        "Messages by account and outcome (delivered, rejected_upstream, rejected_locally, temporary_failure).",
+    );
+    for r in routes {
+        for (outcome, n) in r.stats.outcomes() {
+            let _ = writeln!(
+                out,
+                "xoauth_relay_messages_total{{account=\"{}\",outcome=\"{}\"}} {n}",
+                esc(&r.account.name),
+                outcome.label()
+            );
+        }
+    }
+    header(
+        out,
+        "bytes_relayed_total",
+        "counter",
+        "Message octets accepted by the upstream.",
+    );
+    for r in routes {
+        let n = r.stats.bytes_relayed.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "xoauth_relay_bytes_relayed_total{{account=\"{}\"}} {n}",
+            esc(&r.account.name)
+        );
+    }
+}
+
+fn upstream(out: &mut String, routes: &[&std::sync::Arc<Route>]) {
+    header(
+        out,
+        "upstream_replies_total",
+        "counter",
+        "Final upstream replies by class and code.",
+    );
+    for r in routes {
+        for (code, n) in r.stats.replies() {
+            let (name, class) = (esc(&r.account.name), code / 100);
+            let _ = writeln!(
+                out,
+                "xoauth_relay_upstream_replies_total{{account=\"{name}\",class=\"{class}xx\",code=\"{code}\"}} {n}"
+            );
+        }
+    }
+    header(
+        out,
+        "upstream_sessions_active",
+        "gauge",
+        "Upstream SMTP sessions open now.",
+    );
+    for r in routes {
+        let _ = writeln!(
+            out,
+            "xoauth_relay_upstream_sessions_active{{account=\"{}\"}} {}",
+            esc(&r.account.name),
+            r.upstream.active_sessions()
+        );
+    }
+}
+
+fn tokens(out: &mut String, routes: &[&std::sync::Arc<Route>]) {
+    header(
+        out,
+        "token_fetches_total",
+        "counter",
+        "Token requests by result.",
+    );
+    for r in routes {
+        let name = esc(&r.account.name);
+        let (ok, failed) = (
+            r.stats.token_fetches_ok.load(Ordering::Relaxed),
+            r.stats.token_fetches_failed.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "xoauth_relay_token_fetches_total{{account=\"{name}\",result=\"ok\"}} {ok}"
+        );
+        let _ = writeln!(
+            out,
+            "xoauth_relay_token_fetches_total{{account=\"{name}\",result=\"error\"}} {failed}"
+        );
+    }
+    header(
+        out,
+        "token_expiry_seconds",
+        "gauge",
+        "Seconds until the cached token expires (0 without one).",
+    );
+    for r in routes {
+        let _ = writeln!(
+            out,
+            "xoauth_relay_token_expiry_seconds{{account=\"{}\"}} {}",
+            esc(&r.account.name),
+            token_seconds_left(r)
+        );
+    }
+    header(
+        out,
+        "client_secret_expiry_days",
+        "gauge",
+        "Days until the configured client_secret_expires date.",
+    );
+    for r in routes {
+        if let Some(day) = r.account.client_secret_expires {
+            let _ = writeln!(
+                out,
+                "xoauth_relay_client_secret_expiry_days{{account=\"{}\"}} {}",
+                esc(&r.account.name),
+                day.0 - Day::today().0
+            );
+        }
+    }
+}
+
+fn durations(out: &mut String, routes: &[&std::sync::Arc<Route>]) {
+    header(
+        out,
+        "delivery_duration_seconds",
+        "histogram",
+        "Time from the client's final dot to the reply.",
+    );
+    for r in routes {
+        let name = esc(&r.account.name);
+        let (buckets, count, sum) = r.stats.durations.snapshot();
+        for (le, n) in DURATION_BUCKETS.iter().zip(&buckets) {
+            let _ = writeln!(
+                out,
+                "xoauth_relay_delivery_duration_seconds_bucket{{account=\"{name}\",le=\"{le}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "xoauth_relay_delivery_duration_seconds_bucket{{account=\"{name}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "xoauth_relay_delivery_duration_seconds_sum{{account=\"{name}\"}} {sum}"
+        );
+        let _ = writeln!(
+            out,
+            "xoauth_relay_delivery_duration_seconds_count{{account=\"{name}\"}} {count}"
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! Readiness and the `/status` document, computed from the daemon's live state.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::daemon::Daemon;
+use crate::dates::{Day, now_unix, rfc3339};
+use crate::expiry;
+use crate::relay::Route;
+use crate::stats::{AccountStats, TokenEvent};
+
+/// Whether the relay can send, and why not.
+#[derive(Debug)]
+pub struct Readiness {
+    pub ready: bool,
+    pub reasons: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Ready when the listener is bound, the relay is not draining, and every account holds a
+/// valid token and did not last fail with a configuration problem.
+pub fn readiness(daemon: &Daemon) -> Readiness {
+    let mut reasons = Vec::new();
+    let mut warnings = Vec::new();
+    if !daemon.stats.listener.bound.load(Ordering::Relaxed) {
+        reasons.push("the SMTP listener is not bound".to_string());
+    }
+    if daemon.is_draining() {
+        reasons.push("shutting down: draining connections".to_string());
+    }
+    let today = Day::today();
+    for route in daemon.relay().routes() {
+        account_reasons(route, &mut reasons);
+        warnings.extend(expiry::warning(&route.account, today));
+    }
+    Readiness {
+        ready: reasons.is_empty(),
+        reasons,
+        warnings,
+    }
+}
+
+fn account_reasons(route: &Route, reasons: &mut Vec<String>) {
+    let name = &route.account.name;
+    if !route
+        .tokens
+        .peek()
+        .is_some_and(|t| t.usable_at(Instant::now()))
+    {
+        let why = match route.stats.last_token() {
+            Some(TokenEvent { error: Some(e), .. }) => {
+                format!("the last token request failed: {e}")
+            }
+            _ => "no token fetched yet".to_string(),
+        };
+        reasons.push(format!("account {name}: no valid token ({why})"));
+    }
+    if let Some(p) = route.stats.current_config_problem() {
+        reasons.push(format!(
+            "account {name}: the last delivery failed: {}",
+            p.what
+        ));
+    }
+}
+
+/// The `/status` JSON document.
+pub fn document(daemon: &Daemon) -> Value {
+    let stats = &daemon.stats;
+    let l = &stats.listener;
+    let accounts: serde_json::Map<String, Value> = daemon
+        .relay()
+        .routes()
+        .map(|r| (r.account.name.clone(), account(r)))
+        .collect();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "started": rfc3339(stats.started_unix),
+        "uptime_seconds": stats.uptime().as_secs(),
+        "ready": readiness(daemon).ready,
+        "draining": daemon.is_draining(),
+        "listener": {
+            "smtp": daemon.config().listen.smtp.to_string(),
+            "bound": l.bound.load(Ordering::Relaxed),
+            "connections_now": l.connections_now.load(Ordering::Relaxed),
+            "connections_total": l.connections_total.load(Ordering::Relaxed),
+            "connections_refused": l.connections_refused.load(Ordering::Relaxed),
+        },
+        "auth_failures": stats.auth_failures.load(Ordering::Relaxed),
+        "accounts": accounts,
+    })
+}
+
+fn account(route: &Route) -> Value {
+    let s = &route.stats;
+    let messages: serde_json::Map<String, Value> = s
+        .outcomes()
+        .iter()
+        .map(|(o, n)| (o.label().to_string(), json!(n)))
+        .collect();
+    let a = &route.account;
+    json!({
+        "mailbox": a.mailbox,
+        "token": token(route, s),
+        "messages": messages,
+        "bytes_relayed": s.bytes_relayed.load(Ordering::Relaxed),
+        "upstream_sessions": route.upstream.active_sessions(),
+        "last_delivery": s.last_delivery().map(|d| json!({ "at": rfc3339(d.at_unix), "reply": d.reply })),
+        "config_problem": s.current_config_problem().map(|p| json!({ "at": rfc3339(p.at_unix), "what": p.what })),
+        "client_secret": {
+            "expires": a.client_secret_expires.map(|d| d.to_string()),
+            "warning": expiry::warning(a, Day::today()),
+        },
+    })
+}
+
+fn token(route: &Route, s: &AccountStats) -> Value {
+    let now = Instant::now();
+    let current = route.tokens.peek().filter(|t| t.usable_at(now));
+    let left = current
+        .as_ref()
+        .map(|t| t.expires_at().saturating_duration_since(now).as_secs());
+    let last = s.last_token().map(|t| {
+        json!({
+            "at": rfc3339(t.at_unix),
+            "result": if t.error.is_none() { "ok" } else { "error" },
+            "error": t.error,
+        })
+    });
+    json!({
+        "valid": current.is_some(),
+        "expires": left.map(|secs| rfc3339(now_unix() + secs)),
+        "expires_in_seconds": left,
+        "last_fetch": last,
+        "fetches_ok": s.token_fetches_ok.load(Ordering::Relaxed),
+        "fetches_failed": s.token_fetches_failed.load(Ordering::Relaxed),
+    })
+}
+
+/// Seconds until the current token of `route` expires (0 when there is none).
+pub fn token_seconds_left(route: &Route) -> u64 {
+    let now = Instant::now();
+    route.tokens.peek().map_or(0, |t| {
+        t.expires_at().saturating_duration_since(now).as_secs()
+    })
+}

@@ -1,0 +1,279 @@
+//! What the running relay has seen, for `/status`, `/readyz` and `/metrics`: counters and last
+//! events per account and for the listener. Cheap to update (atomics, short mutexes) because it
+//! is touched on every connection and message. Never holds an address, secret or token.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use crate::dates::now_unix;
+
+/// How a message ended, as counted in `xoauth_relay_messages_total{outcome=…}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    RejectedUpstream,
+    RejectedLocally,
+    TemporaryFailure,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Delivered,
+        Outcome::RejectedUpstream,
+        Outcome::RejectedLocally,
+        Outcome::TemporaryFailure,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::RejectedUpstream => "rejected_upstream",
+            Outcome::RejectedLocally => "rejected_locally",
+            Outcome::TemporaryFailure => "temporary_failure",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Upper bounds (seconds) of the delivery-duration histogram buckets.
+pub const DURATION_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0];
+
+/// A Prometheus-style histogram with fixed buckets.
+#[derive(Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; DURATION_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = DURATION_BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bucket, the total count and the sum in seconds.
+    pub fn snapshot(&self) -> (Vec<u64>, u64, f64) {
+        let mut running = 0;
+        let cumulative = self
+            .buckets
+            .iter()
+            .map(|b| {
+                running += b.load(Ordering::Relaxed);
+                running
+            })
+            .collect();
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (cumulative, self.count.load(Ordering::Relaxed), sum)
+    }
+}
+
+/// A token fetch as it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenEvent {
+    pub at_unix: u64,
+    /// `None` when the fetch succeeded.
+    pub error: Option<String>,
+    /// For a success: when the token expires.
+    pub expires_unix: Option<u64>,
+}
+
+/// The last message relayed for an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryEvent {
+    pub at_unix: u64,
+    /// The reply the client got, e.g. `250 2.0.0 Delivered upstream: OK <id>`.
+    pub reply: String,
+}
+
+/// A problem the operator must fix, seen on the last delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub at_unix: u64,
+    pub what: String,
+}
+
+/// Everything counted for one account.
+#[derive(Default)]
+pub struct AccountStats {
+    outcomes: [AtomicU64; 4],
+    pub bytes_relayed: AtomicU64,
+    replies: Mutex<BTreeMap<u16, u64>>,
+    pub token_fetches_ok: AtomicU64,
+    pub token_fetches_failed: AtomicU64,
+    last_token: Mutex<Option<TokenEvent>>,
+    last_delivery: Mutex<Option<DeliveryEvent>>,
+    config_problem: Mutex<Option<ConfigProblem>>,
+    pub durations: Histogram,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The data are counters and last events; a panic elsewhere cannot leave them inconsistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl AccountStats {
+    pub fn count(&self, outcome: Outcome) {
+        self.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn outcomes(&self) -> [(Outcome, u64); 4] {
+        Outcome::ALL.map(|o| (o, self.outcomes[o.index()].load(Ordering::Relaxed)))
+    }
+
+    /// Records the upstream's reply code; only real SMTP codes, so the label set stays bounded.
+    pub fn upstream_reply(&self, code: u16) {
+        if (200..600).contains(&code) {
+            *lock(&self.replies).entry(code).or_default() += 1;
+        }
+    }
+
+    pub fn replies(&self) -> BTreeMap<u16, u64> {
+        lock(&self.replies).clone()
+    }
+
+    pub fn token_fetched(&self, result: Result<Duration, String>) {
+        let at_unix = now_unix();
+        let event = match result {
+            Ok(lifetime) => {
+                self.token_fetches_ok.fetch_add(1, Ordering::Relaxed);
+                TokenEvent {
+                    at_unix,
+                    error: None,
+                    expires_unix: Some(at_unix + lifetime.as_secs()),
+                }
+            }
+            Err(error) => {
+                self.token_fetches_failed.fetch_add(1, Ordering::Relaxed);
+                TokenEvent {
+                    at_unix,
+                    error: Some(error),
+                    expires_unix: None,
+                }
+            }
+        };
+        *lock(&self.last_token) = Some(event);
+    }
+
+    pub fn last_token(&self) -> Option<TokenEvent> {
+        lock(&self.last_token).clone()
+    }
+
+    pub fn delivered(&self, reply: String) {
+        *lock(&self.last_delivery) = Some(DeliveryEvent {
+            at_unix: now_unix(),
+            reply,
+        });
+    }
+
+    pub fn last_delivery(&self) -> Option<DeliveryEvent> {
+        lock(&self.last_delivery).clone()
+    }
+
+    /// Sets (or with `None` clears) the configuration problem seen on the last attempt.
+    pub fn config_problem(&self, what: Option<String>) {
+        *lock(&self.config_problem) = what.map(|what| ConfigProblem {
+            at_unix: now_unix(),
+            what,
+        });
+    }
+
+    pub fn current_config_problem(&self) -> Option<ConfigProblem> {
+        lock(&self.config_problem).clone()
+    }
+}
+
+/// Connections on the SMTP listener.
+#[derive(Default)]
+pub struct ListenerStats {
+    pub bound: AtomicBool,
+    pub connections_now: AtomicU64,
+    pub connections_total: AtomicU64,
+    pub connections_refused: AtomicU64,
+}
+
+/// The whole process.
+pub struct Stats {
+    pub started: std::time::Instant,
+    pub started_unix: u64,
+    pub listener: ListenerStats,
+    pub auth_failures: AtomicU64,
+    /// Local rejections before a user logged in (policy rejections after login count per account).
+    pub rejected_unauthenticated: AtomicU64,
+    pub draining: AtomicBool,
+    accounts: RwLock<BTreeMap<String, Arc<AccountStats>>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            started_unix: now_unix(),
+            listener: ListenerStats::default(),
+            auth_failures: AtomicU64::new(0),
+            rejected_unauthenticated: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
+            accounts: RwLock::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl Stats {
+    /// The stats of `account`, created on first use; they survive a configuration reload.
+    pub fn account(&self, account: &str) -> Arc<AccountStats> {
+        if let Some(s) = self
+            .accounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(account)
+        {
+            return s.clone();
+        }
+        let mut all = self.accounts.write().unwrap_or_else(|e| e.into_inner());
+        all.entry(account.to_string()).or_default().clone()
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let h = Histogram::default();
+        for ms in [10, 60, 60, 3000, 500_000] {
+            h.observe(Duration::from_millis(ms));
+        }
+        let (buckets, count, sum) = h.snapshot();
+        assert_eq!(buckets, vec![1, 3, 3, 3, 3, 3, 4, 4, 4, 4]);
+        assert_eq!(count, 5);
+        assert!((sum - 503.13).abs() < 1e-6, "{sum}");
+    }
+
+    #[test]
+    fn accounts_and_bounded_reply_codes() {
+        let stats = Stats::default();
+        let a = stats.account("contoso");
+        a.count(Outcome::Delivered);
+        a.upstream_reply(250);
+        a.upstream_reply(250);
+        a.upstream_reply(999);
+        assert!(Arc::ptr_eq(&a, &stats.account("contoso")));
+        assert_eq!(a.outcomes()[0], (Outcome::Delivered, 1));
+        assert_eq!(a.replies(), BTreeMap::from([(250, 2)]));
+    }
+}
