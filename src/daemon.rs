@@ -268,8 +268,10 @@ pub fn start_with(
     })?;
     let daemon = Arc::new(assemble(config, stats.clone(), shutdown.clone())?);
     let health_addr = health.as_ref().and_then(|h| h.local_addr().ok());
+    // The health endpoint outlives the drain, so monitoring sees "not ready" until the end.
+    let health_stop = CancellationToken::new();
     if let Some(h) = health {
-        tokio::spawn(crate::health::serve(h, daemon.clone(), shutdown.clone()));
+        tokio::spawn(crate::health::serve(h, daemon.clone(), health_stop.clone()));
     }
     stats.listener.bound.store(true, Ordering::Relaxed);
     let tasks = TaskTracker::new();
@@ -289,6 +291,7 @@ pub fn start_with(
                 "shutdown grace period over; closing remaining connections"
             );
         }
+        health_stop.cancel();
     });
     Ok(Running {
         smtp_addr,

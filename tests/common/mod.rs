@@ -305,3 +305,52 @@ impl std::io::Write for SharedWriter {
         Ok(())
     }
 }
+
+/// A plain HTTP/1.1 GET against the health endpoint: (status code, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::AsyncReadExt;
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .expect("connect to health endpoint");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send request");
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .expect("read response");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// `http_get` for a JSON document.
+pub async fn http_json(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let (code, body) = http_get(addr, path).await;
+    (
+        code,
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")),
+    )
+}
+
+impl World {
+    /// The health endpoint's address (the test config must enable it).
+    pub fn health(&self) -> SocketAddr {
+        self.relay
+            .as_ref()
+            .and_then(|r| r.health_addr)
+            .expect("health endpoint enabled")
+    }
+}
+
+/// A configuration change that turns the health endpoint on, on a free port.
+pub fn with_health(config: &mut Config) {
+    config.listen.health = Some("127.0.0.1:0".parse().expect("addr"));
+}

@@ -1,0 +1,266 @@
+//! The loopback HTTP endpoints and what they report: readiness transitions, the status
+//! document, metrics after messages, background token refresh, secret-expiry warnings, reloads.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use xoauth_relay::testkit::{Phase, TokenMode};
+
+#[tokio::test]
+async fn healthz_is_always_ok_and_unknown_paths_are_404() {
+    let w = World::start_with(with_health).await;
+    let (code, body) = http_json(w.health(), "/healthz").await;
+    assert_eq!((code, body["status"].as_str()), (200, Some("ok")));
+    assert_eq!(http_get(w.health(), "/nope").await.0, 404);
+}
+
+#[tokio::test(start_paused = true)]
+async fn readiness_follows_the_token_endpoint() {
+    let mut w = World::stand_ins(with_health);
+    w.tokens.set_mode(TokenMode::invalid_client_secret());
+    w.restart().await;
+    w.tokens.wait_for_calls(1).await;
+    let (code, body) = http_json(w.health(), "/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    let reason = body["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.starts_with("account contoso: no valid token (the last token request failed"),
+        "{reason}"
+    );
+    assert!(reason.contains("AADSTS7000215"), "{reason}");
+    let (_, status) = http_json(w.health(), "/status").await;
+    let token = &status["accounts"]["contoso"]["token"];
+    assert_eq!(token["valid"], false);
+    assert_eq!(token["last_fetch"]["result"], "error");
+    assert_eq!(token["fetches_failed"], 1);
+
+    // The secret is fixed; the background refresh retries after its back-off and recovers.
+    w.tokens.set_mode(TokenMode::Ok);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (code, body) = http_json(w.health(), "/readyz").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["reasons"].as_array().unwrap().len(), 0);
+    let (_, status) = http_json(w.health(), "/status").await;
+    let token = &status["accounts"]["contoso"]["token"];
+    assert_eq!(token["valid"], true);
+    let left = token["expires_in_seconds"].as_u64().unwrap();
+    assert!((3590..=3599).contains(&left), "{left}");
+    assert_eq!(token["last_fetch"]["result"], "ok");
+}
+
+#[tokio::test]
+async fn a_configuration_refusal_from_exchange_makes_the_relay_not_ready() {
+    let w = World::start_with(with_health).await;
+    w.tokens.wait_for_calls(1).await;
+    w.upstream.script(|s| {
+        s.auth_reply = Some("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.".into())
+    });
+    let mut c = w.logged_in().await;
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "b"))
+        .await
+        .expect_code(451);
+    let (code, body) = http_json(w.health(), "/readyz").await;
+    assert_eq!(code, 503);
+    assert_eq!(
+        body["reasons"][0],
+        "account contoso: the last delivery failed: SMTP AUTH is disabled for this mailbox or tenant"
+    );
+    w.upstream.script(|s| s.auth_reply = None);
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "b"))
+        .await
+        .expect_code(250);
+    assert_eq!(
+        http_get(w.health(), "/readyz").await.0,
+        200,
+        "a success clears it"
+    );
+}
+
+#[tokio::test]
+async fn status_and_metrics_count_messages() {
+    let w = World::start_with(with_health).await;
+    w.upstream.script(|s| {
+        s.rcpt_replies
+            .insert("gone@example.net".into(), "550 5.1.1 User unknown".into());
+    });
+    let mut c = w.logged_in().await;
+    let body = message("a@example.net", "x");
+    c.send_mail(MAILBOX, &["a@example.net"], &body)
+        .await
+        .expect_code(250);
+    c.send_mail(MAILBOX, &["a@example.net"], &body)
+        .await
+        .expect_code(250);
+    c.send_mail(MAILBOX, &["gone@example.net"], &body)
+        .await
+        .expect_code(550);
+    c.cmd("MAIL FROM:<someone@else.test>")
+        .await
+        .expect_code(550);
+    c.auth_plain(USER, "wrong").await;
+    let mut bad = w.client().await;
+    bad.ehlo().await;
+    bad.auth_plain(USER, "wrong").await.expect_code(535);
+
+    let (code, status) = http_json(w.health(), "/status").await;
+    assert_eq!(code, 200);
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    let a = &status["accounts"]["contoso"];
+    assert_eq!(a["mailbox"], MAILBOX);
+    assert_eq!(a["messages"]["delivered"], 2);
+    assert_eq!(a["messages"]["rejected_upstream"], 1);
+    assert_eq!(a["messages"]["rejected_locally"], 1);
+    assert_eq!(a["messages"]["temporary_failure"], 0);
+    assert_eq!(a["bytes_relayed"], 2 * body.len());
+    assert_eq!(a["upstream_sessions"], 0);
+    assert!(
+        a["last_delivery"]["reply"]
+            .as_str()
+            .unwrap()
+            .starts_with("550 5.1.1 <gone@example.net>")
+    );
+    assert_eq!(status["listener"]["connections_now"], 2);
+    assert_eq!(status["listener"]["connections_total"], 2);
+    assert_eq!(status["auth_failures"], 1);
+    assert_eq!(status["ready"], true);
+
+    let (code, metrics) = http_get(w.health(), "/metrics").await;
+    assert_eq!(code, 200);
+    for line in [
+        "xoauth_relay_messages_total{account=\"contoso\",outcome=\"delivered\"} 2",
+        "xoauth_relay_messages_total{account=\"contoso\",outcome=\"rejected_upstream\"} 1",
+        "xoauth_relay_messages_total{account=\"contoso\",outcome=\"rejected_locally\"} 1",
+        "xoauth_relay_upstream_replies_total{account=\"contoso\",class=\"2xx\",code=\"250\"} 2",
+        "xoauth_relay_upstream_replies_total{account=\"contoso\",class=\"5xx\",code=\"550\"} 1",
+        "xoauth_relay_token_fetches_total{account=\"contoso\",result=\"ok\"} 1",
+        "xoauth_relay_auth_failures_total 1",
+        "xoauth_relay_sessions_active 2",
+        "xoauth_relay_delivery_duration_seconds_count{account=\"contoso\"} 3",
+        "xoauth_relay_ready 1",
+        "# TYPE xoauth_relay_delivery_duration_seconds histogram",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
+    assert!(metrics.contains("xoauth_relay_token_expiry_seconds{account=\"contoso\"} 35"));
+    assert!(!metrics.contains("@"), "no address in metrics");
+    let everything = format!("{status}{metrics}");
+    for secret in [CLIENT_SECRET, PASSWORD] {
+        assert!(!everything.contains(secret));
+    }
+    for token in w.tokens.issued() {
+        assert!(!everything.contains(&token[..40]));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_relay_keeps_its_token_fresh() {
+    let w = World::start_with(with_health).await;
+    w.tokens.wait_for_calls(1).await;
+    for hour in 1..=3 {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(
+            w.tokens.calls() > hour,
+            "refreshed in the background (hour {hour})"
+        );
+        assert_eq!(http_get(w.health(), "/readyz").await.0, 200);
+    }
+    // The first message after the idle hours does not wait for the token endpoint.
+    let before = w.tokens.calls();
+    let mut c = w.logged_in().await;
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "b"))
+        .await
+        .expect_code(250);
+    assert_eq!(w.tokens.calls(), before);
+}
+
+#[tokio::test]
+async fn secret_expiry_warning_in_status_and_readyz() {
+    let today = xoauth_relay::dates::Day::today();
+    let w = World::start_with(|c| {
+        with_health(c);
+        account_mut(c).client_secret_expires = Some(xoauth_relay::dates::Day(today.0 + 10));
+    })
+    .await;
+    w.tokens.wait_for_calls(1).await;
+    let (code, ready) = http_json(w.health(), "/readyz").await;
+    assert_eq!(code, 200, "a warning does not make the relay unready");
+    let warning = ready["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("client secret of account contoso expires on"),
+        "{warning}"
+    );
+    assert!(warning.contains("in 10 days"), "{warning}");
+    let (_, status) = http_json(w.health(), "/status").await;
+    assert_eq!(
+        status["accounts"]["contoso"]["client_secret"]["warning"],
+        warning
+    );
+    let (_, metrics) = http_get(w.health(), "/metrics").await;
+    assert!(metrics.contains("xoauth_relay_client_secret_expiry_days{account=\"contoso\"} 10"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn draining_is_not_ready_while_a_message_finishes() {
+    let mut w = World::start_with(with_health).await;
+    w.upstream
+        .script(|s| s.delay_at = Some((Phase::DataEnd, Duration::from_secs(20))));
+    let health = w.health();
+    let mut c = w.logged_in().await;
+    c.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
+        .await
+        .expect_code(250);
+    c.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
+    c.cmd("DATA").await.expect_code(354);
+    c.send_raw(b"Subject: x\r\n\r\nx\r\n.\r\n").await;
+    w.upstream.wait_for_connections(1).await;
+    let stopping = tokio::spawn(w.relay.take().unwrap().stop());
+    tokio::task::yield_now().await;
+    let (code, body) = http_json(health, "/readyz").await;
+    assert_eq!(code, 503);
+    assert!(body["reasons"].to_string().contains("draining"), "{body}");
+    c.read_reply().await.expect_code(250);
+    stopping.await.unwrap();
+}
+
+#[tokio::test]
+async fn reload_adds_users_and_accounts_without_dropping_connections() {
+    let w = World::start_with(with_health).await;
+    let mut old_session = w.logged_in().await;
+    let relay = w.relay.as_ref().unwrap();
+    let mut new = w.config.clone();
+    let mut second = new.users[0].clone();
+    second.name = "printer".into();
+    second.password = xoauth_relay::config::PasswordCheck::Plain(
+        xoauth_relay::secret::Secret::new("scan".into()),
+    );
+    new.users.push(second);
+    let summary = relay.daemon.reload(new.clone()).unwrap();
+    assert_eq!(summary.users, 2);
+    assert!(
+        summary.changed.is_empty(),
+        "unchanged account keeps its token: {summary:?}"
+    );
+    // The connection opened before the reload still works.
+    old_session
+        .send_mail(MAILBOX, &["a@example.net"], &message("a", "b"))
+        .await
+        .expect_code(250);
+    let mut c = w.client().await;
+    c.ehlo().await;
+    c.auth_plain("printer", "scan").await.expect_code(235);
+    assert_eq!(w.tokens.calls(), 1, "the token survived the reload");
+
+    // Changing the account's settings gives it a new route (and a new token).
+    let mut changed = new.clone();
+    std::sync::Arc::make_mut(changed.accounts.get_mut("contoso").unwrap()).max_connections = 1;
+    let summary = relay.daemon.reload(changed).unwrap();
+    assert_eq!(summary.changed, ["contoso"]);
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "b"))
+        .await
+        .expect_code(250);
+}
