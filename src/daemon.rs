@@ -403,7 +403,8 @@ fn reload_from(daemon: &Daemon, source: Option<&ReloadSource>) {
     let config = match loaded {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!("reload refused, keeping the running configuration: {e}");
+            let problems = e.one_line();
+            tracing::error!(%problems, "reload refused, keeping the running configuration");
             return;
         }
     };

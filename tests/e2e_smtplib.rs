@@ -5,14 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::binary::{RelayProcess, Scratch, config_text, write_ca};
 use common::*;
 use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, TestPki, init_crypto};
-
-const BIN: &str = env!("CARGO_BIN_EXE_xoauth-relay");
 
 /// The Python side: every step prints one JSON line the test checks.
 const CLIENT: &str = r#"
@@ -63,89 +61,6 @@ out["metrics"] = urllib.request.urlopen("http://%s/metrics" % health, timeout=10
 print(json.dumps(out))
 "#;
 
-struct Relay(Child);
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn write_config(
-    dir: &std::path::Path,
-    pki: &TestPki,
-    tokens: &FakeTokenEndpoint,
-    upstream: &FakeUpstream,
-) -> std::path::PathBuf {
-    std::fs::write(dir.join("ca.pem"), pki.ca_pem()).unwrap();
-    let hash = xoauth_relay::auth::hash_password(PASSWORD).unwrap();
-    let config = format!(
-        r#"hostname = "relay.e2e"
-
-[listen]
-smtp = "127.0.0.1:0"
-health = "127.0.0.1:0"
-
-[limits]
-auth_failure_delay = "10ms"
-
-[[users]]
-name = "{USER}"
-password_hash = "{hash}"
-account = "contoso"
-
-[accounts.contoso]
-mailbox = "{MAILBOX}"
-tenant = "{TENANT}"
-client_id = "{CLIENT_ID}"
-client_secret_env = "E2E_CLIENT_SECRET"
-token_url = "{url}"
-smtp_host = "127.0.0.1"
-smtp_port = {port}
-ca_file = "ca.pem"
-"#,
-        url = tokens.url(TENANT),
-        port = upstream.port(),
-    );
-    let path = dir.join("relay.toml");
-    std::fs::write(&path, config).unwrap();
-    path
-}
-
-/// Starts the binary and returns it with the SMTP and health addresses from its "listening"
-/// log line.
-fn start_relay(config: &std::path::Path) -> (Relay, String, String) {
-    let mut child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(config)
-        .env("E2E_CLIENT_SECRET", CLIENT_SECRET)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start xoauth-relay");
-    let stderr = child.stderr.take().unwrap();
-    let relay = Relay(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let field = |line: &str, name: &str| {
-        let rest = line.split(name).nth(1)?;
-        rest.split_whitespace().next().map(str::to_string)
-    };
-    let (addr, health) = loop {
-        let line = lines
-            .next()
-            .expect("relay exited before listening")
-            .unwrap();
-        if let (Some(smtp), Some(health)) = (field(&line, "smtp="), field(&line, "health=")) {
-            break (smtp, health);
-        }
-    };
-    // Keep draining the log so the relay never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (relay, addr, health)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_smtplib_through_the_built_binary() {
     init_crypto();
@@ -157,12 +72,17 @@ async fn python_smtplib_through_the_built_binary() {
         s.rcpt_replies
             .insert("gone@example.net".into(), "550 5.1.1 User unknown".into());
     });
-    let dir = std::env::temp_dir().join(format!("xoauth-relay-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = write_config(&dir, &pki, &tokens, &upstream);
-    let (_relay, addr, health) = start_relay(&config);
-    let (host, port) = addr.rsplit_once(':').unwrap();
-    let (host, port) = (host.to_string(), port.to_string());
+    let dir = Scratch::new("e2e");
+    write_ca(&dir.0, &pki);
+    let hash = xoauth_relay::auth::hash_password(PASSWORD).unwrap();
+    let users = format!(
+        "[[users]]\nname = \"{USER}\"\npassword_hash = \"{hash}\"\naccount = \"contoso\"\n"
+    );
+    let config = dir.0.join("relay.toml");
+    std::fs::write(&config, config_text(&dir.0, &tokens, &upstream, &users)).unwrap();
+    let relay = RelayProcess::start(&config, &[("E2E_CLIENT_SECRET", CLIENT_SECRET)]);
+    let (host, port) = relay.smtp.rsplit_once(':').unwrap();
+    let (host, port, health) = (host.to_string(), port.to_string(), relay.health.clone());
 
     let output = tokio::task::spawn_blocking(move || {
         Command::new("python3")
@@ -274,5 +194,4 @@ async fn python_smtplib_through_the_built_binary() {
         !all.contains(CLIENT_SECRET) && !all.contains(PASSWORD),
         "no secret in the endpoints"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

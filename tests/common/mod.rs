@@ -2,6 +2,8 @@
 //! from a `Config` written in code and started on 127.0.0.1:0, and a line-level SMTP client.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -45,6 +45,26 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The same text on one line (problems separated by `; `), for log lines that a journal
+    /// or log shipper keeps together.
+    pub fn one_line(&self) -> String {
+        let text = self.to_string();
+        let mut lines = text.lines().map(str::trim);
+        let first = lines
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(':')
+            .to_string();
+        let rest: Vec<&str> = lines.map(|l| l.trim_start_matches("- ")).collect();
+        if rest.is_empty() {
+            first
+        } else {
+            format!("{first}: {}", rest.join("; "))
+        }
+    }
+}
+
 fn not_found(searched: &[PathBuf]) -> String {
     let mut text = String::from("no configuration file found; looked for:");
     for path in searched {
