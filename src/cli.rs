@@ -26,6 +26,12 @@ pub const EX_CONFIG: u8 = 78;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines as text (default) or JSON for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = crate::logging::Format::Text)]
+    pub log_format: crate::logging::Format,
+    /// Log level or filter (error, warn, info, debug, trace); overrides RUST_LOG.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,7 +80,10 @@ pub fn main() -> ExitCode {
         }
     };
     crate::tls::install_crypto_provider();
-    crate::logging::init();
+    if let Err(e) = crate::logging::init(cli.log_format, cli.log_level.as_deref(), &process_env()) {
+        eprintln!("xoauth-relay: {e}");
+        return ExitCode::from(EX_USAGE);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

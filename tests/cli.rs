@@ -101,3 +101,46 @@ fn missing_config_exits_78_and_says_where_it_looked() {
         "{stderr}"
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let out = Command::new(BIN)
+        .args(["demo", "--once", "--log-format", "json"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
+    }
+    assert!(
+        stderr.contains("\"message\":\"message delivered\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn journald_lines_have_no_timestamp_and_bad_levels_are_usage_errors() {
+    let out = Command::new(BIN)
+        .args(["demo", "--once"])
+        .env("JOURNAL_STREAM", "8:12345")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("message delivered"))
+        .expect("delivery line");
+    assert!(line.trim_start().starts_with("INFO"), "{line}");
+    let out = Command::new(BIN)
+        .args(["--log-level", "=[", "demo", "--once"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+}
