@@ -164,9 +164,16 @@ pub async fn run(config: Config, stop_signal: impl Future<Output = ()>) -> Resul
     }
     let listener = bind(config.listen.smtp).await?;
     let running = start(&config, listener)?;
+    crate::notify::ready();
+    crate::notify::status(&format!("listening on {}", running.smtp_addr));
+    // Pings go on through the drain below: the process is alive until `run` returns.
+    let watchdog = CancellationToken::new();
+    crate::notify::spawn_watchdog(watchdog.clone());
+    let _stop_watchdog = watchdog.drop_guard();
     let accounts: Vec<&str> = config.accounts.keys().map(String::as_str).collect();
     tracing::info!(smtp = %running.smtp_addr, users = config.users.len(), accounts = ?accounts, "xoauth-relay listening");
     stop_signal.await;
+    crate::notify::stopping();
     tracing::info!("shutting down: no new connections; letting messages in flight finish");
     running.stop().await;
     tracing::info!("stopped");

@@ -24,6 +24,7 @@
 //! - [`tls`]: the one TLS client configuration (rustls + ring, built-in roots + `ca_file`).
 //! - [`daemon`]: the composition root: builds everything from a `Config`, runs, drains.
 //! - [`cli`], [`check`], [`demo`], [`logging`]: the commands and their output.
+//! - [`notify`]: `sd_notify` (ready, watchdog, stopping) for systemd's `Type=notify`.
 //! - [`testkit`]: in-process stand-ins for Microsoft 365, for `demo` and the tests.
 //! - [`secret`]: `Secret<T>`, a value that prints `***`; [`dates`]: calendar dates.
 
@@ -37,6 +38,7 @@ pub mod demo;
 pub mod error;
 pub mod explain;
 pub mod logging;
+pub mod notify;
 pub mod oauth;
 pub mod relay;
 pub mod secret;
