@@ -24,7 +24,8 @@
 //! - [`tls`]: the one TLS client configuration (rustls + ring, built-in roots + `ca_file`).
 //! - [`daemon`]: the composition root: builds everything from a `Config`, runs, drains.
 //! - [`cli`], [`check`], [`demo`], [`logging`]: the commands and their output.
-//! - [`notify`]: `sd_notify` (ready, watchdog, stopping) for systemd's `Type=notify`.
+//! - [`notify`]: `sd_notify` (ready, watchdog, stopping) for systemd's `Type=notify`;
+//!   [`service`]: `service install|uninstall`, the systemd units and launchd plists.
 //! - [`testkit`]: in-process stand-ins for Microsoft 365, for `demo` and the tests.
 //! - [`secret`]: `Secret<T>`, a value that prints `***`; [`dates`]: calendar dates.
 
@@ -42,6 +43,7 @@ pub mod notify;
 pub mod oauth;
 pub mod relay;
 pub mod secret;
+pub mod service;
 pub mod smtp;
 pub mod testkit;
 pub mod tls;
