@@ -64,6 +64,8 @@ pub enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Install or remove the systemd unit (Linux) or launchd plist (macOS).
+    Service(crate::service::ServiceArgs),
 }
 
 /// Parses the command line and runs the command; the process exit code comes from here.
@@ -103,6 +105,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Check { config, send_to } => check(config, send_to).await,
         Command::HashPassword => hash_password(),
         Command::Demo { once, listen } => demo(once, listen).await,
+        Command::Service(args) => crate::service::run(args),
     }
 }
 

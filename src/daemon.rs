@@ -372,6 +372,12 @@ pub async fn run(
     }
     let listener = bind(config.listen.smtp).await?;
     let running = start(&config, listener).await?;
+    crate::notify::ready();
+    crate::notify::status(&format!("listening on {}", running.smtp_addr));
+    // Pings go on through the drain below: the process is alive until `run` returns.
+    let watchdog = CancellationToken::new();
+    crate::notify::spawn_watchdog(watchdog.clone());
+    let _stop_watchdog = watchdog.drop_guard();
     let accounts: Vec<&str> = config.accounts.keys().map(String::as_str).collect();
     let health = running
         .health_addr
@@ -383,9 +389,14 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut stop_signal => break,
-            _ = next_hangup(&mut hangups) => reload_from(&running.daemon, reload.as_ref()),
+            _ = next_hangup(&mut hangups) => {
+                crate::notify::reloading();
+                reload_from(&running.daemon, reload.as_ref());
+                crate::notify::ready();
+            }
         }
     }
+    crate::notify::stopping();
     tracing::info!("shutting down: no new connections; letting messages in flight finish");
     running.stop().await;
     tracing::info!("stopped");

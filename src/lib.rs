@@ -27,6 +27,8 @@
 //! - [`health`]: `/healthz`, `/readyz`, `/status`, `/metrics` on loopback; [`expiry`]: client
 //!   secret expiry warnings.
 //! - [`stats`]: counters and last events for `/status`, `/readyz` and `/metrics`.
+//! - [`notify`]: `sd_notify` (ready, watchdog, stopping) for systemd's `Type=notify`;
+//!   [`service`]: `service install|uninstall`, the systemd units and launchd plists.
 //! - [`testkit`]: in-process stand-ins for Microsoft 365, for `demo` and the tests.
 //! - [`secret`]: `Secret<T>`, a value that prints `***`; [`dates`]: calendar dates;
 //!   [`swap`]: values a reload replaces.
@@ -43,9 +45,11 @@ pub mod expiry;
 pub mod explain;
 pub mod health;
 pub mod logging;
+pub mod notify;
 pub mod oauth;
 pub mod relay;
 pub mod secret;
+pub mod service;
 pub mod smtp;
 pub mod stats;
 pub mod swap;

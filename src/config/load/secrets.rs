@@ -91,9 +91,15 @@ fn from_env(ctx: &Context, name: &str) -> Result<String, String> {
 }
 
 /// A path from the config file: relative paths start at the config file's directory, so the
-/// file means the same thing whatever the working directory.
+/// file means the same thing whatever the working directory. Under systemd, a relative name
+/// that exists in `$CREDENTIALS_DIRECTORY` (`LoadCredential=`) is taken from there first.
 pub fn resolve(ctx: &Context, name: &str) -> PathBuf {
-    ctx.base_dir.join(name)
+    let credential = ctx
+        .env
+        .get("CREDENTIALS_DIRECTORY")
+        .map(|dir| std::path::Path::new(dir).join(name))
+        .filter(|path| path.is_absolute() && path.is_file());
+    credential.unwrap_or_else(|| ctx.base_dir.join(name))
 }
 
 /// Editors and `echo` add one newline; anything else (spaces, a second newline) is kept as
