@@ -7,6 +7,7 @@
 //! wrong password always takes the slow path.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use ring::hmac;
 use ring::rand::SystemRandom;
 
-use crate::config::{Config, PasswordCheck, SenderRule};
+use crate::config::{Config, Network, PasswordCheck, SenderRule};
 
 /// An authenticated local user, as the session and the relay see it.
 #[derive(Debug)]
@@ -41,6 +42,8 @@ impl Submitter {
 enum Check {
     Argon2(String),
     Hmac(hmac::Tag),
+    /// A device known only by its network address: AUTH as this user always fails.
+    Nothing,
 }
 
 struct Entry {
@@ -53,6 +56,8 @@ struct Entry {
 /// All local users, built once from the configuration.
 pub struct Users {
     by_name: HashMap<String, Entry>,
+    /// Users with `networks`, in configuration order: the first match wins.
+    trusted: Vec<(Vec<Network>, Arc<Submitter>)>,
     key: hmac::Key,
 }
 
@@ -64,30 +69,45 @@ impl Users {
     /// Builds the user table. The HMAC key is fresh per process and never leaves memory.
     pub fn from_config(config: &Config) -> Self {
         let key = hmac_key();
-        let by_name = config
-            .users
+        let mut trusted = Vec::new();
+        let mut by_name = HashMap::new();
+        for u in &config.users {
+            let check = match &u.password {
+                Some(PasswordCheck::Argon2(phc)) => Check::Argon2(phc.clone()),
+                Some(PasswordCheck::Plain(pw)) => {
+                    Check::Hmac(hmac::sign(&key, pw.expose().as_bytes()))
+                }
+                None => Check::Nothing,
+            };
+            let submitter = Arc::new(Submitter {
+                user: u.name.clone(),
+                account: u.account.clone(),
+                allowed_senders: u.allowed_senders.clone(),
+            });
+            if !u.networks.is_empty() {
+                trusted.push((u.networks.clone(), submitter.clone()));
+            }
+            let entry = Entry {
+                submitter,
+                check,
+                verified: Mutex::new(None),
+            };
+            by_name.insert(u.name.clone(), entry);
+        }
+        Self {
+            by_name,
+            trusted,
+            key,
+        }
+    }
+
+    /// The user a client at `ip` is without AUTH, if its address is in some user's `networks`.
+    pub fn trusted_for(&self, ip: IpAddr) -> Option<Arc<Submitter>> {
+        let found = self
+            .trusted
             .iter()
-            .map(|u| {
-                let check = match &u.password {
-                    PasswordCheck::Argon2(phc) => Check::Argon2(phc.clone()),
-                    PasswordCheck::Plain(pw) => {
-                        Check::Hmac(hmac::sign(&key, pw.expose().as_bytes()))
-                    }
-                };
-                let submitter = Arc::new(Submitter {
-                    user: u.name.clone(),
-                    account: u.account.clone(),
-                    allowed_senders: u.allowed_senders.clone(),
-                });
-                let entry = Entry {
-                    submitter,
-                    check,
-                    verified: Mutex::new(None),
-                };
-                (u.name.clone(), entry)
-            })
-            .collect();
-        Self { by_name, key }
+            .find(|(nets, _)| nets.iter().any(|n| n.contains(ip)));
+        found.map(|(_, submitter)| submitter.clone())
     }
 
     /// Checks a username and password. May run argon2, so call it off the async threads
@@ -103,6 +123,11 @@ impl Users {
         let ok = match &entry.check {
             Check::Argon2(phc) => argon2_matches(phc, password),
             Check::Hmac(tag) => hmac::verify(&self.key, password.as_bytes(), tag.as_ref()).is_ok(),
+            Check::Nothing => {
+                // Same cost as a wrong password, so this user's existence does not show.
+                argon2_matches(DUMMY_HASH, password);
+                false
+            }
         };
         if !ok {
             return None;

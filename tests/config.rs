@@ -140,7 +140,7 @@ fn minimal_file_gets_every_default() {
         (user.name.as_str(), user.account.as_str()),
         ("xenocept", "contoso")
     );
-    assert!(matches!(&user.password, PasswordCheck::Argon2(h) if h == HASH));
+    assert!(matches!(&user.password, Some(PasswordCheck::Argon2(h)) if h == HASH));
     assert_eq!(
         user.allowed_senders,
         [SenderRule::Address("sender@contoso.com".into())]
@@ -304,7 +304,7 @@ fn the_example_files_env_recipes_work() {
         ("XOAUTH_RELAY__TIMEOUTS__IDLE", "10m"),
     ]);
     let c = load(&example, &vars).unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(&c.users[0].password, PasswordCheck::Plain(s) if s.expose() == "pw"));
+    assert!(matches!(&c.users[0].password, Some(PasswordCheck::Plain(s)) if s.expose() == "pw"));
     assert_eq!(c.users[0].allowed_senders.len(), 2);
     assert_eq!(c.timeouts.idle, Duration::from_secs(600));
 }
@@ -453,12 +453,28 @@ fn a_listen_address_must_parse() {
 }
 
 #[test]
-fn a_listen_address_must_be_loopback() {
+fn a_listen_address_must_be_loopback_without_tls() {
     let p = problems("non-loopback-listen.toml", &[]);
     assert_problem(
         &p,
         "listen.smtp",
-        "the listener has no TLS yet, so it only binds loopback addresses such as 127.0.0.1 or ::1",
+        "without TLS the listener only binds loopback addresses such as 127.0.0.1 or ::1",
+    );
+    // With STARTTLS required it is accepted, with a warning about who can reach it.
+    let c = load_ok(
+        "invalid/non-loopback-listen.toml",
+        &[
+            ("XOAUTH_RELAY__LISTEN__SMTP_TLS", "starttls"),
+            ("XOAUTH_RELAY__STATE_DIR", "/var/lib/xoauth-relay"),
+        ],
+    );
+    assert_eq!(c.listen.smtp_tls, config::TlsMode::StartTls);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("accepts connections from other machines")),
+        "{:?}",
+        c.warnings
     );
 }
 
@@ -638,7 +654,10 @@ fn env_supplies_the_client_secret() {
         ],
     );
     assert_eq!(c.accounts["contoso"].client_secret.expose(), "from-env");
-    assert!(matches!(&c.users[0].password, PasswordCheck::Argon2(_)));
+    assert!(matches!(
+        &c.users[0].password,
+        Some(PasswordCheck::Argon2(_))
+    ));
 }
 
 #[test]
@@ -727,11 +746,11 @@ fn env_overrides_one_field_of_a_users_entry() {
         "the array survives the override"
     );
     assert!(
-        matches!(&c.users[0].password, PasswordCheck::Argon2(_)),
+        matches!(&c.users[0].password, Some(PasswordCheck::Argon2(_))),
         "users[0] untouched"
     );
     assert!(
-        matches!(&c.users[1].password, PasswordCheck::Plain(s) if s.expose() == "plain-from-env")
+        matches!(&c.users[1].password, Some(PasswordCheck::Plain(s)) if s.expose() == "plain-from-env")
     );
     assert_eq!(
         c.users[1].allowed_senders,
@@ -820,7 +839,9 @@ fn secret_files_are_relative_to_the_config_dir_and_lose_one_newline() {
     );
     std::fs::write(dir.join("config.toml"), text).expect("write");
     let c = load(&dir.join("config.toml"), &env(&[])).unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(&c.users[0].password, PasswordCheck::Plain(s) if s.expose() == "pass word"));
+    assert!(
+        matches!(&c.users[0].password, Some(PasswordCheck::Plain(s)) if s.expose() == "pass word")
+    );
     assert_eq!(
         c.accounts["contoso"].client_secret.expose(),
         "s3cret\n",
@@ -854,7 +875,7 @@ fn env_secrets_are_read_from_the_injected_environment() {
     );
     let vars = env(&[("XR_USER_PW", "pw"), ("XR_SECRET", "cs")]);
     let c = load_str(&text, Path::new("."), &vars).unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(&c.users[0].password, PasswordCheck::Plain(s) if s.expose() == "pw"));
+    assert!(matches!(&c.users[0].password, Some(PasswordCheck::Plain(s)) if s.expose() == "pw"));
     assert_eq!(c.accounts["contoso"].client_secret.expose(), "cs");
 }
 
@@ -890,7 +911,7 @@ fn argon2_hashes_made_by_the_crate_are_accepted() {
         "client_secret = \"s\"",
     );
     let c = load_str(&text, Path::new("."), &env(&[])).unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(&c.users[0].password, PasswordCheck::Argon2(h) if *h == hash));
+    assert!(matches!(&c.users[0].password, Some(PasswordCheck::Argon2(h)) if *h == hash));
 
     let broken = hash.replace("$v=19$", "$v=19$x=");
     let text = config_text(

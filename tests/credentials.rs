@@ -44,8 +44,8 @@ fn secret(config: &Config) -> &str {
 
 fn password(config: &Config) -> &str {
     match &config.users[0].password {
-        PasswordCheck::Plain(p) => p.expose(),
-        PasswordCheck::Argon2(_) => panic!("expected a plain password"),
+        Some(PasswordCheck::Plain(p)) => p.expose(),
+        _ => panic!("expected a plain password"),
     }
 }
 

@@ -235,9 +235,9 @@ async fn reload_adds_users_and_accounts_without_dropping_connections() {
     let mut new = w.config.clone();
     let mut second = new.users[0].clone();
     second.name = "printer".into();
-    second.password = xoauth_relay::config::PasswordCheck::Plain(
+    second.password = Some(xoauth_relay::config::PasswordCheck::Plain(
         xoauth_relay::secret::Secret::new("scan".into()),
-    );
+    ));
     new.users.push(second);
     let summary = relay.daemon.reload(new.clone()).unwrap();
     assert_eq!(summary.users, 2);

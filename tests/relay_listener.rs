@@ -36,7 +36,7 @@ async fn auth_variants_over_the_wire() {
 #[tokio::test]
 async fn wrong_password_refused_from_the_first_login_and_argon2_works() {
     let hash = xoauth_relay::auth::hash_password("argon-pass").unwrap();
-    let w = World::start_with(|c| c.users[0].password = PasswordCheck::Argon2(hash)).await;
+    let w = World::start_with(|c| c.users[0].password = Some(PasswordCheck::Argon2(hash))).await;
     let mut c = w.client().await;
     c.ehlo().await;
     c.auth_plain(USER, "anything")

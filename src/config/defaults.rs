@@ -20,6 +20,18 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
 /// Three tries cover a typo; more only helps someone guessing.
 pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 3;
 pub const DEFAULT_AUTH_FAILURE_DELAY: Duration = Duration::from_secs(1);
+/// A busy office printer opens a few connections; twenty from one address is an attack or a bug.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 20;
+/// Ten wrong passwords from one address in the lockout window is guessing, not typing.
+pub const DEFAULT_AUTH_FAILURES_PER_IP: u32 = 10;
+pub const DEFAULT_AUTH_LOCKOUT: Duration = Duration::from_secs(15 * 60);
+/// Long enough for a 35 MB message on a slow line, short enough that a slot is not held forever.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(60 * 60);
+/// 1 KiB/s: a 35 MB message at this rate takes 10 hours, so any real client is far faster;
+/// a slowloris client that trickles bytes is not.
+pub const DEFAULT_MIN_DATA_RATE: usize = 1024;
+/// Clients make the odd mistake; twenty in one session is a scanner or a broken program.
+pub const DEFAULT_MAX_ERRORS: u32 = 20;
 /// RFC 5321 §4.5.3.2.7: a server should wait at least 5 minutes for the next command.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_UPSTREAM_CONNECT: Duration = Duration::from_secs(30);
@@ -55,6 +67,12 @@ impl Default for super::Limits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_auth_failures: DEFAULT_MAX_AUTH_FAILURES,
             auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            auth_failures_per_ip: DEFAULT_AUTH_FAILURES_PER_IP,
+            auth_lockout: DEFAULT_AUTH_LOCKOUT,
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
+            min_data_rate: DEFAULT_MIN_DATA_RATE,
+            max_errors: DEFAULT_MAX_ERRORS,
         }
     }
 }

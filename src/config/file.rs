@@ -17,6 +17,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 #[serde(default)]
 pub(crate) struct RawFile {
     pub hostname: Option<Scalar>,
+    pub state_dir: Option<Scalar>,
     pub listen: RawListen,
     pub limits: RawLimits,
     pub timeouts: RawTimeouts,
@@ -25,17 +26,34 @@ pub(crate) struct RawFile {
 }
 
 pub(crate) const TOP_KEYS: &[&str] = &[
-    "hostname", "listen", "limits", "timeouts", "users", "accounts",
+    "hostname",
+    "state_dir",
+    "listen",
+    "limits",
+    "timeouts",
+    "users",
+    "accounts",
 ];
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub(crate) struct RawListen {
     pub smtp: Option<Scalar>,
+    pub smtp_tls: Option<Scalar>,
+    pub submissions: Option<Scalar>,
+    pub tls_cert: Option<Scalar>,
+    pub tls_key: Option<Scalar>,
     pub health: Option<Scalar>,
 }
 
-pub(crate) const LISTEN_KEYS: &[&str] = &["smtp", "health"];
+pub(crate) const LISTEN_KEYS: &[&str] = &[
+    "smtp",
+    "smtp_tls",
+    "submissions",
+    "tls_cert",
+    "tls_key",
+    "health",
+];
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -46,6 +64,12 @@ pub(crate) struct RawLimits {
     pub max_connections: Option<Scalar>,
     pub max_auth_failures: Option<Scalar>,
     pub auth_failure_delay: Option<Scalar>,
+    pub max_connections_per_ip: Option<Scalar>,
+    pub auth_failures_per_ip: Option<Scalar>,
+    pub auth_lockout: Option<Scalar>,
+    pub session_lifetime: Option<Scalar>,
+    pub min_data_rate: Option<Scalar>,
+    pub max_errors: Option<Scalar>,
 }
 
 pub(crate) const LIMITS_KEYS: &[&str] = &[
@@ -55,6 +79,12 @@ pub(crate) const LIMITS_KEYS: &[&str] = &[
     "max_connections",
     "max_auth_failures",
     "auth_failure_delay",
+    "max_connections_per_ip",
+    "auth_failures_per_ip",
+    "auth_lockout",
+    "session_lifetime",
+    "min_data_rate",
+    "max_errors",
 ];
 
 #[derive(Deserialize, Default)]
@@ -98,6 +128,7 @@ pub(crate) struct RawUser {
     pub password_env: Option<Scalar>,
     pub account: Option<Scalar>,
     pub allowed_senders: Option<Texts>,
+    pub networks: Option<Texts>,
 }
 
 pub(crate) const USER_KEYS: &[&str] = &[
@@ -108,6 +139,7 @@ pub(crate) const USER_KEYS: &[&str] = &[
     "password_env",
     "account",
     "allowed_senders",
+    "networks",
 ];
 
 /// One `[accounts.NAME]` table.

@@ -10,6 +10,7 @@ mod accounts;
 mod check;
 mod env;
 mod error;
+mod listen;
 mod paths;
 mod roots;
 mod secrets;
@@ -73,12 +74,16 @@ pub fn load_str(
 
 /// The typed config, with stand-ins wherever a problem was recorded (then it is discarded).
 fn build(p: &mut Problems, ctx: &Context, raw: &RawFile) -> Config {
+    let mut warnings = Vec::new();
     let hostname = settings::hostname(p, raw.hostname.as_ref());
-    let listen = settings::listen(p, &raw.listen);
+    let listen = listen::listen(p, ctx, &raw.listen, &mut warnings);
+    let state_dir = listen::state_dir(p, ctx, raw.state_dir.as_ref());
+    if listen.uses_tls() && listen.tls_files.is_none() && state_dir.is_none() {
+        p.push("state_dir", "is needed to keep the self-signed listener certificate: set state_dir, or tls_cert and tls_key in [listen]");
+    }
     let limits = settings::limits(p, &raw.limits);
     let timeouts = settings::timeouts(p, &raw.timeouts);
     let accounts = accounts::accounts(p, ctx, &raw.accounts);
-    let mut warnings = Vec::new();
     let users = users::users(p, ctx, &raw.users, &accounts, &mut warnings);
     warnings.extend(unused_accounts(&accounts, &users));
     Config {
@@ -89,6 +94,7 @@ fn build(p: &mut Problems, ctx: &Context, raw: &RawFile) -> Config {
         users,
         accounts,
         warnings,
+        state_dir,
     }
 }
 

@@ -35,13 +35,84 @@ pub struct Config {
     pub accounts: BTreeMap<String, Arc<Account>>,
     /// Things that work but deserve a word at start-up (for example a plain `password`).
     pub warnings: Vec<String>,
+    /// Where the relay keeps what it generates (the self-signed listener certificate).
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen {
     pub smtp: SocketAddr,
+    /// TLS on the `smtp` listener.
+    pub smtp_tls: TlsMode,
+    /// A second listener with implicit TLS (SMTPS, usually port 465).
+    pub submissions: Option<SocketAddr>,
+    /// The listener certificate; `None` means a self-signed one kept in `state_dir`.
+    pub tls_files: Option<TlsFiles>,
     /// The HTTP health/status/metrics listener; `None` when disabled.
     pub health: Option<SocketAddr>,
+}
+
+impl Listen {
+    /// True when some listener speaks TLS, so a certificate is needed.
+    pub fn uses_tls(&self) -> bool {
+        self.smtp_tls != TlsMode::None || self.submissions.is_some()
+    }
+}
+
+/// `listen.smtp_tls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    /// Plain text; only allowed on loopback addresses.
+    #[default]
+    None,
+    /// STARTTLS offered, and required before AUTH.
+    StartTls,
+    /// TLS from the first byte.
+    Implicit,
+}
+
+/// A certificate chain and its private key, both PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// An address range in CIDR form (`192.168.1.0/24`), for `networks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl Network {
+    /// True when `ip` is inside this range (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                prefix_match(&net.octets(), &ip.octets(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_match(&net.octets(), &ip.octets(), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn prefix_match(net: &[u8], ip: &[u8], prefix: u8) -> bool {
+    let (whole, rest) = (usize::from(prefix / 8), prefix % 8);
+    if net[..whole] != ip[..whole] {
+        return false;
+    }
+    rest == 0 || (net[whole] ^ ip[whole]) >> (8 - rest) == 0
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
 }
 
 /// Bounds on what one client may make the relay hold or do.
@@ -59,6 +130,18 @@ pub struct Limits {
     pub max_auth_failures: u32,
     /// Delay before answering the first failed AUTH; it doubles with each further failure.
     pub auth_failure_delay: Duration,
+    /// Concurrent connections from one client address.
+    pub max_connections_per_ip: usize,
+    /// Failed AUTH attempts from one address (within `auth_lockout`) before it is locked out.
+    pub auth_failures_per_ip: u32,
+    /// How long a locked-out address is refused (`421 4.7.0`), and the window failures count in.
+    pub auth_lockout: Duration,
+    /// Longest a connection may last, whatever it does.
+    pub session_lifetime: Duration,
+    /// Slowest a client may send message data, in octets per second (measured per minute).
+    pub min_data_rate: usize,
+    /// Bad commands (unknown, syntax errors, out of sequence) before the connection is closed.
+    pub max_errors: u32,
 }
 
 /// Every network wait has one of these deadlines.
@@ -86,11 +169,14 @@ pub struct Timeouts {
     pub shutdown_grace: Duration,
 }
 
-/// A local SMTP AUTH identity.
+/// A local SMTP AUTH identity, or a device trusted by its network address.
 #[derive(Debug, Clone)]
 pub struct User {
     pub name: String,
-    pub password: PasswordCheck,
+    /// `None` for a user known only by `networks`.
+    pub password: Option<PasswordCheck>,
+    /// Client addresses that may send as this user without AUTH (printers, scanners).
+    pub networks: Vec<Network>,
     /// Name of the account (key of `Config::accounts`) this user sends through.
     pub account: String,
     /// MAIL FROM addresses this user may use; never empty (defaults to the account's mailbox).

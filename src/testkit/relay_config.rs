@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::{FakeTokenEndpoint, FakeUpstream, TestPki};
 use crate::config::{
     Account, Config, DEFAULT_ACCOUNT_MAX_CONNECTIONS, DEFAULT_SCOPE, DEFAULT_SECRET_WARN_DAYS,
-    Limits, Listen, PasswordCheck, SenderRule, Timeouts, User,
+    Limits, Listen, PasswordCheck, SenderRule, Timeouts, TlsMode, User,
 };
 use crate::secret::Secret;
 
@@ -52,13 +52,17 @@ pub fn relay_config(
     };
     let user = User {
         name: who.user.into(),
-        password: PasswordCheck::Plain(Secret::new(who.password.into())),
+        password: Some(PasswordCheck::Plain(Secret::new(who.password.into()))),
+        networks: Vec::new(),
         account: who.account.into(),
         allowed_senders: vec![SenderRule::Address(who.mailbox.to_ascii_lowercase())],
     };
     Config {
         listen: Listen {
             smtp: listen,
+            smtp_tls: TlsMode::None,
+            submissions: None,
+            tls_files: None,
             health: None,
         },
         limits: Limits::default(),
@@ -67,6 +71,7 @@ pub fn relay_config(
         users: vec![user],
         accounts: BTreeMap::from([(who.account.to_string(), Arc::new(account))]),
         warnings: Vec::new(),
+        state_dir: None,
     }
 }
 

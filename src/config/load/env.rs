@@ -78,7 +78,7 @@ fn key_for(rest: &str, user_count: usize) -> Result<String, String> {
         ));
     }
     match parts.as_slice() {
-        ["hostname"] => Ok("hostname".to_owned()),
+        [top @ ("hostname" | "state_dir")] => Ok((*top).to_owned()),
         [section @ ("listen" | "limits" | "timeouts"), key] => Ok(format!("{section}.{key}")),
         ["accounts", name, key] => Ok(format!("accounts.{name}.{key}")),
         ["users", index, key] => user_key(index, key, user_count),
@@ -117,6 +117,7 @@ fn user_key(index: &str, key: &str, user_count: usize) -> Result<String, String>
 fn shape_hint(top: &str) -> String {
     let example = match top {
         "hostname" => "HOSTNAME",
+        "state_dir" => "STATE_DIR",
         "users" => "USERS__0__PASSWORD",
         "accounts" => "ACCOUNTS__CONTOSO__CLIENT_SECRET",
         _ => "LISTEN__SMTP",

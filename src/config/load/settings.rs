@@ -1,13 +1,11 @@
-//! The plain settings: `hostname`, `[listen]`, `[limits]` and `[timeouts]`, each with its
+//! The plain settings: `hostname`, `[limits]` and `[timeouts]`, each with its
 //! default from `defaults.rs`.
-
-use std::net::SocketAddr;
 
 use super::check::Problems;
 use super::syntax::is_domain;
 use crate::config::defaults::*;
-use crate::config::file::{RawLimits, RawListen, RawTimeouts, Scalar};
-use crate::config::{Limits, Listen, Timeouts};
+use crate::config::file::{RawLimits, RawTimeouts, Scalar};
+use crate::config::{Limits, Timeouts};
 
 /// RFC 5321 §4.5.3.1.4: a server must accept command lines of 512 octets.
 const MIN_LINE_LENGTH: usize = 512;
@@ -35,54 +33,6 @@ fn machine_hostname() -> String {
     } else {
         "localhost".to_owned()
     }
-}
-
-pub fn listen(p: &mut Problems, raw: &RawListen) -> Listen {
-    let default = SocketAddr::from(([127, 0, 0, 1], 2525));
-    let smtp = match p.text("listen.smtp", raw.smtp.as_ref()) {
-        None => DEFAULT_SMTP_LISTEN.parse().unwrap_or(default),
-        Some(text) => socket_address(p, "listen.smtp", &text, SMTP_NOT_LOOPBACK).unwrap_or(default),
-    };
-    let health = match p.text("listen.health", raw.health.as_ref()) {
-        None => DEFAULT_HEALTH_LISTEN.parse().ok(),
-        Some(text) if is_off(&text) => None,
-        Some(text) => socket_address(p, "listen.health", &text, HEALTH_NOT_LOOPBACK),
-    };
-    Listen { smtp, health }
-}
-
-const SMTP_NOT_LOOPBACK: &str = "the listener has no TLS yet, so it only binds loopback addresses \
-     such as 127.0.0.1 or ::1 (passwords must not cross a network)";
-const HEALTH_NOT_LOOPBACK: &str = "the health and status endpoint only binds loopback addresses \
-     such as 127.0.0.1 or ::1 (it shows which mailboxes exist); use \"off\" to disable it";
-
-/// `""`, `"off"`, `"none"` or `"false"` switch the health endpoint off.
-fn is_off(text: &str) -> bool {
-    matches!(
-        text.trim().to_ascii_lowercase().as_str(),
-        "" | "off" | "none" | "false"
-    )
-}
-
-fn socket_address(
-    p: &mut Problems,
-    key: &str,
-    text: &str,
-    not_loopback: &str,
-) -> Option<SocketAddr> {
-    let Ok(address) = text.trim().parse::<SocketAddr>() else {
-        let message =
-            format!("{text:?} is not an IP address and port such as 127.0.0.1:2525 or [::1]:2525");
-        p.push(key, message);
-        return None;
-    };
-    if !address.ip().is_loopback() {
-        p.push(
-            key,
-            format!("{address} is not a loopback address: {not_loopback}"),
-        );
-    }
-    Some(address)
 }
 
 pub fn limits(p: &mut Problems, raw: &RawLimits) -> Limits {
@@ -118,7 +68,41 @@ pub fn limits(p: &mut Problems, raw: &RawLimits) -> Limits {
             raw.auth_failure_delay.as_ref(),
             DEFAULT_AUTH_FAILURE_DELAY,
         ),
+        max_connections_per_ip: count(
+            p,
+            "limits.max_connections_per_ip",
+            &raw.max_connections_per_ip,
+            DEFAULT_MAX_CONNECTIONS_PER_IP,
+        ),
+        auth_failures_per_ip: small_count(
+            p,
+            "limits.auth_failures_per_ip",
+            &raw.auth_failures_per_ip,
+            DEFAULT_AUTH_FAILURES_PER_IP,
+        ),
+        auth_lockout: p.duration(
+            "limits.auth_lockout",
+            raw.auth_lockout.as_ref(),
+            DEFAULT_AUTH_LOCKOUT,
+        ),
+        session_lifetime: p.duration(
+            "limits.session_lifetime",
+            raw.session_lifetime.as_ref(),
+            DEFAULT_SESSION_LIFETIME,
+        ),
+        min_data_rate: p.size(
+            "limits.min_data_rate",
+            raw.min_data_rate.as_ref(),
+            DEFAULT_MIN_DATA_RATE,
+        ),
+        max_errors: small_count(p, "limits.max_errors", &raw.max_errors, DEFAULT_MAX_ERRORS),
     }
+}
+
+/// A `u32` count of at least 1.
+fn small_count(p: &mut Problems, key: &str, value: &Option<Scalar>, default: u32) -> u32 {
+    let n = p.number(key, value.as_ref(), default.into(), 1, u32::MAX.into());
+    u32::try_from(n).unwrap_or(default)
 }
 
 /// A count of at least 1: zero would refuse everything.

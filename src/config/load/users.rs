@@ -2,6 +2,7 @@
 //! account it sends through and the senders it may use.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use super::check::{Context, Problems};
 use super::secrets;
 use super::syntax::{address_problem, is_domain};
 use crate::config::file::{RawUser, Scalar, Texts};
-use crate::config::{Account, PasswordCheck, SenderRule, User};
+use crate::config::{Account, Network, PasswordCheck, SenderRule, User};
 
 pub fn users(
     p: &mut Problems,
@@ -47,14 +48,24 @@ fn user(
     warnings: &mut Vec<String>,
 ) -> Option<User> {
     let name = user_name(p, &format!("{table}.name"), raw.name.as_ref());
-    let password = password(
+    let networks = networks(
         p,
-        ctx,
-        table,
-        raw,
-        name.as_deref().unwrap_or(table),
+        &format!("{table}.networks"),
+        raw.networks.as_ref(),
         warnings,
     );
+    let password = if networks.is_empty() || has_password(raw) {
+        Some(password(
+            p,
+            ctx,
+            table,
+            raw,
+            name.as_deref().unwrap_or(table),
+            warnings,
+        ))
+    } else {
+        None
+    };
     let account = account(
         p,
         &format!("{table}.account"),
@@ -71,12 +82,100 @@ fn user(
         raw.allowed_senders.as_ref(),
         mailbox,
     );
+    let password = match password {
+        Some(check) => Some(check?),
+        None => None,
+    };
     Some(User {
         name: name?,
-        password: password?,
+        password,
+        networks,
         account: account?,
         allowed_senders,
     })
+}
+
+fn has_password(raw: &RawUser) -> bool {
+    raw.password_hash.is_some()
+        || raw.password.is_some()
+        || raw.password_file.is_some()
+        || raw.password_env.is_some()
+}
+
+/// `networks = ["192.168.1.0/24"]`: addresses that may send as this user without AUTH. The
+/// whole Internet is refused (that would be an open relay), public ranges are warned about.
+fn networks(
+    p: &mut Problems,
+    key: &str,
+    value: Option<&Texts>,
+    warnings: &mut Vec<String>,
+) -> Vec<Network> {
+    let Some(texts) = value else {
+        return Vec::new();
+    };
+    let items = match texts {
+        Texts::Wrong(found) => {
+            p.push(
+                key,
+                format!("expected a list such as [\"192.168.1.0/24\"], found {found}"),
+            );
+            return Vec::new();
+        }
+        Texts::List(items) => items,
+    };
+    let texts: Vec<String> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| p.text(&format!("{key}[{i}]"), Some(item)))
+        .collect();
+    let mut networks = Vec::new();
+    for text in texts {
+        match parse_network(&text) {
+            Some(n) if n.prefix == 0 => p.push(key, format!("{text:?} is every address: that would make an open relay; list only the devices' networks")),
+            Some(n) => {
+                if !is_private(n.addr) {
+                    warnings.push(format!("{key} includes {n}, which is not a private network: every host there can send without a password"));
+                }
+                networks.push(n);
+            }
+            None => p.push(key, format!("{text:?} is not an address range such as 192.168.1.0/24, 10.0.0.7 or fd00::/8")),
+        }
+    }
+    networks
+}
+
+/// `a.b.c.d/len`, `v6/len`, or a single address (a /32 or /128). Host bits must be zero.
+pub fn parse_network(text: &str) -> Option<Network> {
+    let (addr, prefix) = match text.trim().split_once('/') {
+        Some((a, len)) => (a.parse::<IpAddr>().ok()?, len.parse::<u8>().ok()?),
+        None => {
+            let a = text.trim().parse::<IpAddr>().ok()?;
+            (a, if a.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let net = Network { addr, prefix };
+    (prefix <= max && net.contains(addr) && masked(addr, prefix) == addr).then_some(net)
+}
+
+fn masked(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+    }
+}
+
+fn is_private(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => a.is_private() || a.is_loopback() || a.is_link_local(),
+        IpAddr::V6(a) => a.is_loopback() || a.is_unique_local() || a.is_unicast_link_local(),
+    }
 }
 
 /// The AUTH user name: any text a client can send, e-mail addresses included.
