@@ -157,7 +157,7 @@ async fn run(path: Option<PathBuf>) -> ExitCode {
 fn start_error_code(e: &StartError) -> u8 {
     match e {
         StartError::Bind { .. } => EX_OSERR,
-        StartError::NotLoopback(_) | StartError::Tls { .. } => EX_CONFIG,
+        StartError::ListenerTls(_) | StartError::Tls { .. } => EX_CONFIG,
         StartError::Http { .. } => EX_SOFTWARE,
     }
 }

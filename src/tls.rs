@@ -71,3 +71,17 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
     let hex: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
     hex.join(":")
 }
+
+/// A self-signed certificate for the listener (ECDSA P-256) valid for `names`, as PEM
+/// (certificate, private key).
+pub fn self_signed(names: Vec<String>) -> Result<(String, String), rcgen::Error> {
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(names)?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "xoauth-relay (self-signed)");
+    // Clients that pin the certificate do not care about expiry, others show it: ten years.
+    params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}

@@ -19,6 +19,9 @@ fn limits() -> SessionLimits {
         max_recipients: 10,
         max_line_length: 4096,
         max_auth_failures: 3,
+        max_errors: 20,
+        starttls: false,
+        tls_required_for_auth: false,
     }
 }
 
@@ -47,7 +50,7 @@ fn relay_body(chunks: &[Vec<u8>]) -> Option<Vec<u8>> {
                     s.relay_finished(Reply::new(250, (2, 0, 0), "ok"));
                 }
                 Action::Read | Action::Close => break,
-                Action::Authenticate(_) => unreachable!("no AUTH inside DATA"),
+                Action::Authenticate(_) | Action::StartTls => unreachable!("not inside DATA"),
             }
         }
     }

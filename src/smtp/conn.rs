@@ -1,17 +1,22 @@
-//! The I/O driver of one client connection: reads with the idle deadline, feeds the session,
-//! writes its replies, and carries out what it asks (check a password, relay a message).
-//! Generic over the stream so tests and a later TLS listener use the same code.
+//! The I/O driver of one client connection: reads with deadlines (idle, session lifetime,
+//! minimum data rate), feeds the session, writes its replies, and carries out what it asks:
+//! check a password, relay a message, upgrade to TLS.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use super::guard::IpGuard;
+use super::reply::{self, Reply};
 use super::sasl::Credentials;
 use super::session::{Action, Session, SessionLimits};
+use super::stream::Stream;
 use crate::auth::{Submitter, Users, failure_delay};
 use crate::relay::Submit;
 use crate::stats::{Outcome, Stats};
@@ -20,16 +25,32 @@ use crate::swap::Swap;
 /// Bytes read from the socket at a time; also the most unconsumed input held while the session
 /// waits for a password check or the upstream.
 const READ_CHUNK: usize = 64 * 1024;
+/// The period over which `min_data_rate` is measured.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+/// Longest a TLS handshake may take.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every connection shares. Users and the relay can be replaced by a reload; a session
 /// takes the current ones when it needs them.
 pub struct Services {
     pub users: Swap<Users>,
     pub relay: Swap<dyn Submit>,
-    pub limits: SessionLimits,
     pub idle_timeout: Duration,
     pub auth_failure_delay: Duration,
+    pub session_lifetime: Duration,
+    pub min_data_rate: usize,
+    pub guard: Arc<IpGuard>,
     pub stats: Arc<Stats>,
+}
+
+/// How one listener's sessions behave.
+#[derive(Clone)]
+pub struct Listener {
+    pub limits: SessionLimits,
+    /// Set when the listener offers STARTTLS or speaks implicit TLS.
+    pub tls: Option<TlsAcceptor>,
+    /// TLS from the first byte (SMTPS).
+    pub implicit_tls: bool,
 }
 
 /// Why the connection ended, for the debug log.
@@ -41,38 +62,74 @@ pub enum Ended {
 }
 
 /// Serves one client until it quits, times out, fails too often, or the server shuts down.
-pub async fn serve<S>(
-    stream: S,
+pub async fn serve(
+    stream: Stream,
     peer: SocketAddr,
     services: Arc<Services>,
+    listener: Listener,
     shutdown: CancellationToken,
-) -> Ended
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) -> Ended {
+    let mut session = Session::new(listener.limits.clone());
+    if stream.is_tls() {
+        session.set_tls();
+    }
+    if let Some(device) = services.users.load().trusted_for(peer.ip()) {
+        tracing::debug!(%peer, user = %device.user, "client trusted by its network address");
+        session.trust_network(device);
+    }
+    session.greet();
+    let started = Instant::now();
     let mut conn = Conn {
-        stream,
-        session: Session::new(services.limits.clone()),
+        stream: Some(stream),
+        session,
         services,
+        tls: listener.tls,
         peer,
+        started,
     };
-    conn.session.greet();
     match conn.run(&shutdown).await {
         Ok(ended) => ended,
         Err(e) => Ended::Io(e),
     }
 }
 
-struct Conn<S> {
-    stream: S,
+struct Conn {
+    /// `None` only while a STARTTLS handshake owns the socket.
+    stream: Option<Stream>,
     session: Session,
     services: Arc<Services>,
+    tls: Option<TlsAcceptor>,
     peer: SocketAddr,
+    started: Instant,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+/// When the client last sent something, and the bytes received in the current rate window
+/// (counted while the client is in the middle of a command or message).
+struct Rate {
+    last_read: Instant,
+    window_start: Instant,
+    bytes: usize,
+}
+
+fn io_error(text: &'static str) -> std::io::Error {
+    std::io::Error::other(text)
+}
+
+impl Conn {
+    fn stream(&mut self) -> std::io::Result<&mut Stream> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| io_error("connection lost during TLS handshake"))
+    }
+
     async fn run(&mut self, shutdown: &CancellationToken) -> std::io::Result<Ended> {
         let mut buf = vec![0u8; READ_CHUNK];
+        let now = Instant::now();
+        let mut rate = Rate {
+            last_read: now,
+            window_start: now,
+            bytes: 0,
+        };
         loop {
             self.flush().await?;
             if self.session.is_closed() {
@@ -82,21 +139,64 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 self.session.shutdown();
                 continue;
             }
+            if let Some(r) = self.deadline_passed(&mut rate) {
+                self.session.abort(r);
+                continue;
+            }
+            let deadline = self.read_deadline(&rate);
+            let idle = self.session.is_idle();
+            let stream = self.stream()?;
             let n = tokio::select! {
-                read = tokio::time::timeout(self.services.idle_timeout, self.stream.read(&mut buf)) => match read {
+                read = tokio::time::timeout_at(deadline, stream.read(&mut buf)) => match read {
                     Ok(read) => read?,
-                    Err(_) => {
-                        self.session.idle_timeout();
-                        continue;
-                    }
+                    Err(_) => continue,
                 },
-                _ = shutdown.cancelled(), if self.session.is_idle() => continue,
+                _ = shutdown.cancelled(), if idle => continue,
             };
             if n == 0 {
                 return Ok(Ended::ClientLeft);
             }
+            rate.bytes += n;
+            rate.last_read = Instant::now();
             self.process(&buf[..n]).await?;
         }
+    }
+
+    /// The next read must complete by the earliest of: the idle timeout, the end of the
+    /// session's lifetime, and (mid-command or mid-message) the end of the rate window.
+    fn read_deadline(&self, rate: &Rate) -> Instant {
+        let now = Instant::now();
+        let idle = rate.last_read + self.services.idle_timeout;
+        let mut deadline = idle.min(self.started + self.services.session_lifetime);
+        if !self.session.is_idle() {
+            deadline = deadline.min(rate.window_start + RATE_WINDOW);
+        }
+        deadline.max(now)
+    }
+
+    /// The reply to close with when a deadline has passed, if one has.
+    fn deadline_passed(&mut self, rate: &mut Rate) -> Option<Reply> {
+        let now = Instant::now();
+        if now >= self.started + self.services.session_lifetime {
+            return Some(reply::SESSION_TOO_LONG);
+        }
+        if now >= rate.last_read + self.services.idle_timeout {
+            return Some(reply::IDLE_TIMEOUT);
+        }
+        if self.session.is_idle() {
+            (rate.window_start, rate.bytes) = (now, 0);
+        } else if now >= rate.window_start + RATE_WINDOW {
+            let needed = self
+                .services
+                .min_data_rate
+                .saturating_mul(RATE_WINDOW.as_secs() as usize);
+            if rate.bytes < needed {
+                tracing::info!(peer = %self.peer, bytes = rate.bytes, "client too slow; closing");
+                return Some(reply::TOO_SLOW);
+            }
+            (rate.window_start, rate.bytes) = (now, 0);
+        }
+        None
     }
 
     /// Feeds `input` to the session, running each action it asks for, until all is consumed.
@@ -121,7 +221,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     let verdict = relay.submit(&message).await;
                     self.session.relay_finished(verdict);
                 }
+                Action::StartTls => {
+                    // Anything the client pipelined after STARTTLS was sent in clear text and
+                    // must not be read as if it came through TLS (CVE-2011-0411): drop it.
+                    self.flush().await?;
+                    return self.start_tls().await;
+                }
             }
+        }
+    }
+
+    async fn start_tls(&mut self) -> std::io::Result<()> {
+        let (Some(acceptor), Some(Stream::Plain(tcp))) = (self.tls.clone(), self.stream.take())
+        else {
+            return Err(io_error("STARTTLS without a TLS configuration"));
+        };
+        let accepted = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+        match accepted {
+            Ok(Ok(tls)) => {
+                self.stream = Some(Stream::Tls(Box::new(tls)));
+                self.session.tls_started();
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(io_error("TLS handshake timed out")),
         }
     }
 
@@ -132,18 +255,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             tokio::task::spawn_blocking(move || users.verify(&c.username, c.password.expose()))
                 .await;
         let result = checked.unwrap_or(None);
-        if result.is_none() {
-            self.services
-                .stats
-                .auth_failures
-                .fetch_add(1, Ordering::Relaxed);
-            let failures = self.session.auth_failures() + 1;
-            tracing::warn!(peer = %self.peer, user = %username, failures, "authentication failed");
-            tokio::time::sleep(failure_delay(self.services.auth_failure_delay, failures)).await;
-        } else {
+        let guard = &self.services.guard;
+        if result.is_some() {
+            guard.auth_succeeded(self.peer.ip());
             tracing::debug!(peer = %self.peer, user = %username, "authenticated");
+            return result;
         }
-        result
+        self.services
+            .stats
+            .auth_failures
+            .fetch_add(1, Ordering::Relaxed);
+        let failure = guard.auth_failed(self.peer.ip());
+        let failures = failure.failures.max(self.session.auth_failures() + 1);
+        tracing::warn!(peer = %self.peer, user = %username, failures, "authentication failed");
+        if failure.locked_out {
+            tracing::warn!(address = %self.peer.ip(), "address locked out after repeated failed logins");
+        }
+        tokio::time::sleep(failure_delay(self.services.auth_failure_delay, failures)).await;
+        None
     }
 
     /// Counts messages the session refused itself (sender policy, size, recipients), per
@@ -168,16 +297,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Writes pending replies. A client that stops reading gets the same deadline as one that
     /// stops writing.
     async fn flush(&mut self) -> std::io::Result<()> {
-        let out = self.session.output();
-        if out.is_empty() {
+        if self.session.output().is_empty() {
             return Ok(());
         }
+        let out = std::mem::take(self.session.output());
+        let idle = self.services.idle_timeout;
+        let stream = self.stream()?;
         let write = async {
-            self.stream.write_all(out).await?;
-            self.stream.flush().await
+            stream.write_all(&out).await?;
+            stream.flush().await
         };
-        let result = tokio::time::timeout(self.services.idle_timeout, write).await;
+        let result = tokio::time::timeout(idle, write).await;
+        let mut out = out;
         out.clear();
+        *self.session.output() = out;
         result
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "client not reading"))?
     }

@@ -1,36 +1,40 @@
-//! The accept loop: one task per client, at most `max_connections` at once; the next client is
-//! told `421 4.7.0` and disconnected instead of queueing unseen.
+//! The accept loop: one task per client. Before a task is spawned the client must get past the
+//! global connection limit and its address's limits (connections per address, lockout after
+//! failed logins); otherwise it is told `421 4.7.0` and disconnected instead of queueing unseen.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::conn::{self, Ended, Services};
-use super::reply;
+use super::conn::{self, Ended, Listener, Services, TLS_HANDSHAKE_TIMEOUT};
+use super::guard::{Permit, Refusal};
+use super::reply::{self, Reply};
+use super::stream::Stream;
 
 /// How long a refused client gets to read its `421`.
 const REFUSAL_WRITE: Duration = Duration::from_secs(5);
 
-/// Accepts clients until `shutdown` fires. Connection tasks are spawned on `tasks` so the
-/// caller can wait for them to drain.
+/// Accepts clients on `socket` until `shutdown` fires. `slots` is shared by all listeners (the
+/// global connection limit); connection tasks go on `tasks` so the caller can wait for them.
 pub async fn accept_loop(
-    listener: TcpListener,
+    socket: TcpListener,
     services: Arc<Services>,
-    max_connections: usize,
+    listener: Listener,
+    slots: Arc<Semaphore>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let permits = Arc::new(Semaphore::new(max_connections));
     let mut backoff = Duration::from_millis(10);
     loop {
         let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+            accepted = socket.accept() => accepted,
             _ = shutdown.cancelled() => return,
         };
         let (stream, peer) = match accepted {
@@ -45,41 +49,92 @@ pub async fn accept_loop(
         };
         backoff = Duration::from_millis(10);
         let _ = stream.set_nodelay(true);
-        let listener_stats = &services.stats.listener;
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, max_connections, "connection refused: too many connections");
-            listener_stats
-                .connections_refused
-                .fetch_add(1, Ordering::Relaxed);
-            tasks.spawn(refuse(stream));
-            continue;
-        };
-        listener_stats
-            .connections_total
-            .fetch_add(1, Ordering::Relaxed);
-        listener_stats
-            .connections_now
-            .fetch_add(1, Ordering::Relaxed);
-        let (services, shutdown) = (services.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            tracing::debug!(%peer, "client connected");
-            let ended = conn::serve(stream, peer, services.clone(), shutdown).await;
-            services
-                .stats
-                .listener
-                .connections_now
-                .fetch_sub(1, Ordering::Relaxed);
-            match ended {
-                Ended::Io(e) => tracing::debug!(%peer, error = %e, "client connection failed"),
-                other => tracing::debug!(%peer, ?other, "client disconnected"),
+        match admit(&services, &slots, peer) {
+            Ok(permits) => {
+                let (services, listener, shutdown) =
+                    (services.clone(), listener.clone(), shutdown.clone());
+                tasks.spawn(client(stream, peer, services, listener, shutdown, permits));
             }
-            drop(permit);
-        });
+            Err(r) => {
+                services
+                    .stats
+                    .listener
+                    .connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                // A TLS client cannot read a clear-text reply; it just sees the close.
+                if !listener.implicit_tls {
+                    tasks.spawn(refuse(stream, r));
+                }
+            }
+        }
     }
 }
 
-async fn refuse(mut stream: TcpStream) {
+/// The global slot and the address's slot, or the reply refusing the client.
+fn admit(
+    services: &Services,
+    slots: &Arc<Semaphore>,
+    peer: SocketAddr,
+) -> Result<(OwnedSemaphorePermit, Permit), Reply> {
+    let Ok(slot) = slots.clone().try_acquire_owned() else {
+        tracing::warn!(%peer, "connection refused: too many connections");
+        return Err(reply::TOO_MANY_CONNECTIONS);
+    };
+    match services.guard.admit(peer.ip()) {
+        Ok(permit) => Ok((slot, permit)),
+        Err(Refusal::LockedOut) => {
+            tracing::debug!(%peer, "connection refused: address locked out after failed logins");
+            Err(reply::IP_LOCKED_OUT)
+        }
+        Err(Refusal::TooManyConnections) => {
+            tracing::warn!(%peer, "connection refused: too many connections from this address");
+            Err(reply::TOO_MANY_FROM_IP)
+        }
+    }
+}
+
+/// One client's task: the TLS handshake for an implicit-TLS listener, then the session.
+async fn client(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    services: Arc<Services>,
+    listener: Listener,
+    shutdown: CancellationToken,
+    permits: (OwnedSemaphorePermit, Permit),
+) {
+    let stats = &services.stats.listener;
+    stats.connections_total.fetch_add(1, Ordering::Relaxed);
+    stats.connections_now.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(%peer, "client connected");
+    let stream = match (&listener.tls, listener.implicit_tls) {
+        (Some(acceptor), true) => {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => Some(Stream::Tls(Box::new(tls))),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    None
+                }
+                Err(_) => None,
+            }
+        }
+        _ => Some(Stream::Plain(tcp)),
+    };
+    if let Some(stream) = stream {
+        match conn::serve(stream, peer, services.clone(), listener, shutdown).await {
+            Ended::Io(e) => tracing::debug!(%peer, error = %e, "client connection failed"),
+            other => tracing::debug!(%peer, ?other, "client disconnected"),
+        }
+    }
+    services
+        .stats
+        .listener
+        .connections_now
+        .fetch_sub(1, Ordering::Relaxed);
+    drop(permits);
+}
+
+async fn refuse(mut stream: TcpStream, r: Reply) {
     let mut line = Vec::new();
-    reply::TOO_MANY_CONNECTIONS.write_to(&mut line);
+    r.write_to(&mut line);
     let _ = tokio::time::timeout(REFUSAL_WRITE, stream.write_all(&line)).await;
 }

@@ -2,8 +2,10 @@
 //! and the tokio driver (`conn`) and accept loop (`listener`) around it.
 
 pub mod conn;
+pub mod guard;
 pub mod line;
 pub mod listener;
 pub mod reply;
 pub mod sasl;
 pub mod session;
+pub mod stream;

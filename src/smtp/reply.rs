@@ -124,11 +124,8 @@ pub const BAD_SENDER: Reply = Reply::new(501, (5, 1, 7), "Bad sender address syn
 pub const UNKNOWN_COMMAND: Reply = Reply::new(500, (5, 5, 1), "Unknown command");
 pub const LINE_TOO_LONG: Reply = Reply::new(500, (5, 5, 2), "Line too long");
 pub const NOT_IMPLEMENTED: Reply = Reply::new(502, (5, 5, 1), "Command not implemented");
-pub const NO_STARTTLS: Reply = Reply::new(
-    502,
-    (5, 5, 1),
-    "STARTTLS is not offered on this listener (loopback only)",
-);
+pub const NO_STARTTLS: Reply =
+    Reply::new(502, (5, 5, 1), "STARTTLS is not offered on this listener");
 pub const BDAT_REFUSED: Reply = Reply::new(502, (5, 5, 1), "CHUNKING is not offered; use DATA");
 pub const VRFY: Reply = Reply::new(
     252,
@@ -144,6 +141,33 @@ pub const IDLE_TIMEOUT: Reply = Reply::new(421, (4, 4, 2), "Idle timeout, closin
 pub const SHUTTING_DOWN: Reply = Reply::new(421, (4, 3, 0), "Server shutting down");
 pub const TOO_MANY_CONNECTIONS: Reply =
     Reply::new(421, (4, 7, 0), "Too many connections, try again later");
+pub const ALREADY_TLS: Reply = Reply::new(503, (5, 5, 1), "TLS already active");
+pub const START_TLS: Reply = Reply::new(220, (2, 0, 0), "Ready to start TLS");
+pub const ENCRYPTION_REQUIRED: Reply = Reply::new(
+    538,
+    (5, 7, 11),
+    "Encryption required for requested authentication mechanism; use STARTTLS first",
+);
+pub const STARTTLS_FIRST: Reply = Reply::new(530, (5, 7, 0), "Must issue a STARTTLS command first");
+pub const TOO_MANY_ERRORS: Reply =
+    Reply::new(421, (4, 7, 0), "Too many errors, closing connection");
+pub const SESSION_TOO_LONG: Reply =
+    Reply::new(421, (4, 4, 2), "Connection time limit reached, closing");
+pub const TOO_SLOW: Reply = Reply::new(
+    421,
+    (4, 4, 2),
+    "Data arriving too slowly, closing connection",
+);
+pub const IP_LOCKED_OUT: Reply = Reply::new(
+    421,
+    (4, 7, 0),
+    "Too many failed logins from your address; try again later",
+);
+pub const TOO_MANY_FROM_IP: Reply = Reply::new(
+    421,
+    (4, 7, 0),
+    "Too many connections from your address, try again later",
+);
 pub const INTERNAL: Reply = Reply::new(451, (4, 3, 0), "Internal error; try again later");
 
 #[cfg(test)]

@@ -30,6 +30,12 @@ pub struct SessionLimits {
     pub max_recipients: usize,
     pub max_line_length: usize,
     pub max_auth_failures: u32,
+    /// Bad commands before the connection is closed.
+    pub max_errors: u32,
+    /// The listener can upgrade to TLS: STARTTLS is offered while the session is in clear.
+    pub starttls: bool,
+    /// AUTH (and so MAIL) only inside TLS; AUTH is not even advertised before.
+    pub tls_required_for_auth: bool,
 }
 
 /// What the driver must do next.
@@ -41,6 +47,9 @@ pub enum Action {
     Authenticate(Credentials),
     /// Relay this message, then call [`Session::relay_finished`].
     Relay(Box<Submission>),
+    /// Write the pending output (the `220` go-ahead), discard any input the client sent after
+    /// STARTTLS, do the TLS handshake, then call [`Session::tls_started`].
+    StartTls,
     /// Write the pending output and close the connection.
     Close,
 }
@@ -121,6 +130,12 @@ pub struct Session {
     data: Vec<u8>,
     /// Messages or recipients refused by local policy since the driver last asked.
     local_rejections: u32,
+    /// The session runs inside TLS (implicit, or after STARTTLS).
+    tls: bool,
+    /// `submitter` comes from the client's address (trusted `networks`), not from AUTH.
+    network_trusted: bool,
+    /// Protocol errors so far (5xx syntax and sequence errors).
+    errors: u32,
 }
 
 impl Session {
@@ -136,7 +151,34 @@ impl Session {
             envelope: None,
             data: Vec::new(),
             local_rejections: 0,
+            tls: false,
+            network_trusted: false,
+            errors: 0,
         }
+    }
+
+    /// For an implicit-TLS listener: the session starts inside TLS.
+    pub fn set_tls(&mut self) {
+        self.tls = true;
+    }
+
+    /// The client's address is in a trusted network: it may send as `submitter` without AUTH.
+    pub fn trust_network(&mut self, submitter: Arc<Submitter>) {
+        self.submitter = Some(submitter);
+        self.network_trusted = true;
+    }
+
+    /// The TLS handshake after STARTTLS succeeded: forget everything learned in clear text
+    /// (RFC 3207 §4.2); the client starts again with EHLO.
+    pub fn tls_started(&mut self) {
+        self.tls = true;
+        self.helo = false;
+        self.envelope = None;
+        self.lines = LineBuffer::default();
+        if !self.network_trusted {
+            self.submitter = None;
+        }
+        self.mode = Mode::Command;
     }
 
     /// Local policy refusals (sender not allowed, message too big, too many recipients) since
@@ -202,6 +244,7 @@ impl Session {
         match result {
             Some(submitter) => {
                 self.submitter = Some(submitter);
+                self.network_trusted = false;
                 self.reply(reply::AUTH_OK);
                 Action::Read
             }
@@ -228,6 +271,11 @@ impl Session {
         self.close_with(reply::IDLE_TIMEOUT)
     }
 
+    /// Ends the session with `reply` (a deadline passed, the address was locked out).
+    pub fn abort(&mut self, reply: Reply) -> Action {
+        self.close_with(reply)
+    }
+
     /// The server is stopping; call only when [`Session::is_idle`].
     pub fn shutdown(&mut self) -> Action {
         self.close_with(reply::SHUTTING_DOWN)
@@ -240,7 +288,17 @@ impl Session {
     }
 
     fn reply(&mut self, r: Reply) {
+        if is_protocol_error(&r) {
+            self.errors += 1;
+        }
         r.write_to(&mut self.out);
+    }
+
+    /// Closes the connection once the client made too many protocol errors (a scanner, or a
+    /// program speaking something else than SMTP).
+    fn too_many_errors(&mut self) -> Option<Step> {
+        (self.errors >= self.limits.max_errors)
+            .then(|| Step::Stop(self.close_with(reply::TOO_MANY_ERRORS)))
     }
 
     fn step(&mut self, rest: &mut &[u8]) -> Step {
@@ -271,18 +329,22 @@ impl Session {
             Framed::Partial => Step::Continue,
             Framed::TooLong => {
                 self.reply(reply::LINE_TOO_LONG);
-                Step::Continue
+                self.too_many_errors().unwrap_or(Step::Continue)
             }
             Framed::Line => {
                 let line = std::mem::take(&mut self.lines);
                 let result = Request::parse(&mut line.line().iter()).map(Request::into_owned);
                 self.lines = line;
-                match result {
+                let step = match result {
                     Ok(request) => self.handle(request),
                     Err(e) => {
                         self.reply(parse_error_reply(e));
                         Step::Continue
                     }
+                };
+                match step {
+                    Step::Continue => self.too_many_errors().unwrap_or(Step::Continue),
+                    stop => stop,
                 }
             }
         }
@@ -313,7 +375,7 @@ impl Session {
             Request::Quit => return Step::Stop(self.close_with(reply::BYE)),
             Request::Vrfy { .. } => reply::VRFY,
             Request::Help { .. } => reply::HELP,
-            Request::StartTls => reply::NO_STARTTLS,
+            Request::StartTls => return self.handle_starttls(),
             Request::Lhlo { .. }
             | Request::Expn { .. }
             | Request::Etrn { .. }
@@ -324,18 +386,51 @@ impl Session {
         Step::Continue
     }
 
+    fn handle_starttls(&mut self) -> Step {
+        let refusal = if !self.limits.starttls {
+            Some(reply::NO_STARTTLS)
+        } else if self.tls {
+            Some(reply::ALREADY_TLS)
+        } else if !self.helo {
+            Some(reply::HELLO_FIRST)
+        } else {
+            None
+        };
+        if let Some(r) = refusal {
+            self.reply(r);
+            return Step::Continue;
+        }
+        self.reply(reply::START_TLS);
+        Step::Stop(Action::StartTls)
+    }
+
+    /// AUTH needs TLS on this listener and the session is not in TLS yet.
+    fn needs_tls(&self) -> bool {
+        self.limits.tls_required_for_auth && !self.tls
+    }
+
     fn handle_ehlo(&mut self, client: &str) -> Step {
         self.helo = true;
         self.envelope = None;
         let host = &self.limits.hostname;
         let client = reply::sanitize(client);
         let size = self.limits.max_message_size;
-        let text = format!(
-            "250-{host} Hello {client}\r\n250-SIZE {size}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
-             250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-AUTH PLAIN LOGIN\r\n\
-             250 AUTH=PLAIN LOGIN\r\n"
-        );
-        self.out.extend_from_slice(text.as_bytes());
+        let mut lines = vec![
+            format!("{host} Hello {client}"),
+            format!("SIZE {size}"),
+            "8BITMIME".into(),
+            "SMTPUTF8".into(),
+            "PIPELINING".into(),
+            "ENHANCEDSTATUSCODES".into(),
+        ];
+        if self.limits.starttls && !self.tls {
+            lines.push("STARTTLS".into());
+        }
+        if !self.needs_tls() {
+            // The `AUTH=` form is for clients that predate RFC 4954 (old Outlook, printers).
+            lines.extend(["AUTH PLAIN LOGIN".into(), "AUTH=PLAIN LOGIN".into()]);
+        }
+        write_multiline(&mut self.out, 250, &lines);
         Step::Continue
     }
 
@@ -348,7 +443,9 @@ impl Session {
     fn handle_auth(&mut self, mechanism: u64, initial: &str) -> Step {
         let refusal = if !self.helo {
             Some(reply::HELLO_FIRST)
-        } else if self.submitter.is_some() {
+        } else if self.needs_tls() {
+            Some(reply::ENCRYPTION_REQUIRED)
+        } else if self.submitter.is_some() && !self.network_trusted {
             Some(reply::ALREADY_AUTHENTICATED)
         } else if self.envelope.is_some() {
             Some(reply::AUTH_IN_TRANSACTION)
@@ -439,10 +536,12 @@ impl Session {
 
     fn handle_mail(&mut self, from: MailFrom<String>) -> Reply {
         let Some(submitter) = &self.submitter else {
-            return if self.helo {
-                reply::AUTH_REQUIRED
-            } else {
+            return if !self.helo {
                 reply::HELLO_FIRST
+            } else if self.needs_tls() {
+                reply::STARTTLS_FIRST
+            } else {
+                reply::AUTH_REQUIRED
             };
         };
         if self.envelope.is_some() {
@@ -616,6 +715,19 @@ impl SaslStep {
 enum Drained {
     TooBig,
     Bdat,
+}
+
+/// Syntax and sequence errors (500–504, 555); refusals of what the client asked for are not.
+fn is_protocol_error(r: &Reply) -> bool {
+    matches!(r.code, 500..=504 | 555)
+}
+
+/// Writes `250-first`, …, `250 last`.
+fn write_multiline(out: &mut Vec<u8>, code: u16, lines: &[String]) {
+    for (i, line) in lines.iter().enumerate() {
+        let sep = if i + 1 == lines.len() { ' ' } else { '-' };
+        out.extend_from_slice(format!("{code}{sep}{line}\r\n").as_bytes());
+    }
 }
 
 fn sasl_error_reply(e: SaslError) -> Reply {

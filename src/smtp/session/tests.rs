@@ -12,6 +12,17 @@ fn limits() -> SessionLimits {
         max_recipients: 3,
         max_line_length: 512,
         max_auth_failures: 3,
+        max_errors: 20,
+        starttls: false,
+        tls_required_for_auth: false,
+    }
+}
+
+fn tls_limits() -> SessionLimits {
+    SessionLimits {
+        starttls: true,
+        tls_required_for_auth: true,
+        ..limits()
     }
 }
 
@@ -32,6 +43,8 @@ struct Harness {
     relayed: Vec<Submission>,
     verdict: Reply,
     closed: bool,
+    /// Bytes the client sent after STARTTLS in the same read (the driver drops them).
+    dropped_after_starttls: usize,
 }
 
 impl Harness {
@@ -48,6 +61,7 @@ impl Harness {
             relayed: Vec::new(),
             verdict: Reply::new(250, (2, 0, 0), "queued upstream"),
             closed: false,
+            dropped_after_starttls: 0,
         }
     }
 
@@ -73,6 +87,12 @@ impl Harness {
                 Action::Relay(sub) => {
                     self.relayed.push(*sub);
                     self.s.relay_finished(self.verdict.clone());
+                }
+                Action::StartTls => {
+                    self.dropped_after_starttls += rest.len();
+                    rest = &[];
+                    self.s.tls_started();
+                    break;
                 }
             }
         }
@@ -448,4 +468,102 @@ fn garbage_never_panics() {
         h.send(b"EHLO x\r\nAUTH PLAIN AGFsaWNlAHB3\r\n");
         let _ = h.send(&input);
     }
+}
+
+#[test]
+fn starttls_listener_hides_auth_until_tls() {
+    let mut h = Harness::with(tls_limits());
+    let ehlo = h.send(b"EHLO c\r\n");
+    assert!(
+        ehlo.contains("250-STARTTLS\r\n") || ehlo.ends_with("250 STARTTLS\r\n"),
+        "{ehlo}"
+    );
+    assert!(!ehlo.contains("AUTH"), "no AUTH before TLS: {ehlo}");
+    assert!(
+        h.send(b"AUTH PLAIN AGFsaWNlAHB3\r\n")
+            .starts_with("538 5.7.11")
+    );
+    let mail = h.send(b"MAIL FROM:<alice@example.com>\r\n");
+    assert!(
+        mail.starts_with("530 5.7.0 Must issue a STARTTLS"),
+        "{mail}"
+    );
+    let got = h.send(b"STARTTLS\r\nAUTH PLAIN AGFsaWNlAHB3\r\nMAIL FROM:<alice@example.com>\r\n");
+    assert_eq!(got, "220 2.0.0 Ready to start TLS\r\n");
+    assert!(
+        h.dropped_after_starttls > 0,
+        "pipelined clear text after STARTTLS is dropped"
+    );
+    assert!(h.s.submitter().is_none(), "nothing from before TLS counts");
+    assert!(
+        h.send(b"MAIL FROM:<alice@example.com>\r\n")
+            .starts_with("503 5.5.1 Send EHLO first")
+    );
+    let ehlo = h.send(b"EHLO c\r\n");
+    assert!(
+        ehlo.contains("AUTH PLAIN LOGIN") && !ehlo.contains("STARTTLS"),
+        "{ehlo}"
+    );
+    assert!(
+        h.send(b"STARTTLS\r\n")
+            .starts_with("503 5.5.1 TLS already active")
+    );
+    assert!(h.send(b"AUTH PLAIN AGFsaWNlAHB3\r\n").starts_with("235"));
+}
+
+#[test]
+fn starttls_needs_ehlo_and_a_tls_listener() {
+    let mut h = Harness::with(tls_limits());
+    assert!(
+        h.send(b"STARTTLS\r\n")
+            .starts_with("503 5.5.1 Send EHLO first")
+    );
+    let mut h = Harness::new();
+    h.send(b"EHLO c\r\n");
+    assert!(h.send(b"STARTTLS\r\n").starts_with("502"));
+}
+
+#[test]
+fn implicit_tls_session_advertises_auth() {
+    let mut s = Session::new(tls_limits());
+    s.set_tls();
+    let (_, _) = s.feed(b"EHLO c\r\n");
+    let out = String::from_utf8(std::mem::take(s.output())).unwrap();
+    assert!(
+        out.contains("AUTH PLAIN LOGIN") && !out.contains("STARTTLS"),
+        "{out}"
+    );
+}
+
+#[test]
+fn too_many_errors_close_the_connection() {
+    let mut h = Harness::with(SessionLimits {
+        max_errors: 3,
+        ..limits()
+    });
+    assert!(h.send(b"FOO\r\n").starts_with("500"));
+    assert!(h.send(b"RCPT TO:<a@b>\r\n").starts_with("503"));
+    let got = h.send(b"BAR\r\nNOOP\r\n");
+    assert!(
+        got.ends_with("421 4.7.0 Too many errors, closing connection\r\n"),
+        "{got}"
+    );
+    assert!(h.closed);
+}
+
+#[test]
+fn trusted_network_sends_without_auth_within_its_senders() {
+    let mut h = Harness::new();
+    h.s.trust_network(alice());
+    h.send(b"HELO printer\r\n");
+    assert!(
+        h.send(b"MAIL FROM:<other@evil.test>\r\n")
+            .starts_with("550 5.7.1")
+    );
+    let got = h.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<x@y.test>\r\nDATA\r\nhi\r\n.\r\n");
+    assert!(got.ends_with("250 2.0.0 queued upstream\r\n"), "{got}");
+    assert_eq!(h.relayed[0].submitter.user, "alice");
+    // A trusted device may still log in as someone else.
+    h.send(b"EHLO c\r\n");
+    assert!(h.send(b"AUTH PLAIN AGFsaWNlAHB3\r\n").starts_with("235"));
 }

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::auth::Users;
 use crate::config::{Account, Config, ConfigError};
@@ -21,11 +20,17 @@ use crate::oauth::client_credentials::ClientCredentials;
 use crate::oauth::{Observed, TokenCache};
 use crate::relay::{Relay, Route, Submit};
 use crate::smtp::conn::Services;
-use crate::smtp::listener::accept_loop;
-use crate::smtp::session::SessionLimits;
+use crate::smtp::guard::IpGuard;
 use crate::stats::Stats;
 use crate::swap::Swap;
 use crate::upstream::SmtpUpstream;
+
+mod listeners;
+mod signals;
+
+pub use listeners::{bind, tls_acceptor};
+pub use signals::termination_signal;
+use signals::{hangup_signals, next_hangup};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -34,10 +39,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error(
-        "refusing to listen on {0}: the listener has no TLS yet, so it only binds loopback addresses (127.0.0.1 or ::1)"
-    )]
-    NotLoopback(SocketAddr),
+    #[error("listener TLS: {0}")]
+    ListenerTls(String),
     #[error("account {account}: cannot set up TLS: {source}")]
     Tls {
         account: String,
@@ -81,16 +84,6 @@ pub fn build_route(
         upstream: Arc::new(upstream),
         stats,
     })
-}
-
-/// Binds a listener, refusing anything but loopback.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    if !addr.ip().is_loopback() {
-        return Err(StartError::NotLoopback(addr));
-    }
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })
 }
 
 /// A route and the cancellation of its background tasks (token refresh, expiry warnings).
@@ -218,6 +211,8 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
 /// A relay serving clients; stop it with [`Running::stop`].
 pub struct Running {
     pub smtp_addr: SocketAddr,
+    /// The implicit-TLS listener, if configured.
+    pub submissions_addr: Option<SocketAddr>,
     /// Where `/healthz`, `/readyz`, `/status` and `/metrics` answer, if enabled.
     pub health_addr: Option<SocketAddr>,
     pub daemon: Arc<Daemon>,
@@ -244,44 +239,67 @@ impl Running {
     }
 }
 
-/// Starts serving on an already bound SMTP listener (tests bind port 0 and pass it in). The
-/// health endpoint is bound here from `config.listen.health` unless `health` is given.
-pub async fn start(config: &Config, listener: TcpListener) -> Result<Running, StartError> {
+/// Starts serving on an already bound SMTP listener (tests bind port 0 and pass it in); the
+/// `submissions` and health listeners are bound here from the configuration.
+pub async fn start(config: &Config, smtp: TcpListener) -> Result<Running, StartError> {
     let health = match config.listen.health {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
-    start_with(config, listener, health)
+    let submissions = match config.listen.submissions {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let tls = tls_acceptor(config).await?;
+    start_with(
+        config,
+        listeners::Sockets {
+            smtp,
+            submissions,
+            health,
+        },
+        tls,
+    )
 }
 
-/// Like [`start`], with the health listener (if any) already bound.
+/// Like [`start`], with every socket already bound and the TLS acceptor (if any) built.
 pub fn start_with(
     config: &Config,
-    listener: TcpListener,
-    health: Option<TcpListener>,
+    sockets: listeners::Sockets,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<Running, StartError> {
     let stats = Arc::new(Stats::default());
     let shutdown = CancellationToken::new();
-    let smtp_addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen.smtp,
-        source,
-    })?;
+    let smtp_addr = sockets
+        .smtp
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: config.listen.smtp,
+            source,
+        })?;
     let daemon = Arc::new(assemble(config, stats.clone(), shutdown.clone())?);
-    let health_addr = health.as_ref().and_then(|h| h.local_addr().ok());
+    let health_addr = sockets.health.as_ref().and_then(|h| h.local_addr().ok());
+    let submissions_addr = sockets
+        .submissions
+        .as_ref()
+        .and_then(|h| h.local_addr().ok());
     // The health endpoint outlives the drain, so monitoring sees "not ready" until the end.
     let health_stop = CancellationToken::new();
-    if let Some(h) = health {
+    if let Some(h) = sockets.health {
         tokio::spawn(crate::health::serve(h, daemon.clone(), health_stop.clone()));
     }
     stats.listener.bound.store(true, Ordering::Relaxed);
-    let tasks = TaskTracker::new();
-    let (max, grace) = (
-        config.limits.max_connections,
-        config.timeouts.shutdown_grace,
+    let accepting = listeners::spawn(
+        config,
+        sockets.smtp,
+        sockets.submissions,
+        tls,
+        &daemon.services,
+        &shutdown,
     );
-    let services = daemon.services.clone();
+    let grace = config.timeouts.shutdown_grace;
     let task = tokio::spawn(async move {
-        accept_loop(listener, services, max, shutdown, tasks.clone()).await;
+        let tasks = accepting.await;
         stats.listener.bound.store(false, Ordering::Relaxed);
         tasks.close();
         if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
@@ -295,6 +313,7 @@ pub fn start_with(
     });
     Ok(Running {
         smtp_addr,
+        submissions_addr,
         health_addr,
         daemon,
         task,
@@ -311,9 +330,15 @@ fn assemble(
     let services = Arc::new(Services {
         users: Swap::new(Arc::new(Users::from_config(config))),
         relay: Swap::new(empty.clone() as Arc<dyn Submit>),
-        limits: session_limits(config),
         idle_timeout: config.timeouts.idle,
         auth_failure_delay: config.limits.auth_failure_delay,
+        session_lifetime: config.limits.session_lifetime,
+        min_data_rate: config.limits.min_data_rate,
+        guard: IpGuard::new(
+            config.limits.max_connections_per_ip,
+            config.limits.auth_failures_per_ip,
+            config.limits.auth_lockout,
+        ),
         stats: stats.clone(),
     });
     let mut routes = HashMap::new();
@@ -343,16 +368,6 @@ fn assemble(
         .unwrap_or_else(|e| e.into_inner())
         .accounts = config.accounts.clone();
     Ok(daemon)
-}
-
-fn session_limits(config: &Config) -> SessionLimits {
-    SessionLimits {
-        hostname: Arc::from(config.hostname.as_str()),
-        max_message_size: config.limits.max_message_size,
-        max_recipients: config.limits.max_recipients,
-        max_line_length: config.limits.max_line_length,
-        max_auth_failures: config.limits.max_auth_failures,
-    }
 }
 
 /// Where `run` reloads its configuration from on SIGHUP.
@@ -430,55 +445,5 @@ fn reload_from(daemon: &Daemon, source: Option<&ReloadSource>) {
             }
         }
         Err(e) => tracing::error!("reload refused, keeping the running configuration: {e}"),
-    }
-}
-
-#[cfg(unix)]
-type Hangups = Option<tokio::signal::unix::Signal>;
-#[cfg(not(unix))]
-type Hangups = Option<()>;
-
-/// Listens for SIGHUP from now on (registering once, so no signal is missed between reloads).
-fn hangup_signals() -> Hangups {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        signal(SignalKind::hangup()).ok()
-    }
-    #[cfg(not(unix))]
-    None
-}
-
-/// Completes on the next SIGHUP; never where there are none.
-async fn next_hangup(hangups: &mut Hangups) {
-    #[cfg(unix)]
-    if let Some(h) = hangups {
-        h.recv().await;
-        return;
-    }
-    let _ = hangups;
-    std::future::pending::<()>().await
-}
-
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-pub async fn termination_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
