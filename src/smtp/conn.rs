@@ -24,7 +24,7 @@ use crate::swap::Swap;
 
 /// Bytes read from the socket at a time; also the most unconsumed input held while the session
 /// waits for a password check or the upstream.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
 /// The period over which `min_data_rate` is measured.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 /// Longest a TLS handshake may take.

@@ -1,0 +1,137 @@
+//! Memory held by many idle client connections, measured on the release binary.
+//!
+//! `cargo build --release && cargo run --release --example idle -- 10000`
+//!
+//! Starts `target/release/xoauth-relay run` (limits raised so one address may hold them all),
+//! opens N connections that each read the greeting and then stay silent, and prints the
+//! relay's resident memory (from /proc, Linux) before, with all N open, and after they close.
+//! Both processes need N file descriptors (`ulimit -n`).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+struct Relay(Child);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let count: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000);
+    let Some(binary) = relay_binary() else {
+        eprintln!("target/release/xoauth-relay not found: run `cargo build --release` first");
+        std::process::exit(2);
+    };
+    let dir = std::env::temp_dir().join(format!("xoauth-relay-idle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("idle.toml");
+    std::fs::write(&config, config_text(count)).expect("write config");
+    let (relay, addr) = start(&binary, &config);
+    let pid = relay.0.id();
+    println!("xoauth-relay idle-connection benchmark, {count} connections, release binary");
+    let before = rss_kib(pid);
+    println!(
+        "relay RSS before:              {:>8.1} MiB",
+        before as f64 / 1024.0
+    );
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut stream = TcpStream::connect(&addr).await.expect("connect");
+        let mut greeting = [0u8; 64];
+        let n = stream.read(&mut greeting).await.expect("greeting");
+        assert!(
+            greeting[..n].starts_with(b"220 "),
+            "{:?}",
+            String::from_utf8_lossy(&greeting[..n])
+        );
+        held.push(stream);
+    }
+    let with = rss_kib(pid);
+    println!(
+        "relay RSS with {count} idle:  {:>8.1} MiB",
+        with as f64 / 1024.0
+    );
+    println!(
+        "per idle connection:           {:>8.1} KiB",
+        with.saturating_sub(before) as f64 / count as f64
+    );
+    drop(held);
+    // Let the relay notice the closed connections and free their tasks.
+    for _ in 0..200 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if open_sockets(pid) < 50 {
+            break;
+        }
+    }
+    println!(
+        "relay RSS after closing:       {:>8.1} MiB",
+        rss_kib(pid) as f64 / 1024.0
+    );
+    drop(relay);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn config_text(count: usize) -> String {
+    let max = count + 100;
+    format!(
+        "[listen]\nsmtp = \"127.0.0.1:0\"\nhealth = \"off\"\n\
+         [limits]\nmax_connections = {max}\nmax_connections_per_ip = {max}\n\n\
+         [[users]]\nname = \"u\"\npassword = \"p\"\naccount = \"a\"\n\n\
+         [accounts.a]\nmailbox = \"a@example.com\"\ntenant = \"example.com\"\n\
+         client_id = \"11111111-2222-3333-4444-555555555555\"\nclient_secret = \"x\"\n\
+         token_url = \"https://127.0.0.1:9/token\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = 9\n"
+    )
+}
+
+fn relay_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("xoauth-relay");
+    bin.exists().then_some(bin)
+}
+
+fn start(binary: &PathBuf, config: &PathBuf) -> (Relay, String) {
+    let mut child = Command::new(binary)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start relay");
+    let stderr = child.stderr.take().expect("stderr");
+    let relay = Relay(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("relay exited").expect("log");
+        if let Some(rest) = line.split("smtp=").nth(1) {
+            break rest.split_whitespace().next().expect("addr").to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (relay, addr)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
