@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Users;
-use crate::config::{Account, Config, ConfigError};
+use crate::config::{Account, Config};
 use crate::oauth::client_credentials::ClientCredentials;
 use crate::oauth::{Observed, TokenCache};
 use crate::relay::{Relay, Route, Submit};
@@ -371,6 +371,7 @@ fn assemble(
 }
 
 /// Where `run` reloads its configuration from on SIGHUP.
+#[derive(Clone)]
 pub struct ReloadSource {
     pub path: PathBuf,
     pub env: HashMap<String, String>,
@@ -406,7 +407,7 @@ pub async fn run(
             _ = &mut stop_signal => break,
             _ = next_hangup(&mut hangups) => {
                 crate::notify::reloading();
-                reload_from(&running.daemon, reload.as_ref());
+                reload_from(&running.daemon, reload.as_ref()).await;
                 crate::notify::ready();
             }
         }
@@ -419,16 +420,22 @@ pub async fn run(
 }
 
 /// Re-reads the configuration file; an invalid file leaves the running configuration alone.
-fn reload_from(daemon: &Daemon, source: Option<&ReloadSource>) {
-    let Some(source) = source else {
+async fn reload_from(daemon: &Daemon, source: Option<&ReloadSource>) {
+    let Some(source) = source.cloned() else {
         tracing::warn!("SIGHUP ignored: no configuration file to reload");
         return;
     };
     tracing::info!(config = %source.path.display(), "SIGHUP: reloading users and accounts");
-    let loaded: Result<Config, ConfigError> = crate::config::load(&source.path, &source.env);
+    // Reading files (secrets, CA bundles) blocks; keep it off the async threads.
+    let loaded =
+        tokio::task::spawn_blocking(move || crate::config::load(&source.path, &source.env)).await;
     let config = match loaded {
-        Ok(c) => c,
+        Ok(Ok(c)) => c,
         Err(e) => {
+            tracing::error!(error = %e, "reload failed");
+            return;
+        }
+        Ok(Err(e)) => {
             let problems = e.one_line();
             tracing::error!(%problems, "reload refused, keeping the running configuration");
             return;
