@@ -64,9 +64,9 @@ impl UpstreamError {
             | UpstreamError::Io { .. }
             | UpstreamError::Protocol { .. }
             | UpstreamError::Busy { .. } => Class::Transient,
-            UpstreamError::Tls(_) | UpstreamError::NoStartTls | UpstreamError::NoXoauth2 { .. } => {
-                Class::Misconfigured
-            }
+            UpstreamError::Tls { .. }
+            | UpstreamError::NoStartTls
+            | UpstreamError::NoXoauth2 { .. } => Class::Misconfigured,
             UpstreamError::AuthRejected { reply, .. } if reply.is_transient() => Class::Transient,
             UpstreamError::AuthRejected { .. } => Class::Misconfigured,
             UpstreamError::Rejected { reply, .. } if reply.is_transient() => Class::Transient,
@@ -164,7 +164,7 @@ fn transient_upstream(e: &UpstreamError) -> (Enhanced, String) {
                 format!("{what}: {}", short(reply)),
             )
         }
-        UpstreamError::Tls(_)
+        UpstreamError::Tls { .. }
         | UpstreamError::NoStartTls
         | UpstreamError::NoXoauth2 { .. }
         | UpstreamError::Unsupported(_) => (Enhanced(4, 3, 0), "upstream problem".into()),

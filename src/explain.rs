@@ -4,7 +4,7 @@
 
 use crate::error::RelayError;
 use crate::oauth::TokenError;
-use crate::upstream::{UpstreamError, UpstreamReply};
+use crate::upstream::{TlsFailure, UpstreamError, UpstreamReply};
 
 /// A known failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +121,13 @@ pub const TLS_FAILED: Explanation = x(
     "the SMTP server's certificate could not be verified",
     "If a TLS-inspecting proxy sits in between, add its CA certificate with ca_file; otherwise check smtp_host.",
 );
+pub const TLS_HANDSHAKE_FAILED: Explanation = x(
+    "tls-handshake-failed",
+    "the TLS handshake with the SMTP server failed",
+    "Microsoft 365 speaks TLS 1.2 and 1.3; whatever answered offered neither or broke off the \
+     handshake. Check smtp_host and smtp_port (smtp.office365.com, 587) and whether a proxy or \
+     firewall intercepts the connection; the log line has the TLS error.",
+);
 pub const NO_XOAUTH2: Explanation = x(
     "no-xoauth2",
     "the SMTP server does not offer XOAUTH2",
@@ -179,7 +186,14 @@ pub fn explain_upstream(error: &UpstreamError) -> Option<Explanation> {
             ..
         } => Some(UPSTREAM_UNREACHABLE),
         UpstreamError::NoStartTls => Some(NO_STARTTLS),
-        UpstreamError::Tls(_) => Some(TLS_FAILED),
+        UpstreamError::Tls {
+            failure: TlsFailure::Certificate,
+            ..
+        } => Some(TLS_FAILED),
+        UpstreamError::Tls {
+            failure: TlsFailure::Handshake,
+            ..
+        } => Some(TLS_HANDSHAKE_FAILED),
         UpstreamError::NoXoauth2 { .. } => Some(NO_XOAUTH2),
         UpstreamError::Busy { .. } => Some(BUSY),
         UpstreamError::Timeout { .. }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::oauth::OAuthError;
+use crate::upstream::TlsFailure;
 
 fn up(code: u16, e: (u8, u16, u16), text: &str) -> UpstreamReply {
     UpstreamReply {
@@ -237,9 +238,20 @@ fn reply_table() {
             "451 4.3.5 Relay misconfigured: the SMTP server did not offer STARTTLS",
         ),
         (
-            RelayError::Upstream(UpstreamError::Tls("UnknownIssuer".into())),
+            RelayError::Upstream(UpstreamError::Tls {
+                failure: TlsFailure::Certificate,
+                detail: "UnknownIssuer".into(),
+            }),
             Class::Misconfigured,
             "451 4.3.5 Relay misconfigured: the SMTP server's certificate",
+        ),
+        (
+            RelayError::Upstream(UpstreamError::Tls {
+                failure: TlsFailure::Handshake,
+                detail: "peer is incompatible: ServerDoesNotSupportTls12Or13".into(),
+            }),
+            Class::Misconfigured,
+            "451 4.3.5 Relay misconfigured: the TLS handshake with the SMTP server failed",
         ),
         (
             RelayError::Upstream(UpstreamError::NoXoauth2 {

@@ -1,5 +1,6 @@
-//! A throw-away certificate authority and a `localhost`/`127.0.0.1` server certificate, made with
-//! rcgen at run time, so the fakes can speak real TLS without any file on disk.
+//! A throw-away certificate authority and a `localhost`/`127.0.0.1` server certificate (or one
+//! for other names), made with rcgen at run time, so the fakes can speak real TLS without any
+//! file on disk.
 
 use std::sync::Arc;
 
@@ -37,9 +38,16 @@ pub struct TestPki {
 impl TestPki {
     /// Generates the CA and the server certificate (ECDSA P-256, valid from 1975 to 4096).
     pub fn new() -> Result<Self, PkiError> {
+        Self::for_names(&SERVER_NAMES)
+    }
+
+    /// Like [`TestPki::new`], with a server certificate valid only for `names`: DNS names, or
+    /// IP addresses (a name that parses as one becomes an IP address entry). For the "wrong
+    /// host name" cases, e.g. `TestPki::for_names(&["mail.other.example"])`.
+    pub fn for_names(names: &[&str]) -> Result<Self, PkiError> {
         let ca = CertifiedIssuer::self_signed(ca_params()?, KeyPair::generate()?)?;
         let server_key = KeyPair::generate()?;
-        let server_cert = server_params()?.signed_by(&server_key, &ca)?;
+        let server_cert = server_params(names)?.signed_by(&server_key, &ca)?;
         let chain = vec![server_cert.der().clone(), ca.der().clone()];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der()));
         let server = ServerConfig::builder_with_provider(ring_provider())
@@ -99,8 +107,8 @@ fn ca_params() -> Result<CertificateParams, rcgen::Error> {
     Ok(params)
 }
 
-fn server_params() -> Result<CertificateParams, rcgen::Error> {
-    let names: Vec<String> = SERVER_NAMES.iter().map(|s| s.to_string()).collect();
+fn server_params(names: &[&str]) -> Result<CertificateParams, rcgen::Error> {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let mut params = CertificateParams::new(names)?;
     params
         .distinguished_name

@@ -45,8 +45,8 @@ pub enum UpstreamError {
     Timeout { phase: Phase, after: Duration },
     #[error("connection failed during {phase}: {detail}")]
     Io { phase: Phase, detail: String },
-    #[error("TLS with the upstream failed: {0}")]
-    Tls(String),
+    #[error("TLS with the upstream failed: {detail}")]
+    Tls { failure: TlsFailure, detail: String },
     #[error("the upstream did not offer STARTTLS; refusing to send credentials in clear text")]
     NoStartTls,
     #[error("the upstream does not offer AUTH XOAUTH2 (it offers: {offered})")]
@@ -68,6 +68,30 @@ pub enum UpstreamError {
     Busy { slots: usize, waited: Duration },
     #[error("unexpected answer during {phase}: {detail}")]
     Protocol { phase: Phase, detail: String },
+}
+
+/// Which part of the TLS set-up failed: the operator's fix differs (trust a CA, or find out
+/// what is answering on the SMTP port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The server's certificate did not verify: unknown issuer, wrong name, expired, ...
+    Certificate,
+    /// Anything else: no TLS version or cipher suite in common (a server older than TLS 1.2),
+    /// a malformed handshake, a host name that cannot be used for TLS.
+    Handshake,
+}
+
+impl TlsFailure {
+    /// Classifies the error rustls returned from the handshake.
+    pub fn of(error: &rustls::Error) -> Self {
+        use rustls::Error as E;
+        match error {
+            E::InvalidCertificate(_)
+            | E::NoCertificatesPresented
+            | E::InvalidCertRevocationList(_) => TlsFailure::Certificate,
+            _ => TlsFailure::Handshake,
+        }
+    }
 }
 
 fn challenge_note(challenge: &Option<String>) -> String {
@@ -93,8 +117,14 @@ impl UpstreamError {
                 phase,
                 detail: io.to_string(),
             },
-            E::Tls(tls) => UpstreamError::Tls(tls.to_string()),
-            E::InvalidTLSName => UpstreamError::Tls("the host name is not valid for TLS".into()),
+            E::Tls(tls) => UpstreamError::Tls {
+                failure: TlsFailure::of(&tls),
+                detail: tls.to_string(),
+            },
+            E::InvalidTLSName => UpstreamError::Tls {
+                failure: TlsFailure::Handshake,
+                detail: "the host name is not valid for TLS".into(),
+            },
             E::Timeout => UpstreamError::Timeout { phase, after },
             E::MissingStartTls => UpstreamError::NoStartTls,
             E::UnexpectedReply(reply) => UpstreamError::Rejected {

@@ -14,7 +14,7 @@ use crate::smtp::reply::{Enhanced, sanitize};
 use crate::smtp::session::Envelope;
 
 pub use client::SmtpUpstream;
-pub use error::{Phase, UpstreamError};
+pub use error::{Phase, TlsFailure, UpstreamError};
 
 /// A reply from the upstream server, as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
