@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::BoxFuture;
 use crate::config::Account;
 use crate::error::{Class, RelayError, reply_for};
-use crate::explain::{Explanation, explain};
+use crate::explain::{Explanation, TOKEN_REJECTED, explain, explain_reply};
 use crate::oauth::TokenCache;
 use crate::smtp::reply::Reply;
 use crate::smtp::session::Submission;
@@ -76,7 +76,7 @@ impl Relay {
             .await;
         match first {
             Err(UpstreamError::AuthRejected { reply, .. })
-                if !issued.fresh && !reply.is_transient() =>
+                if !issued.fresh && token_may_be_stale(&reply) =>
             {
                 tracing::info!(account = %account, upstream = %reply, "cached token refused; fetching a new one and retrying once");
                 route.tokens.invalidate(&issued.token).await;
@@ -165,6 +165,12 @@ impl Relay {
             .unwrap_or_else(|e| e.into_inner())
             .remove(account);
     }
+}
+
+/// A refusal a new token may cure: a permanent one that is about the token (`535 5.7.3` or an
+/// unexplained 535), not "SMTP AUTH is disabled" (5.7.139), which no token changes.
+fn token_may_be_stale(reply: &crate::upstream::UpstreamReply) -> bool {
+    !reply.is_transient() && explain_reply(reply).is_none_or(|x| x == TOKEN_REJECTED)
 }
 
 /// Counts the outcome in the account's statistics.

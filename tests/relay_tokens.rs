@@ -224,3 +224,27 @@ async fn hanging_token_endpoint_times_out_with_a_temporary_reply() {
         .await
         .expect_code(250);
 }
+
+#[tokio::test]
+async fn smtp_auth_disabled_is_not_retried_with_a_new_token() {
+    let w = World::start().await;
+    let mut c = w.logged_in().await;
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "1"))
+        .await
+        .expect_code(250);
+    w.upstream.script(|s| {
+        s.auth_reply = Some(
+            "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.".into(),
+        )
+    });
+    let r = c
+        .send_mail(MAILBOX, &["a@example.net"], &message("a", "2"))
+        .await;
+    r.expect_start("451 4.3.5 Relay misconfigured: SMTP AUTH is disabled");
+    assert_eq!(
+        w.tokens.calls(),
+        1,
+        "no token request: a new token cannot help"
+    );
+    assert_eq!(w.upstream.auth_attempts(), 2);
+}

@@ -76,6 +76,10 @@ fn limits(flags: u8) -> SessionLimits {
         max_recipients: if flags & 4 == 0 { 1 } else { 3 },
         max_line_length: 512,
         max_auth_failures: 3,
+        max_errors: 20,
+        // Half the inputs run against a STARTTLS listener that requires TLS for AUTH.
+        starttls: flags & 8 != 0,
+        tls_required_for_auth: flags & 8 != 0,
     }
 }
 
@@ -131,9 +135,23 @@ impl Driver {
                     return true;
                 }
                 Action::Close => {
-                    // Only QUIT closes from input: a bye, not a silent hang-up.
-                    assert!(last_line(&out).starts_with(b"221 "), "close {out:?}");
+                    // Input closes only with QUIT (221) or too many errors (421): a reply,
+                    // never a silent hang-up.
+                    let last = last_line(&out);
+                    assert!(
+                        last.starts_with(b"221 ") || last.starts_with(b"421 "),
+                        "close {out:?}"
+                    );
                     false
+                }
+                Action::StartTls => {
+                    assert!(self.limits.starttls, "STARTTLS on a listener without TLS");
+                    assert!(last_line(&out).starts_with(b"220 "), "starttls {out:?}");
+                    // The driver drops what was pipelined after STARTTLS, then the handshake.
+                    rest = &[];
+                    self.session.tls_started();
+                    self.authenticated = false;
+                    true
                 }
                 Action::Authenticate(_) => self.authenticate(),
                 Action::Relay(message) => {
