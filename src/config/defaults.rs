@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Loopback only: the listener has no TLS yet, so passwords must not cross a network.
+/// Loopback by default: a network address needs TLS and a decision by the operator.
 pub const DEFAULT_SMTP_LISTEN: &str = "127.0.0.1:2525";
 /// Loopback only: `/status` tells anyone who can reach it which mailboxes exist.
 pub const DEFAULT_HEALTH_LISTEN: &str = "127.0.0.1:8025";
