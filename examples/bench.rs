@@ -8,13 +8,14 @@
 //! to the upstream for every message, because the relay opens one upstream session per message).
 //! Optional arguments: `logins messages concurrency` (default 2000 1000 3).
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use base64::Engine;
+use common::{relay_binary, rss_kib, start};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
 use tokio::net::TcpStream;
 use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, TestPki, init_crypto};
@@ -24,15 +25,6 @@ const PASSWORD: &str = "bench-password";
 const MAILBOX: &str = "sender@contoso.example";
 const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 const SECRET: &str = "bench-secret";
-
-struct Relay(Child);
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::main]
 async fn main() {
@@ -65,7 +57,10 @@ async fn main() {
         cpu_note(),
         binary.display()
     );
-    println!("idle RSS after start:            {:>8.1} MiB", rss_mib(pid));
+    println!(
+        "idle RSS after start:            {:>8.1} MiB",
+        rss_kib(pid) as f64 / 1024.0
+    );
 
     let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
     run_clients(addr, logins, 8, false).await;
@@ -112,17 +107,10 @@ async fn main() {
     println!("relay CPU over the whole run:     user {user:.2} s, kernel {system:.2} s");
     println!(
         "RSS after load:                   {:>8.1} MiB",
-        rss_mib(pid)
+        rss_kib(pid) as f64 / 1024.0
     );
     drop(relay);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn relay_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let release = exe.parent()?.parent()?;
-    let bin = release.join("xoauth-relay");
-    bin.exists().then_some(bin)
 }
 
 fn write_config(
@@ -144,33 +132,6 @@ fn write_config(
     let path = dir.join("bench.toml");
     std::fs::write(&path, text).expect("write config");
     path
-}
-
-/// Starts the relay and reads its listening address from the log.
-fn start(binary: &Path, config: &Path) -> (Relay, SocketAddr) {
-    let mut child = Command::new(binary)
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start relay");
-    let stderr = child.stderr.take().expect("stderr");
-    let relay = Relay(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("relay exited").expect("read log");
-        if let Some(rest) = line.split("smtp=").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("addr")
-                .parse()
-                .expect("socket addr");
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (relay, addr)
 }
 
 /// `total` client sessions, `parallel` at a time; with `send`, each sends one message.
@@ -293,16 +254,6 @@ fn cpu_split(pid: u32) -> (f64, f64) {
         [user, system] => (user / 100.0, system / 100.0),
         _ => (0.0, 0.0),
     }
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
 }
 
 fn cpu_note() -> String {

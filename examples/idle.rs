@@ -7,21 +7,11 @@
 //! relay's resident memory (from /proc, Linux) before, with all N open, and after they close.
 //! Both processes need N file descriptors (`ulimit -n`).
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
 
+use common::{relay_binary, rss_kib, start};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-
-struct Relay(Child);
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::main]
 async fn main() {
@@ -47,7 +37,7 @@ async fn main() {
     );
     let mut held = Vec::with_capacity(count);
     for _ in 0..count {
-        let mut stream = TcpStream::connect(&addr).await.expect("connect");
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
         let mut greeting = [0u8; 64];
         let n = stream.read(&mut greeting).await.expect("greeting");
         assert!(
@@ -92,42 +82,6 @@ fn config_text(count: usize) -> String {
          client_id = \"11111111-2222-3333-4444-555555555555\"\nclient_secret = \"x\"\n\
          token_url = \"https://127.0.0.1:9/token\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = 9\n"
     )
-}
-
-fn relay_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let bin = exe.parent()?.parent()?.join("xoauth-relay");
-    bin.exists().then_some(bin)
-}
-
-fn start(binary: &PathBuf, config: &PathBuf) -> (Relay, String) {
-    let mut child = Command::new(binary)
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start relay");
-    let stderr = child.stderr.take().expect("stderr");
-    let relay = Relay(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("relay exited").expect("log");
-        if let Some(rest) = line.split("smtp=").nth(1) {
-            break rest.split_whitespace().next().expect("addr").to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (relay, addr)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
 }
 
 fn open_sockets(pid: u32) -> usize {

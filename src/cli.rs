@@ -82,41 +82,47 @@ pub fn main() -> ExitCode {
         }
     };
     crate::tls::install_crypto_provider();
-    if let Err(e) = crate::logging::init(cli.log_format, cli.log_level.as_deref(), &process_env()) {
+    let env = process_env();
+    if let Err(e) = crate::logging::init(cli.log_format, cli.log_level.as_deref(), &env) {
         eprintln!("xoauth-relay: {e}");
         return ExitCode::from(EX_USAGE);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("xoauth-relay: cannot start the async runtime: {e}");
-            return ExitCode::from(EX_OSERR);
-        }
-    };
-    runtime.block_on(dispatch(cli.command))
-}
-
-async fn dispatch(command: Command) -> ExitCode {
-    match command {
-        Command::Run { config } => run(config).await,
-        Command::Check { config, send_to } => check(config, send_to).await,
+    // Commands that read files or the terminal do it here, before any async task runs.
+    match cli.command {
         Command::HashPassword => hash_password(),
-        Command::Demo { once, listen } => demo(once, listen).await,
         Command::Service(args) => crate::service::run(args),
+        Command::Run { config } => match load_config_from(config, env) {
+            Ok((config, source)) => block_on(run(config, source)),
+            Err(code) => code,
+        },
+        Command::Check { config, send_to } => match load_config_from(config, env) {
+            Ok((config, _)) => block_on(check(config, send_to)),
+            Err(code) => code,
+        },
+        Command::Demo { once, listen } => block_on(demo(once, listen)),
     }
 }
 
-/// Loads the configuration the way every command does, printing problems on failure.
-pub fn load_config(cli_path: Option<PathBuf>) -> Result<Config, ExitCode> {
-    load_config_from(cli_path).map(|(config, _)| config)
+/// Runs `command` on a multi-threaded tokio runtime.
+fn block_on(command: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(command),
+        Err(e) => {
+            eprintln!("xoauth-relay: cannot start the async runtime: {e}");
+            ExitCode::from(EX_OSERR)
+        }
+    }
 }
 
-/// Loads the configuration and says where it came from (for reloading it later).
-fn load_config_from(cli_path: Option<PathBuf>) -> Result<(Config, ReloadSource), ExitCode> {
-    let env = process_env();
+/// Loads the configuration and says where it came from (for reloading it later), printing
+/// problems on failure.
+fn load_config_from(
+    cli_path: Option<PathBuf>,
+    env: HashMap<String, String>,
+) -> Result<(Config, ReloadSource), ExitCode> {
     let loaded = config::resolve_path(cli_path.as_deref(), &env).and_then(|path| {
         tracing::info!(config = %path.display(), "loading configuration");
         let config = config::load(&path, &env)?;
@@ -140,11 +146,7 @@ fn process_env() -> HashMap<String, String> {
         .collect()
 }
 
-async fn run(path: Option<PathBuf>) -> ExitCode {
-    let (config, source) = match load_config_from(path) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
+async fn run(config: Config, source: ReloadSource) -> ExitCode {
     match daemon::run(config, Some(source), daemon::termination_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -162,11 +164,7 @@ fn start_error_code(e: &StartError) -> u8 {
     }
 }
 
-async fn check(path: Option<PathBuf>, send_to: Option<String>) -> ExitCode {
-    let config = match load_config(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+async fn check(config: Config, send_to: Option<String>) -> ExitCode {
     let mut out = std::io::stdout();
     if crate::check::run(&config, send_to.as_deref(), &mut out).await {
         ExitCode::SUCCESS

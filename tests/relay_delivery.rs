@@ -192,21 +192,7 @@ async fn never_more_upstream_connections_than_the_account_allows() {
     })
     .await;
     w.upstream.script(|s| s.max_concurrent_sessions = Some(2));
-    let mut tasks = Vec::new();
-    for i in 0..8 {
-        let addr = w.addr();
-        tasks.push(tokio::spawn(async move {
-            let mut c = Client::connect(addr).await;
-            c.ehlo().await;
-            c.auth_plain(USER, PASSWORD).await.expect_code(235);
-            c.send_mail(MAILBOX, &[&format!("r{i}@example.net")], &message("r", "s"))
-                .await
-                .code
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 250);
-    }
+    assert_eq!(w.send_concurrently(8).await, vec![250; 8]);
     assert_eq!(w.upstream.messages().len(), 8);
     assert!(
         w.upstream.max_concurrent() <= 2,

@@ -11,21 +11,7 @@ use xoauth_relay::testkit::TokenMode;
 #[tokio::test]
 async fn many_sessions_at_once_cause_one_token_request() {
     let w = World::start().await;
-    let mut tasks = Vec::new();
-    for i in 0..20 {
-        let addr = w.addr();
-        tasks.push(tokio::spawn(async move {
-            let mut c = Client::connect(addr).await;
-            c.ehlo().await;
-            c.auth_plain(USER, PASSWORD).await.expect_code(235);
-            c.send_mail(MAILBOX, &[&format!("r{i}@example.net")], &message("r", "s"))
-                .await
-                .code
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 250);
-    }
+    assert_eq!(w.send_concurrently(20).await, vec![250; 20]);
     assert_eq!(w.tokens.calls(), 1, "single flight");
     let req = w.tokens.last_request().unwrap();
     assert_eq!(req.client_id, CLIENT_ID);

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 use xoauth_relay::auth::Submitter;
 use xoauth_relay::config::SenderRule;
-use xoauth_relay::smtp::reply::Reply;
+use xoauth_relay::smtp::reply::{self, Reply};
 use xoauth_relay::smtp::session::{Action, Session, SessionLimits, Submission};
 
 /// Message size limits to choose from; small ones so the fuzzer reaches the limit paths.
@@ -217,7 +217,7 @@ impl Driver {
         let action = if self.session.is_idle() {
             self.session.shutdown()
         } else {
-            self.session.idle_timeout()
+            self.session.abort(reply::IDLE_TIMEOUT)
         };
         assert!(matches!(action, Action::Close));
         let out = self.take_output();

@@ -3,7 +3,7 @@
 //! users and accounts on request, and stops everything in order. The only module that names
 //! the concrete implementations.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -148,7 +148,7 @@ impl Daemon {
             if let Some(old) = routes.remove(&name) {
                 old.tasks.cancel();
             }
-            next.insert(name, self.launch(route));
+            next.insert(name, launch(route, &self.shutdown));
         }
         for name in new.accounts.keys() {
             if let Some(kept) = routes.remove(name) {
@@ -171,15 +171,6 @@ impl Daemon {
         current.accounts = new.accounts;
         current.warnings = new.warnings;
         Ok(summary)
-    }
-
-    /// Starts the background tasks of a route.
-    fn launch(&self, route: Route) -> Live {
-        let route = Arc::new(route);
-        let tasks = self.shutdown.child_token();
-        tokio::spawn(route.tokens.clone().keep_fresh(tasks.clone()));
-        tokio::spawn(crate::expiry::watch(route.account.clone(), tasks.clone()));
-        Live { route, tasks }
     }
 }
 
@@ -231,11 +222,6 @@ impl Running {
         self.daemon.stats.draining.store(true, Ordering::Relaxed);
         self.daemon.shutdown.cancel();
         let _ = self.task.await;
-    }
-
-    /// A token that stops the relay when cancelled.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.daemon.shutdown.clone()
     }
 }
 
@@ -326,10 +312,20 @@ fn assemble(
     stats: Arc<Stats>,
     shutdown: CancellationToken,
 ) -> Result<Daemon, StartError> {
-    let empty = Arc::new(Relay::new(Vec::new()));
+    // Build every route before starting any background task, so a failure leaves none behind.
+    let built = config
+        .accounts
+        .iter()
+        .map(|(name, account)| Ok((name.clone(), build_route(config, account.clone(), &stats)?)))
+        .collect::<Result<Vec<_>, StartError>>()?;
+    let routes: HashMap<String, Live> = built
+        .into_iter()
+        .map(|(name, route)| (name, launch(route, &shutdown)))
+        .collect();
+    let relay = Arc::new(Relay::new(routes.values().map(|r| r.route.clone())));
     let services = Arc::new(Services {
         users: Swap::new(Arc::new(Users::from_config(config))),
-        relay: Swap::new(empty.clone() as Arc<dyn Submit>),
+        relay: Swap::new(relay.clone() as Arc<dyn Submit>),
         idle_timeout: config.timeouts.idle,
         auth_failure_delay: config.limits.auth_failure_delay,
         session_lifetime: config.limits.session_lifetime,
@@ -341,33 +337,24 @@ fn assemble(
         ),
         stats: stats.clone(),
     });
-    let mut routes = HashMap::new();
-    let daemon_config = Config {
-        accounts: BTreeMap::new(),
-        ..config.clone()
-    };
-    let daemon = Daemon {
+    Ok(Daemon {
         stats,
-        relay: Swap::new(empty),
+        relay: Swap::new(relay),
         services,
-        config: Mutex::new(daemon_config),
-        routes: Mutex::new(HashMap::new()),
+        config: Mutex::new(config.clone()),
+        routes: Mutex::new(routes),
         shutdown,
-    };
-    for (name, account) in &config.accounts {
-        let route = build_route(config, account.clone(), &daemon.stats)?;
-        routes.insert(name.clone(), daemon.launch(route));
-    }
-    let relay = Arc::new(Relay::new(routes.values().map(|r| r.route.clone())));
-    daemon.relay.store(relay.clone());
-    daemon.services.relay.store(relay);
-    *daemon.routes.lock().unwrap_or_else(|e| e.into_inner()) = routes;
-    daemon
-        .config
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .accounts = config.accounts.clone();
-    Ok(daemon)
+    })
+}
+
+/// Starts the background tasks of a route (token refresh, secret-expiry warnings); they stop
+/// with `shutdown` or when the route is replaced.
+fn launch(route: Route, shutdown: &CancellationToken) -> Live {
+    let route = Arc::new(route);
+    let tasks = shutdown.child_token();
+    tokio::spawn(route.tokens.clone().keep_fresh(tasks.clone()));
+    tokio::spawn(crate::expiry::watch(route.account.clone(), tasks.clone()));
+    Live { route, tasks }
 }
 
 /// Where `run` reloads its configuration from on SIGHUP.

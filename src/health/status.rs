@@ -86,6 +86,7 @@ pub fn document(daemon: &Daemon) -> Value {
             "connections_now": l.connections_now.load(Ordering::Relaxed),
             "connections_total": l.connections_total.load(Ordering::Relaxed),
             "connections_refused": l.connections_refused.load(Ordering::Relaxed),
+            "rejected_before_login": stats.rejected_unauthenticated.load(Ordering::Relaxed),
         },
         "auth_failures": stats.auth_failures.load(Ordering::Relaxed),
         "accounts": accounts,

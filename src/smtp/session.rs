@@ -74,16 +74,6 @@ pub struct Submission {
 }
 
 impl Submission {
-    pub fn new(submitter: Arc<Submitter>, envelope: Envelope, body: Vec<u8>) -> Self {
-        let mut data = DATA_PRIMER.to_vec();
-        data.extend_from_slice(&body);
-        Self {
-            submitter,
-            envelope,
-            data,
-        }
-    }
-
     /// The message exactly as the client sent it (dot-stuffing undone, final CRLF kept).
     pub fn body(&self) -> &[u8] {
         &self.data[DATA_PRIMER.len()..]
@@ -264,11 +254,6 @@ impl Session {
     pub fn relay_finished(&mut self, verdict: Reply) {
         self.reply(verdict);
         self.mode = Mode::Command;
-    }
-
-    /// The client was silent too long.
-    pub fn idle_timeout(&mut self) -> Action {
-        self.close_with(reply::IDLE_TIMEOUT)
     }
 
     /// Ends the session with `reply` (a deadline passed, the address was locked out).

@@ -90,6 +90,29 @@ impl World {
         Client::connect(self.addr()).await
     }
 
+    /// `n` clients at once, each logging in and sending one message; their final replies.
+    pub async fn send_concurrently(&self, n: usize) -> Vec<u16> {
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let addr = self.addr();
+                tokio::spawn(async move {
+                    let mut c = Client::connect(addr).await;
+                    c.ehlo().await;
+                    c.auth_plain(USER, PASSWORD).await.expect_code(235);
+                    let rcpt = format!("r{i}@example.net");
+                    c.send_mail(MAILBOX, &[&rcpt], &message("r", "s"))
+                        .await
+                        .code
+                })
+            })
+            .collect();
+        let mut codes = Vec::with_capacity(n);
+        for t in tasks {
+            codes.push(t.await.expect("client task"));
+        }
+        codes
+    }
+
     /// A connected client that said EHLO and logged in.
     pub async fn logged_in(&self) -> Client {
         let mut c = self.client().await;

@@ -434,7 +434,7 @@ fn bdat_payload_is_swallowed() {
 fn idle_and_shutdown_close_politely() {
     let mut h = Harness::new();
     assert!(h.s.is_idle());
-    assert!(matches!(h.s.idle_timeout(), Action::Close));
+    assert!(matches!(h.s.abort(reply::IDLE_TIMEOUT), Action::Close));
     assert_eq!(
         h.s.output().as_slice(),
         b"421 4.4.2 Idle timeout, closing connection\r\n"

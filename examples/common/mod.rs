@@ -1,0 +1,58 @@
+//! What the benchmark examples share: the release binary started as a child process, its
+//! listening address read from the log, and its resident memory read from /proc (Linux).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The relay process; killed when dropped.
+pub struct Relay(pub Child);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `target/release/xoauth-relay`, next to `target/release/examples/`.
+pub fn relay_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("xoauth-relay");
+    bin.exists().then_some(bin)
+}
+
+/// Starts `xoauth-relay run --config <config>` and waits for its "listening" line.
+pub fn start(binary: &Path, config: &Path) -> (Relay, SocketAddr) {
+    let mut child = Command::new(binary)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start relay");
+    let stderr = child.stderr.take().expect("stderr");
+    let relay = Relay(child);
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("relay exited").expect("read log");
+        if let Some(rest) = line.split("smtp=").nth(1) {
+            let addr = rest.split_whitespace().next().expect("addr");
+            break addr.parse().expect("socket addr");
+        }
+    };
+    // Keep draining the log so the relay never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (relay, addr)
+}
+
+/// Resident memory of `pid` in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
