@@ -4,6 +4,7 @@
 //! payload or message body.
 
 use std::collections::HashMap;
+use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
@@ -57,9 +58,63 @@ pub fn init(
     Ok(())
 }
 
+/// Longest value from a client written into a log line, in characters; the rest is cut.
+pub const MAX_LOGGED: usize = 128;
+
+/// A value that came from a client (a user name, an address, a host name), for a log line:
+/// control and other non-printing characters are escaped the way Rust writes them (`\n`,
+/// `\u{1b}`, and `\\` for a backslash), and at most [`MAX_LOGGED`] characters are shown. No
+/// client can then end a log line early, forge one, or send escape sequences to a terminal, in
+/// the text format as in JSON.
+pub struct Untrusted<'a>(pub &'a str);
+
+impl fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, c) in self.0.chars().enumerate() {
+            if i == MAX_LOGGED {
+                return f.write_str("...");
+            }
+            match c {
+                '"' | '\'' => f.write_char(c)?,
+                _ => write!(f, "{}", c.escape_debug())?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Untrusted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn untrusted_values_cannot_break_a_log_line() {
+        let shown = |s: &str| Untrusted(s).to_string();
+        assert_eq!(shown("relay@contoso.example"), "relay@contoso.example");
+        assert_eq!(
+            shown("x\n2026-12-01T00:00:00Z  INFO forged"),
+            "x\\n2026-12-01T00:00:00Z  INFO forged"
+        );
+        assert_eq!(shown("a\x1b[31mred\r\0"), "a\\u{1b}[31mred\\r\\0");
+        assert_eq!(
+            shown("back\\slash \"q\" j\u{f6}rg"),
+            "back\\\\slash \"q\" j\u{f6}rg"
+        );
+        assert_eq!(
+            shown("\u{202e}evil"),
+            "\\u{202e}evil",
+            "bidi override is escaped"
+        );
+        let long = shown(&"a".repeat(1000));
+        assert_eq!(long.len(), MAX_LOGGED + 3);
+        assert!(!shown(&"\n".repeat(1000)).contains('\n'));
+    }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

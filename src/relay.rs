@@ -13,6 +13,7 @@ use crate::BoxFuture;
 use crate::config::Account;
 use crate::error::{Class, RelayError, reply_for};
 use crate::explain::{Explanation, TOKEN_REJECTED, explain, explain_reply};
+use crate::logging::Untrusted;
 use crate::oauth::TokenCache;
 use crate::smtp::reply::Reply;
 use crate::smtp::session::Submission;
@@ -123,14 +124,14 @@ impl Relay {
         match result {
             Ok(d) => {
                 self.forget(&who.account);
-                tracing::info!(user = %who.user, mailbox, sender = %sender, rcpts, size, upstream = %d.reply, ms, "message delivered");
+                tracing::info!(user = %who.user, mailbox, sender = %Untrusted(sender), rcpts, size, upstream = %d.reply, ms, "message delivered");
             }
             Err(e) => {
                 let level_error = e.class() == Class::Misconfigured;
                 if level_error {
-                    tracing::error!(user = %who.user, mailbox, sender = %sender, rcpts, size, error = %e, reply = %reply, ms, "message not delivered");
+                    tracing::error!(user = %who.user, mailbox, sender = %Untrusted(sender), rcpts, size, error = %e, reply = %reply, ms, "message not delivered");
                 } else {
-                    tracing::warn!(user = %who.user, mailbox, sender = %sender, rcpts, size, error = %e, reply = %reply, ms, "message not delivered");
+                    tracing::warn!(user = %who.user, mailbox, sender = %Untrusted(sender), rcpts, size, error = %e, reply = %reply, ms, "message not delivered");
                 }
                 if let Some(x) = explain(e) {
                     self.explain_once(&who.account, mailbox, x);

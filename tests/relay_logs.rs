@@ -34,6 +34,7 @@ async fn log_explains_failures_and_never_leaks_secrets() {
     known_failures_are_explained_once(&log, &mut secrets).await;
     success_paths(&mut secrets).await;
     local_auth_failures(&mut secrets).await;
+    client_text_cannot_forge_log_lines(&log, &mut secrets).await;
     token_endpoint_failures(&mut secrets).await;
     upstream_failures(&mut secrets).await;
     refused_cached_token_is_replaced(&mut secrets).await;
@@ -100,6 +101,34 @@ async fn local_auth_failures(secrets: &mut Secrets) {
         .await
         .expect_code(235);
     secrets.add_tokens(&w);
+}
+
+/// A user name with a line break and terminal escapes is logged escaped: no forged line, no
+/// raw control byte anywhere in the log.
+async fn client_text_cannot_forge_log_lines(log: &LogCapture, secrets: &mut Secrets) {
+    let w = World::start().await;
+    let forged = "x\n2026-12-01T00:00:00.000000Z  INFO FORGED-LINE user=admin\x1b[2K\r";
+    let mut c = w.client().await;
+    c.ehlo().await;
+    plain(&mut c, forged, WRONG_PLAIN, secrets)
+        .await
+        .expect_code(535);
+    login(&mut c, forged, WRONG_LOGIN, secrets)
+        .await
+        .expect_code(535);
+    let text = log.text();
+    assert!(text.contains("FORGED-LINE"), "the attempt is logged");
+    for line in text.lines() {
+        assert!(
+            !line.trim_start().starts_with("2026-12-01T00:00:00.000000Z"),
+            "forged: {line}"
+        );
+    }
+    let raw = text
+        .bytes()
+        .filter(|b| b.is_ascii_control() && *b != b'\n')
+        .count();
+    assert_eq!(raw, 0, "raw control bytes in the log");
 }
 
 /// The token endpoint refuses the secret, fails, or answers garbage; the relay fetches at

@@ -18,6 +18,7 @@ use super::sasl::Credentials;
 use super::session::{Action, Session, SessionLimits};
 use super::stream::Stream;
 use crate::auth::{Submitter, Users, failure_delay};
+use crate::logging::Untrusted;
 use crate::relay::Submit;
 use crate::stats::{Outcome, Stats};
 use crate::swap::Swap;
@@ -258,7 +259,7 @@ impl Conn {
         let guard = &self.services.guard;
         if result.is_some() {
             guard.auth_succeeded(self.peer.ip());
-            tracing::debug!(peer = %self.peer, user = %username, "authenticated");
+            tracing::debug!(peer = %self.peer, user = %Untrusted(&username), "authenticated");
             return result;
         }
         self.services
@@ -267,7 +268,7 @@ impl Conn {
             .fetch_add(1, Ordering::Relaxed);
         let failure = guard.auth_failed(self.peer.ip());
         let failures = failure.failures.max(self.session.auth_failures() + 1);
-        tracing::warn!(peer = %self.peer, user = %username, failures, "authentication failed");
+        tracing::warn!(peer = %self.peer, user = %Untrusted(&username), failures, "authentication failed");
         if failure.locked_out {
             tracing::warn!(address = %self.peer.ip(), "address locked out after repeated failed logins");
         }
