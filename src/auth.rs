@@ -15,6 +15,7 @@ use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use ring::hmac;
 use ring::rand::SystemRandom;
 
+use crate::address::Address;
 use crate::config::{Config, Network, PasswordCheck, SenderRule};
 
 /// An authenticated local user, as the session and the relay see it.
@@ -27,9 +28,9 @@ pub struct Submitter {
 }
 
 impl Submitter {
-    /// True when this user may use `address` as MAIL FROM.
-    pub fn may_send_as(&self, address: &str) -> bool {
-        self.allowed_senders.iter().any(|rule| rule.allows(address))
+    /// True when this user may use `from` as MAIL FROM (`None`, the null sender, never).
+    pub fn may_send_as(&self, from: Option<&Address>) -> bool {
+        from.is_some_and(|a| self.allowed_senders.iter().any(|rule| rule.allows(a)))
     }
 
     /// The allow-list as people write it, for replies and logs.

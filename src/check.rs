@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use crate::address::Address;
 use crate::config::{Account, Config};
 use crate::daemon::build_route;
 use crate::explain::{Explanation, explain_token, explain_upstream};
@@ -171,9 +172,21 @@ async fn send_test<W: Write>(
     report: &mut Report<'_, W>,
 ) {
     let account: &Account = &route.account;
+    let (from, rcpt) = match (Address::parse(&account.mailbox), Address::parse(to)) {
+        (Ok(from), Ok(rcpt)) => (from, rcpt),
+        (Err(e), _) | (_, Err(e)) => {
+            let why = format!("{e}");
+            report.fail(
+                &format!("test message to {to}: not an address: {why}"),
+                None,
+            );
+            return;
+        }
+    };
     let envelope = Envelope {
-        mail_from: account.mailbox.clone(),
-        rcpts: vec![to.to_string()],
+        smtputf8: !from.is_ascii() || !rcpt.is_ascii(),
+        mail_from: Some(from),
+        rcpts: vec![rcpt],
         ..Envelope::default()
     };
     let body = test_message(&account.mailbox, to, hostname);

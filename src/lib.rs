@@ -12,6 +12,8 @@
 //!                                  oauth::cache ◀── oauth::client_credentials
 //! ```
 //!
+//! - [`address`]: mailbox addresses and the MAIL FROM / RCPT TO arguments, parsed strictly
+//!   and written back as valid paths.
 //! - [`config`]: the typed, validated configuration and its loader (TOML + environment).
 //! - [`smtp`]: the client-facing side: replies, SASL, line framing, the session state machine,
 //!   the connection driver and the accept loop.
@@ -33,6 +35,7 @@
 //! - [`secret`]: `Secret<T>`, a value that prints `***`; [`dates`]: calendar dates;
 //!   [`swap`]: values a reload replaces.
 
+pub mod address;
 pub mod auth;
 pub mod check;
 pub mod cli;

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
 use crate::BoxFuture;
+use crate::address::Address;
 use crate::config::Account;
 use crate::error::{Class, RelayError, reply_for};
 use crate::explain::{Explanation, TOKEN_REJECTED, explain, explain_reply};
@@ -116,11 +117,9 @@ impl Relay {
             .map(|r| r.account.mailbox.as_str())
             .unwrap_or("?");
         let ms = started.elapsed().as_millis() as u64;
-        let (sender, rcpts, size) = (
-            &message.envelope.mail_from,
-            message.envelope.rcpts.len(),
-            message.body().len(),
-        );
+        let sender = message.envelope.mail_from.as_ref().map(Address::to_string);
+        let sender = sender.as_deref().unwrap_or("<>");
+        let (rcpts, size) = (message.envelope.rcpts.len(), message.body().len());
         match result {
             Ok(d) => {
                 self.forget(&who.account);

@@ -1,5 +1,6 @@
 //! Property tests: SASL decoding never panics and round-trips, and DATA is transparent: any
-//! body a client dot-stuffs arrives byte-identical, whatever the read boundaries.
+//! body a client dot-stuffs arrives byte-identical, whatever the read boundaries; one with a
+//! bare CR or LF is refused, or arrives with those made CRLF when the relay normalizes.
 
 use std::sync::Arc;
 
@@ -7,12 +8,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
 use xoauth_relay::auth::Submitter;
-use xoauth_relay::config::SenderRule;
+use xoauth_relay::config::{BareLineEndings, SenderRule};
 use xoauth_relay::smtp::reply::Reply;
 use xoauth_relay::smtp::sasl;
 use xoauth_relay::smtp::session::{Action, Session, SessionLimits};
 
-fn limits() -> SessionLimits {
+fn limits(bare_line_endings: BareLineEndings) -> SessionLimits {
     SessionLimits {
         hostname: Arc::from("relay.test"),
         max_message_size: 1 << 20,
@@ -22,12 +23,13 @@ fn limits() -> SessionLimits {
         max_errors: 20,
         starttls: false,
         tls_required_for_auth: false,
+        bare_line_endings,
     }
 }
 
 /// Feeds `chunks` to a logged-in session with a transaction open and returns the relayed body.
-fn relay_body(chunks: &[Vec<u8>]) -> Option<Vec<u8>> {
-    let mut s = Session::new(limits());
+fn relay_body(chunks: &[Vec<u8>], policy: BareLineEndings) -> Option<Vec<u8>> {
+    let mut s = Session::new(limits(policy));
     let user = Arc::new(Submitter {
         user: "u".into(),
         account: "a".into(),
@@ -72,6 +74,21 @@ fn dot_stuff(body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `body` with every CR or LF that is not part of a CRLF replaced by CRLF.
+fn normalized(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 8);
+    for (i, &b) in body.iter().enumerate() {
+        let crlf = (b == b'\r' && body.get(i + 1) == Some(&b'\n'))
+            || (b == b'\n' && i > 0 && body[i - 1] == b'\r');
+        if (b == b'\r' || b == b'\n') && !crlf {
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.push(b);
+        }
+    }
+    out
+}
+
 /// Bodies rich in the bytes that matter: CR, LF, dots.
 fn body() -> impl Strategy<Value = Vec<u8>> {
     let byte = prop_oneof![
@@ -102,7 +119,10 @@ proptest! {
             chunks.push(wire[start..p].to_vec());
             start = p;
         }
-        prop_assert_eq!(relay_body(&chunks), Some(body));
+        let normal = normalized(&body);
+        let clean = normal == body;
+        prop_assert_eq!(relay_body(&chunks, BareLineEndings::Reject), clean.then(|| body.clone()));
+        prop_assert_eq!(relay_body(&chunks, BareLineEndings::Normalize), Some(normal));
     }
 
     #[test]

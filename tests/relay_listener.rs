@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use xoauth_relay::config::{PasswordCheck, SenderRule};
+use xoauth_relay::config::{BareLineEndings, PasswordCheck, SenderRule};
 
 #[tokio::test]
 async fn auth_variants_over_the_wire() {
@@ -197,5 +197,136 @@ async fn shutdown_lets_the_message_in_flight_finish_and_closes_idle_sessions() {
     assert!(
         Client::try_connect(addr).await.is_none(),
         "no new connections after stop"
+    );
+}
+
+/// A domain rule cannot be bypassed with a quoted local part that ends in `>` and a
+/// parameter: the address is checked as parsed and written upstream quoted, exactly one path,
+/// no injected ENVID. The exact-address rule refuses it.
+#[tokio::test]
+async fn quoted_local_parts_cannot_inject_parameters() {
+    let w = World::start_with(|c| {
+        c.users[0].allowed_senders = vec![
+            SenderRule::Address("relay@contoso.example".into()),
+            SenderRule::Domain("sales.contoso.example".into()),
+        ];
+    })
+    .await;
+    let mut c = w.logged_in().await;
+    let sender = r#""relay@contoso.example> ENVID=x"@sales.contoso.example"#;
+    let rcpt = r#""a> NOTIFY=NEVER ORCPT=rfc822;b@example.net"@example.net"#;
+    c.send_mail(sender, &[rcpt], &message("a", "b"))
+        .await
+        .expect_code(250);
+    let got = &w.upstream.messages()[0];
+    let mail = &got.envelope_lines[0];
+    let params = mail.strip_prefix(&format!("MAIL FROM:<{sender}>"));
+    let params: Vec<&str> = params.expect(mail).split_whitespace().collect();
+    assert!(
+        params.len() == 1 && params[0].starts_with("SIZE="),
+        "only the relay's own SIZE: {mail}"
+    );
+    assert_eq!(got.envelope_lines[1], format!("RCPT TO:<{rcpt}>"));
+
+    let w = World::start_with(|c| {
+        c.users[0].allowed_senders = vec![SenderRule::Address("relay@contoso.example".into())];
+    })
+    .await;
+    let mut c = w.logged_in().await;
+    c.cmd(&format!("MAIL FROM:<{sender}>"))
+        .await
+        .expect_start("550 5.7.1");
+    c.cmd("MAIL FROM:<\"relay\"@contoso.example>")
+        .await
+        .expect_code(250);
+}
+
+/// Addresses arrive as sent or are refused: no byte replaced, no UTF-8 without SMTPUTF8.
+#[tokio::test]
+async fn addresses_are_relayed_as_sent_or_refused() {
+    let w = World::start_with(|c| {
+        c.users[0].allowed_senders = vec![SenderRule::Domain("contoso.com".into())];
+    })
+    .await;
+    let mut c = w.logged_in().await;
+    c.send_raw(b"MAIL FROM:<a\xffb@contoso.com>\r\n").await;
+    c.read_reply()
+        .await
+        .expect_start("501 5.1.7 Bad sender address syntax: the address is not valid UTF-8");
+    c.cmd("MAIL FROM:<j\u{f6}rg@contoso.com>")
+        .await
+        .expect_start("553 5.6.7");
+    c.cmd("MAIL FROM:<helpdesk@contoso.com>")
+        .await
+        .expect_code(250);
+    c.cmd("RCPT TO:<m\u{fc}ller@example.net>")
+        .await
+        .expect_start("553 5.6.7");
+    c.cmd("RSET").await.expect_code(250);
+    c.cmd("MAIL FROM:<j\u{f6}rg@contoso.com> SMTPUTF8")
+        .await
+        .expect_code(250);
+    c.cmd("RCPT TO:<m\u{fc}ller@example.net>")
+        .await
+        .expect_code(250);
+    c.cmd("DATA").await.expect_code(354);
+    c.send_raw(b"Subject: x\r\n\r\nhi\r\n.\r\n").await;
+    c.read_reply().await.expect_code(250);
+    let got = &w.upstream.messages()[0];
+    assert_eq!(got.envelope_lines[1], "RCPT TO:<m\u{fc}ller@example.net>");
+    let mail = &got.envelope_lines[0];
+    assert!(
+        mail.starts_with("MAIL FROM:<j\u{f6}rg@contoso.com>") && mail.contains(" SMTPUTF8"),
+        "{mail}"
+    );
+}
+
+/// SMTP smuggling through the whole relay: `\r\n.\r\r\n` does not end the message, so the
+/// commands after it are never run; the message is refused for its bare CR and nothing at all
+/// reaches the upstream.
+#[tokio::test]
+async fn smuggled_message_never_reaches_the_upstream() {
+    let w = World::start().await;
+    let mut c = w.logged_in().await;
+    c.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
+        .await
+        .expect_code(250);
+    c.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
+    c.cmd("DATA").await.expect_code(354);
+    let smuggled = format!(
+        "Subject: hi\r\n\r\nhello\r\n.\r\r\nMAIL FROM:<{MAILBOX}>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n.\r\n"
+    );
+    c.send_raw(smuggled.as_bytes()).await;
+    c.read_reply()
+        .await
+        .expect_start("550 5.6.0 Message refused: it contains a bare CR or LF");
+    c.cmd("NOOP").await.expect_code(250);
+    assert!(w.upstream.messages().is_empty());
+    assert_eq!(
+        w.upstream.connections(),
+        0,
+        "no upstream session was even opened"
+    );
+}
+
+/// With `bare_line_endings = "normalize"` a bare-LF message is delivered as one message with
+/// CRLF line ends, and a dot after a bare LF arrives as sent.
+#[tokio::test]
+async fn normalized_bare_line_endings_arrive_as_crlf() {
+    let w = World::start_with(|c| c.limits.bare_line_endings = BareLineEndings::Normalize).await;
+    let mut c = w.logged_in().await;
+    c.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
+        .await
+        .expect_code(250);
+    c.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
+    c.cmd("DATA").await.expect_code(354);
+    c.send_raw(b"Subject: x\n\nline\n.\nMAIL FROM:<x@y.z>\r\nend\r\n.\r\n")
+        .await;
+    c.read_reply().await.expect_code(250);
+    let got = w.upstream.messages();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].body,
+        b"Subject: x\r\n\r\nline\r\n.\r\nMAIL FROM:<x@y.z>\r\nend\r\n"
     );
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use xoauth_relay::auth::Submitter;
-use xoauth_relay::config::SenderRule;
+use xoauth_relay::config::{BareLineEndings, SenderRule};
 use xoauth_relay::smtp::reply::{self, Reply};
 use xoauth_relay::smtp::session::{Action, Session, SessionLimits, Submission};
 
@@ -80,6 +80,11 @@ fn limits(flags: u8) -> SessionLimits {
         // Half the inputs run against a STARTTLS listener that requires TLS for AUTH.
         starttls: flags & 8 != 0,
         tls_required_for_auth: flags & 8 != 0,
+        bare_line_endings: if flags & 16 == 0 {
+            BareLineEndings::Reject
+        } else {
+            BareLineEndings::Normalize
+        },
     }
 }
 

@@ -64,6 +64,7 @@ impl Default for super::Limits {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_recipients: DEFAULT_MAX_RECIPIENTS,
             max_line_length: DEFAULT_MAX_LINE_LENGTH,
+            bare_line_endings: super::BareLineEndings::Reject,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_auth_failures: DEFAULT_MAX_AUTH_FAILURES,
             auth_failure_delay: DEFAULT_AUTH_FAILURE_DELAY,

@@ -71,6 +71,19 @@ pub enum TlsMode {
     Implicit,
 }
 
+/// `limits.bare_line_endings`: what to do with a message containing a CR or LF that is not
+/// part of a CRLF (RFC 5321 §2.3.8 forbids them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BareLineEndings {
+    /// Refuse the message: an upstream that reads them as line ends would see another
+    /// message, or an end of data, than the relay did.
+    #[default]
+    Reject,
+    /// Replace each by CRLF and deliver; a dot after one is kept as sent (it was not at a
+    /// line start).
+    Normalize,
+}
+
 /// A certificate chain and its private key, both PEM files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -124,6 +137,8 @@ pub struct Limits {
     pub max_recipients: usize,
     /// Longest command line, CRLF included.
     pub max_line_length: usize,
+    /// What a bare CR or LF in a message means.
+    pub bare_line_endings: BareLineEndings,
     /// Concurrent client connections; the next one gets `421 4.7.0`.
     pub max_connections: usize,
     /// Failed AUTH attempts before the connection is closed.
@@ -202,13 +217,12 @@ pub enum SenderRule {
 }
 
 impl SenderRule {
-    /// True when `address` (a MAIL FROM path without angle brackets) is allowed by this rule.
-    pub fn allows(&self, address: &str) -> bool {
+    /// True when this rule lets a user send as `address`, compared as parsed (local part and
+    /// domain), never as the text the client wrote.
+    pub fn allows(&self, address: &crate::address::Address) -> bool {
         match self {
-            SenderRule::Address(a) => a.eq_ignore_ascii_case(address),
-            SenderRule::Domain(d) => address
-                .rsplit_once('@')
-                .is_some_and(|(local, domain)| !local.is_empty() && domain.eq_ignore_ascii_case(d)),
+            SenderRule::Address(a) => address.is(a),
+            SenderRule::Domain(d) => address.in_domain(d),
         }
     }
 }

@@ -108,6 +108,7 @@ fn limits(config: &Config, starttls: bool, tls_required_for_auth: bool) -> Sessi
         max_message_size: config.limits.max_message_size,
         max_recipients: config.limits.max_recipients,
         max_line_length: config.limits.max_line_length,
+        bare_line_endings: config.limits.bare_line_endings,
         max_auth_failures: config.limits.max_auth_failures,
         max_errors: config.limits.max_errors,
         starttls,

@@ -2,6 +2,7 @@
 //! and the tokio driver (`conn`) and accept loop (`listener`) around it.
 
 pub mod conn;
+pub mod data;
 pub mod guard;
 pub mod line;
 pub mod listener;

@@ -164,6 +164,16 @@ pub const TOO_MANY_FROM_IP: Reply = Reply::new(
     (4, 7, 0),
     "Too many connections from your address, try again later",
 );
+pub const BARE_LINE_ENDING: Reply = Reply::new(
+    550,
+    (5, 6, 0),
+    "Message refused: it contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)",
+);
+pub const NEEDS_SMTPUTF8: Reply = Reply::new(
+    553,
+    (5, 6, 7),
+    "Non-ASCII address not permitted without SMTPUTF8 in MAIL FROM (RFC 6531)",
+);
 pub const INTERNAL: Reply = Reply::new(451, (4, 3, 0), "Internal error; try again later");
 
 #[cfg(test)]

@@ -7,15 +7,14 @@
 
 use std::sync::Arc;
 
-use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
-use smtp_proto::{
-    AUTH_LOGIN, AUTH_PLAIN, MAIL_BODY_7BIT, MAIL_BODY_8BITMIME, MAIL_SMTPUTF8, MailFrom, RcptTo,
-    Request,
-};
+use smtp_proto::request::receiver::DummyDataReceiver;
+use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, Request};
 
+use super::data::{BareLineEndings, DataReceiver};
 use super::line::{Framed, LineBuffer};
 use super::reply::{self, Enhanced, Reply};
 use super::sasl::{self, Credentials, SaslError};
+use crate::address::{self, Address, PathError};
 use crate::auth::Submitter;
 
 /// RFC 4954 §4: SASL continuation lines are not bound by the command limit; 12288 octets is
@@ -36,6 +35,8 @@ pub struct SessionLimits {
     pub starttls: bool,
     /// AUTH (and so MAIL) only inside TLS; AUTH is not even advertised before.
     pub tls_required_for_auth: bool,
+    /// What a bare CR or LF in a message means.
+    pub bare_line_endings: BareLineEndings,
 }
 
 /// What the driver must do next.
@@ -54,11 +55,12 @@ pub enum Action {
     Close,
 }
 
-/// The envelope of one message, as the client declared it.
+/// The envelope of one message, as the client declared it (addresses as parsed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Envelope {
-    pub mail_from: String,
-    pub rcpts: Vec<String>,
+    /// `None` for the null sender `<>`.
+    pub mail_from: Option<Address>,
+    pub rcpts: Vec<Address>,
     /// `BODY=8BITMIME` was declared.
     pub body_8bitmime: bool,
     /// `SMTPUTF8` was declared.
@@ -74,16 +76,12 @@ pub struct Submission {
 }
 
 impl Submission {
-    /// The message exactly as the client sent it (dot-stuffing undone, final CRLF kept).
+    /// The message exactly as the client sent it (dot-stuffing undone, final CRLF kept; with
+    /// `bare_line_endings = "normalize"`, bare CR and LF replaced by CRLF).
     pub fn body(&self) -> &[u8] {
-        &self.data[DATA_PRIMER.len()..]
+        &self.data
     }
 }
-
-/// smtp-proto's `DataReceiver` starts mid-line, so a `.` on the first line would not be seen
-/// (LIBRARIES.md P1). Feeding it a CRLF first puts it at a line start; the primer stays at the
-/// front of the buffer and [`Submission::body`] skips it, which saves moving the whole body.
-const DATA_PRIMER: &[u8] = b"\r\n";
 
 enum Mode {
     Command,
@@ -94,8 +92,6 @@ enum Mode {
     },
     AwaitAuth,
     Data(DataReceiver),
-    /// The message grew past the limit: swallow the rest, then answer 552.
-    DataTooBig(DummyDataReceiver),
     /// Unwanted BDAT payload being swallowed.
     Bdat(DummyDataReceiver),
     AwaitRelay,
@@ -293,8 +289,7 @@ impl Session {
             Mode::AuthLoginUser => self.step_sasl(rest, SaslStep::LoginUser),
             Mode::AuthLoginPass { username } => self.step_sasl(rest, SaslStep::LoginPass(username)),
             Mode::Data(rx) => self.step_data(rest, rx),
-            Mode::DataTooBig(rx) => self.step_drain(rest, rx, Drained::TooBig),
-            Mode::Bdat(rx) => self.step_drain(rest, rx, Drained::Bdat),
+            Mode::Bdat(rx) => self.step_bdat(rest, rx),
             waiting @ (Mode::AwaitAuth | Mode::AwaitRelay) => {
                 // The driver feeds again only after the action finished; reaching this means
                 // it did not, so stop rather than read ahead.
@@ -318,15 +313,26 @@ impl Session {
             }
             Framed::Line => {
                 let line = std::mem::take(&mut self.lines);
-                let result = Request::parse(&mut line.line().iter()).map(Request::into_owned);
-                self.lines = line;
-                let step = match result {
-                    Ok(request) => self.handle(request),
-                    Err(e) => {
-                        self.reply(parse_error_reply(e));
+                let step = match envelope_command(line.line_trimmed()) {
+                    Some(EnvelopeCommand::Mail(args)) => {
+                        let r = self.handle_mail(args);
+                        self.reply(r);
                         Step::Continue
                     }
+                    Some(EnvelopeCommand::Rcpt(args)) => {
+                        let r = self.handle_rcpt(args);
+                        self.reply(r);
+                        Step::Continue
+                    }
+                    None => match Request::parse(&mut line.line().iter()) {
+                        Ok(request) => self.handle(request.into_owned()),
+                        Err(e) => {
+                            self.reply(parse_error_reply(e));
+                            Step::Continue
+                        }
+                    },
                 };
+                self.lines = line;
                 match step {
                     Step::Continue => self.too_many_errors().unwrap_or(Step::Continue),
                     stop => stop,
@@ -345,8 +351,9 @@ impl Session {
             } => {
                 return self.handle_auth(mechanism, &initial_response);
             }
-            Request::Mail { from } => self.handle_mail(from),
-            Request::Rcpt { to } => self.handle_rcpt(to),
+            // Only when the line is not `MAIL FROM:` / `RCPT TO:` (see `envelope_command`).
+            Request::Mail { .. } => BAD_MAIL_SYNTAX,
+            Request::Rcpt { .. } => BAD_RCPT_SYNTAX,
             Request::Data => return self.handle_data(),
             Request::Bdat { chunk_size, .. } => {
                 self.mode = Mode::Bdat(DummyDataReceiver::new_bdat(chunk_size));
@@ -519,7 +526,7 @@ impl Session {
         }
     }
 
-    fn handle_mail(&mut self, from: MailFrom<String>) -> Reply {
+    fn handle_mail(&mut self, args: &[u8]) -> Reply {
         let Some(submitter) = &self.submitter else {
             return if !self.helo {
                 reply::HELLO_FIRST
@@ -532,53 +539,58 @@ impl Session {
         if self.envelope.is_some() {
             return reply::NESTED_MAIL;
         }
-        if let Some(r) = unsupported_mail_parameter(&from) {
-            return r;
-        }
-        if from.size > self.limits.max_message_size {
+        let mail = match utf8_args(args).and_then(address::parse_mail) {
+            Ok(mail) => mail,
+            Err(e) => return path_error_reply(e, Enhanced(5, 1, 7), "sender"),
+        };
+        if mail
+            .size
+            .is_some_and(|n| n > self.limits.max_message_size as u64)
+        {
             self.local_rejections += 1;
             return self.too_big();
         }
-        if !submitter.may_send_as(&from.address) {
-            let refusal = sender_refused(submitter, &from.address);
+        if mail.from.as_ref().is_some_and(|a| !a.is_ascii()) && !mail.smtputf8 {
+            return reply::NEEDS_SMTPUTF8;
+        }
+        if !submitter.may_send_as(mail.from.as_ref()) {
+            let refusal = sender_refused(submitter, mail.from.as_ref(), self.network_trusted);
             self.local_rejections += 1;
             return refusal;
         }
-        let r = Reply::with_text(
-            250,
-            Enhanced(2, 1, 0),
-            format!("<{}> sender OK", from.address),
-        );
+        let shown = mail
+            .from
+            .as_ref()
+            .map(Address::to_string)
+            .unwrap_or_default();
+        let r = Reply::with_text(250, Enhanced(2, 1, 0), format!("<{shown}> sender OK"));
         self.envelope = Some(Envelope {
-            body_8bitmime: from.flags & MAIL_BODY_8BITMIME != 0,
-            smtputf8: from.flags & MAIL_SMTPUTF8 != 0,
-            mail_from: from.address,
+            body_8bitmime: mail.body_8bitmime,
+            smtputf8: mail.smtputf8,
+            mail_from: mail.from,
             rcpts: Vec::new(),
         });
         r
     }
 
-    fn handle_rcpt(&mut self, to: RcptTo<String>) -> Reply {
+    fn handle_rcpt(&mut self, args: &[u8]) -> Reply {
         let max = self.limits.max_recipients;
         let Some(envelope) = &mut self.envelope else {
             return reply::MAIL_FIRST;
         };
-        if to.flags != 0 || to.orcpt.is_some() || to.rrvs != 0 {
-            return unsupported_parameter("RCPT TO");
-        }
-        if to.address.is_empty() {
-            return reply::BAD_RECIPIENT;
+        let to = match utf8_args(args).and_then(address::parse_rcpt) {
+            Ok(to) => to,
+            Err(e) => return path_error_reply(e, Enhanced(5, 1, 3), "recipient"),
+        };
+        if !to.is_ascii() && !envelope.smtputf8 {
+            return reply::NEEDS_SMTPUTF8;
         }
         if envelope.rcpts.len() >= max {
             self.local_rejections += 1;
             return reply::TOO_MANY_RECIPIENTS;
         }
-        let r = Reply::with_text(
-            250,
-            Enhanced(2, 1, 5),
-            format!("<{}> recipient OK", to.address),
-        );
-        envelope.rcpts.push(to.address);
+        let r = Reply::with_text(250, Enhanced(2, 1, 5), format!("<{to}> recipient OK"));
+        envelope.rcpts.push(to);
         r
     }
 
@@ -589,9 +601,9 @@ impl Session {
             Some(_) => {
                 self.out
                     .extend_from_slice(b"354 Start mail input; end with <CRLF>.<CRLF>\r\n");
-                let mut rx = DataReceiver::new();
+                let limits = &self.limits;
+                let rx = DataReceiver::new(limits.max_message_size, limits.bare_line_endings);
                 self.data = Vec::new();
-                rx.ingest(&mut DATA_PRIMER.iter(), &mut self.data);
                 self.mode = Mode::Data(rx);
                 return Step::Continue;
             }
@@ -601,40 +613,33 @@ impl Session {
     }
 
     fn step_data(&mut self, rest: &mut &[u8], mut rx: DataReceiver) -> Step {
-        // Feed no more than can keep the body within the limit plus the few octets of the
-        // terminator the receiver holds back; so the buffer is bounded whatever the client sends.
-        let cap = DATA_PRIMER.len() + self.limits.max_message_size + 3;
-        let allowance = cap.saturating_sub(self.data.len()).max(1);
-        let chunk = &rest[..rest.len().min(allowance)];
-        let mut iter = chunk.iter();
-        let done = rx.ingest(&mut iter, &mut self.data);
-        *rest = &rest[chunk.len() - iter.as_slice().len()..];
-        let size = self.data.len() - DATA_PRIMER.len();
-        if done {
-            return self.finish_data(size);
-        }
-        if size > self.limits.max_message_size + 2 {
-            self.data = Vec::new();
-            self.mode = Mode::DataTooBig(DummyDataReceiver::new_data(&rx));
-        } else {
+        let (used, done) = rx.ingest(rest, &mut self.data);
+        *rest = &rest[used..];
+        if !done {
             self.mode = Mode::Data(rx);
+            return Step::Continue;
         }
-        Step::Continue
+        self.finish_data(&rx)
     }
 
-    fn finish_data(&mut self, size: usize) -> Step {
+    fn finish_data(&mut self, rx: &DataReceiver) -> Step {
+        self.mode = Mode::Command;
         let (Some(envelope), Some(submitter)) = (self.envelope.take(), self.submitter.clone())
         else {
             self.reply(reply::INTERNAL);
-            self.mode = Mode::Command;
             return Step::Continue;
         };
-        if size > self.limits.max_message_size {
+        let refusal = if rx.too_big() {
+            Some(self.too_big())
+        } else if rx.refused_for_bare_line_endings() {
+            Some(reply::BARE_LINE_ENDING)
+        } else {
+            None
+        };
+        if let Some(r) = refusal {
             self.data = Vec::new();
             self.local_rejections += 1;
-            let r = self.too_big();
             self.reply(r);
-            self.mode = Mode::Command;
             return Step::Continue;
         }
         let data = std::mem::take(&mut self.data);
@@ -646,27 +651,16 @@ impl Session {
         })))
     }
 
-    fn step_drain(&mut self, rest: &mut &[u8], mut rx: DummyDataReceiver, what: Drained) -> Step {
+    fn step_bdat(&mut self, rest: &mut &[u8], mut rx: DummyDataReceiver) -> Step {
         let mut iter = rest.iter();
         let done = rx.ingest(&mut iter);
         *rest = iter.as_slice();
-        if !done {
-            self.mode = match what {
-                Drained::TooBig => Mode::DataTooBig(rx),
-                Drained::Bdat => Mode::Bdat(rx),
-            };
-            return Step::Continue;
+        if done {
+            self.mode = Mode::Command;
+            self.reply(reply::BDAT_REFUSED);
+        } else {
+            self.mode = Mode::Bdat(rx);
         }
-        self.mode = Mode::Command;
-        let r = match what {
-            Drained::TooBig => {
-                self.envelope = None;
-                self.local_rejections += 1;
-                self.too_big()
-            }
-            Drained::Bdat => reply::BDAT_REFUSED,
-        };
-        self.reply(r);
         Step::Continue
     }
 
@@ -696,12 +690,6 @@ impl SaslStep {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Drained {
-    TooBig,
-    Bdat,
-}
-
 /// Syntax and sequence errors (500–504, 555); refusals of what the client asked for are not.
 fn is_protocol_error(r: &Reply) -> bool {
     matches!(r.code, 500..=504 | 555)
@@ -723,41 +711,58 @@ fn sasl_error_reply(e: SaslError) -> Reply {
     }
 }
 
-/// MAIL parameters we advertise are SIZE, BODY=7BIT/8BITMIME and SMTPUTF8; AUTH= (RFC 4954 §5)
-/// is accepted and ignored. Anything else was never offered.
-fn unsupported_mail_parameter(from: &MailFrom<String>) -> Option<Reply> {
-    let known = MAIL_BODY_7BIT | MAIL_BODY_8BITMIME | MAIL_SMTPUTF8;
-    let extra = from.flags & !known != 0
-        || from.env_id.is_some()
-        || from.trans_id.is_some()
-        || from.solicit.is_some()
-        || from.mtrk.is_some()
-        || from.by != 0
-        || from.hold_for != 0
-        || from.hold_until != 0
-        || from.mt_priority != 0;
-    extra.then(|| unsupported_parameter("MAIL FROM"))
+/// `MAIL FROM:` or `RCPT TO:` with its argument text. These two are parsed here, not by
+/// smtp-proto, whose parser drops the quotes of a quoted local part (so the text after them
+/// became parameters upstream) and replaces bytes that are not UTF-8.
+enum EnvelopeCommand<'a> {
+    Mail(&'a [u8]),
+    Rcpt(&'a [u8]),
 }
 
-fn unsupported_parameter(command: &str) -> Reply {
-    Reply::with_text(
-        555,
-        Enhanced(5, 5, 4),
-        format!("{command} parameter not supported by this relay"),
-    )
+fn envelope_command(line: &[u8]) -> Option<EnvelopeCommand<'_>> {
+    let starts = |prefix: &[u8]| {
+        line.len() >= prefix.len() && line[..prefix.len()].eq_ignore_ascii_case(prefix)
+    };
+    if starts(b"MAIL FROM:") {
+        Some(EnvelopeCommand::Mail(&line[10..]))
+    } else if starts(b"RCPT TO:") {
+        Some(EnvelopeCommand::Rcpt(&line[8..]))
+    } else {
+        None
+    }
 }
 
-fn sender_refused(submitter: &Submitter, address: &str) -> Reply {
-    let shown = if address.is_empty() { "<>" } else { address };
-    Reply::with_text(
-        550,
-        Enhanced(5, 7, 1),
+const BAD_MAIL_SYNTAX: Reply = Reply::new(501, (5, 5, 4), "Syntax: MAIL FROM:<address>");
+const BAD_RCPT_SYNTAX: Reply = Reply::new(501, (5, 5, 4), "Syntax: RCPT TO:<address>");
+
+fn utf8_args(args: &[u8]) -> Result<&str, PathError> {
+    std::str::from_utf8(args).map_err(|_| PathError::Syntax("the address is not valid UTF-8"))
+}
+
+/// `501` for a malformed path (`enhanced` says sender or recipient), `555` for a parameter.
+fn path_error_reply(e: PathError, enhanced: Enhanced, what: &str) -> Reply {
+    match e {
+        PathError::Syntax(why) => {
+            Reply::with_text(501, enhanced, format!("Bad {what} address syntax: {why}"))
+        }
+        PathError::Parameter(text) => Reply::with_text(555, Enhanced(5, 5, 4), text),
+    }
+}
+
+/// The refusal of a sender. A logged-in user is told which senders it may use; a device
+/// trusted by its network address proved nothing, so it is not shown the list.
+fn sender_refused(submitter: &Submitter, from: Option<&Address>, network_trusted: bool) -> Reply {
+    let shown = from.map_or_else(|| "<>".to_string(), Address::to_string);
+    let text = if network_trusted {
+        format!("Sender {shown} not allowed for this client")
+    } else {
         format!(
             "Sender {shown} not allowed for user {}; allowed: {}",
             submitter.user,
             submitter.allowed_list()
-        ),
-    )
+        )
+    };
+    Reply::with_text(550, Enhanced(5, 7, 1), text)
 }
 
 fn parse_error_reply(e: smtp_proto::Error) -> Reply {

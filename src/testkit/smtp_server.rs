@@ -155,6 +155,8 @@ pub struct Received {
     pub mail_params: String,
     /// Accepted RCPT TO addresses, in order.
     pub rcpts: Vec<String>,
+    /// The MAIL FROM line and each accepted RCPT TO line exactly as received, without CRLF.
+    pub envelope_lines: Vec<String>,
     /// The body after un-stuffing, final CRLF included, terminating `.` line excluded.
     pub body: Vec<u8>,
     /// The `user=` of the XOAUTH2 login.

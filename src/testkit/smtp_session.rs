@@ -64,6 +64,7 @@ struct Transaction {
     from: String,
     params: String,
     rcpts: Vec<String>,
+    lines: Vec<String>,
 }
 
 /// Counts an open connection (and the peak) for as long as it lives.
@@ -183,7 +184,7 @@ impl Session {
                 initial_response,
             } => self.on_auth(mechanism, initial_response).await,
             Request::Mail { from } => self.on_mail(from.address, line).await,
-            Request::Rcpt { to } => self.on_rcpt(to.address).await,
+            Request::Rcpt { to } => self.on_rcpt(to.address, line).await,
             Request::Data => self.on_data().await,
             Request::Bdat { chunk_size, .. } => self.on_bdat(chunk_size).await,
             Request::Rset => Ok(self.on_rset()),
@@ -423,12 +424,13 @@ impl Session {
                 from: address,
                 params: smtp_wire::mail_params(&String::from_utf8_lossy(line)),
                 rcpts: Vec::new(),
+                lines: vec![wire_line(line)],
             });
         }
         Ok(self.answer(&reply))
     }
 
-    async fn on_rcpt(&mut self, address: String) -> Result<Flow, Closed> {
+    async fn on_rcpt(&mut self, address: String, line: &[u8]) -> Result<Flow, Closed> {
         if let Some(flow) = self.scripted_stop(Phase::Rcpt).await {
             return flow;
         }
@@ -443,6 +445,7 @@ impl Session {
         let reply = reply.unwrap_or_else(|| "250 2.1.5 Recipient OK".to_string());
         if reply_code(&reply) / 100 == 2 {
             transaction.rcpts.push(address);
+            transaction.lines.push(wire_line(line));
         }
         Ok(self.answer(&reply))
     }
@@ -499,6 +502,7 @@ impl Session {
             mail_from: transaction.from,
             mail_params: transaction.params,
             rcpts: transaction.rcpts,
+            envelope_lines: transaction.lines,
             body,
             xoauth2_user: user,
             token,
@@ -701,4 +705,11 @@ fn parse_error_reply(error: &smtp_proto::Error) -> String {
         E::ResponseTooLong => "500 5.5.2 Line too long".to_string(),
         _ => "500 5.5.2 Syntax error, command unrecognized".to_string(),
     }
+}
+
+/// A command line as received, without its CRLF; bytes that are not UTF-8 shown as U+FFFD.
+fn wire_line(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    String::from_utf8_lossy(line).into_owned()
 }

@@ -23,6 +23,7 @@ use tokio_rustls::client::TlsStream;
 use super::xoauth2;
 use super::{Delivered, Phase, Probe, Upstream, UpstreamError, UpstreamReply};
 use crate::BoxFuture;
+use crate::address::path;
 use crate::config::{Account, Timeouts};
 use crate::oauth::AccessToken;
 use crate::smtp::session::Envelope;
@@ -239,7 +240,7 @@ impl Conversation {
         let rcpts: Vec<String> = envelope
             .rcpts
             .iter()
-            .map(|r| format!("RCPT TO:<{r}>\r\n"))
+            .map(|r| ["RCPT TO:", &path(Some(r)), "\r\n"].concat())
             .collect();
         let replies = self.envelope_replies(&mail, &rcpts).await?;
         if let Err(e) = check_envelope(&replies, envelope) {
@@ -250,7 +251,7 @@ impl Conversation {
     }
 
     fn mail_command(&self, envelope: &Envelope, size: usize) -> Result<String, UpstreamError> {
-        let mut mail = format!("MAIL FROM:<{}>", envelope.mail_from);
+        let mut mail = ["MAIL FROM:", &path(envelope.mail_from.as_ref())].concat();
         if self.caps.has_capability(EXT_SIZE) {
             mail.push_str(&format!(" SIZE={size}"));
         }
@@ -260,7 +261,14 @@ impl Conversation {
             }
             mail.push_str(" BODY=8BITMIME");
         }
-        if envelope.smtputf8 {
+        // The session refuses non-ASCII addresses without SMTPUTF8; this keeps the promise
+        // even for an envelope built elsewhere.
+        let non_ascii = envelope
+            .mail_from
+            .iter()
+            .chain(&envelope.rcpts)
+            .any(|a| !a.is_ascii());
+        if envelope.smtputf8 || non_ascii {
             if !self.caps.has_capability(EXT_SMTP_UTF8) {
                 return Err(UpstreamError::Unsupported("SMTPUTF8"));
             }
@@ -372,16 +380,18 @@ fn check_envelope(replies: &[UpstreamReply], envelope: &Envelope) -> Result<(), 
             return Err(UpstreamError::Rejected {
                 phase: Phase::Rcpt,
                 reply: reply.clone(),
-                recipient: Some(rcpt.clone()),
+                recipient: Some(rcpt.to_string()),
             });
         }
     }
     Ok(())
 }
 
-/// Writes the body dot-stuffed (a `.` at the start of a line is doubled; a line starts after
-/// CRLF only, so bare CR or LF pass through untouched) and the terminating `.`, in large pieces
-/// so a 10 MB message is not thousands of tiny TLS records.
+/// Writes the body dot-stuffed and the terminating `.`, in large pieces so a 10 MB message is
+/// not thousands of tiny TLS records. A dot is doubled at every line start an upstream could
+/// see: after CRLF, and also after a bare LF or CR. The session lets no bare ones through, but
+/// if one ever came, an upstream that ends lines there would otherwise strip a dot or see an
+/// end of data.
 async fn write_body<W: tokio::io::AsyncWrite + Unpin>(
     stream: &mut W,
     body: &[u8],
@@ -428,13 +438,22 @@ fn stuffed_pieces(body: &[u8]) -> impl Iterator<Item = &[u8]> {
             at_line_start = false;
             return Some(&b"."[..]);
         }
-        at_line_start = false;
-        let end = memchr::memmem::find(rest, b"\r\n").map_or(rest.len(), |p| p + 2);
+        let end = line_end(rest);
         let (piece, tail) = rest.split_at(end);
         rest = tail;
-        at_line_start = piece.ends_with(b"\r\n");
+        at_line_start = piece.ends_with(b"\n") || piece.ends_with(b"\r");
         Some(piece)
     })
+}
+
+/// The length of the first line of `text` with its ending: CRLF, a bare LF or a bare CR; all
+/// of `text` if it has none.
+fn line_end(text: &[u8]) -> usize {
+    match memchr::memchr2(b'\r', b'\n', text) {
+        None => text.len(),
+        Some(p) if text[p] == b'\r' && text.get(p + 1) == Some(&b'\n') => p + 2,
+        Some(p) => p + 1,
+    }
 }
 
 /// Runs one upstream step under its deadline, mapping every failure to the phase.
@@ -473,14 +492,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn dot_stuffing_only_after_crlf() {
+    async fn dot_stuffing_at_every_line_start_an_upstream_could_see() {
         let cases: &[(&[u8], &[u8])] = &[
             (b"", b".\r\n"),
             (b"a\r\n", b"a\r\n.\r\n"),
             (b".a\r\n", b"..a\r\n.\r\n"),
             (b"a\r\n.\r\n..b\r\n", b"a\r\n..\r\n...b\r\n.\r\n"),
-            (b"a\n.b\r\n", b"a\n.b\r\n.\r\n"),
-            (b"a\r.b\r\n", b"a\r.b\r\n.\r\n"),
+            (b"a\n.b\r\n", b"a\n..b\r\n.\r\n"),
+            (b"a\r.b\r\n", b"a\r..b\r\n.\r\n"),
+            (b"a\r\r\n.\r\n", b"a\r\r\n..\r\n.\r\n"),
+            (b"a\r", b"a\r\r\n.\r\n"),
             (b"no final crlf", b"no final crlf\r\n.\r\n"),
         ];
         for (body, wire) in cases {

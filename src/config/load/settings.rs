@@ -5,7 +5,7 @@ use super::check::Problems;
 use super::syntax::is_domain;
 use crate::config::defaults::*;
 use crate::config::file::{RawLimits, RawTimeouts, Scalar};
-use crate::config::{Limits, Timeouts};
+use crate::config::{BareLineEndings, Limits, Timeouts};
 
 /// RFC 5321 §4.5.3.1.4: a server must accept command lines of 512 octets.
 const MIN_LINE_LENGTH: usize = 512;
@@ -56,6 +56,7 @@ pub fn limits(p: &mut Problems, raw: &RawLimits) -> Limits {
             DEFAULT_MAX_RECIPIENTS,
         ),
         max_line_length: line_length(p, &raw.max_line_length),
+        bare_line_endings: bare_line_endings(p, raw.bare_line_endings.as_ref()),
         max_connections: count(
             p,
             "limits.max_connections",
@@ -122,6 +123,21 @@ fn line_length(p: &mut Problems, value: &Option<Scalar>) -> usize {
         p.push(key, message);
     }
     length
+}
+
+fn bare_line_endings(p: &mut Problems, value: Option<&Scalar>) -> BareLineEndings {
+    let key = "limits.bare_line_endings";
+    let Some(text) = p.text(key, value) else {
+        return BareLineEndings::Reject;
+    };
+    match text.trim().to_ascii_lowercase().as_str() {
+        "reject" => BareLineEndings::Reject,
+        "normalize" | "normalise" => BareLineEndings::Normalize,
+        _ => {
+            p.push(key, format!("{text:?} is not \"reject\" or \"normalize\""));
+            BareLineEndings::Reject
+        }
+    }
 }
 
 pub fn timeouts(p: &mut Problems, raw: &RawTimeouts) -> Timeouts {

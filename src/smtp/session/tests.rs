@@ -15,6 +15,7 @@ fn limits() -> SessionLimits {
         max_errors: 20,
         starttls: false,
         tls_required_for_auth: false,
+        bare_line_endings: Default::default(),
     }
 }
 
@@ -294,19 +295,22 @@ fn rcpt_and_data_sequence_rules() {
 fn pipelined_transaction_relays_byte_exact_body() {
     let mut h = Harness::new();
     h.login();
-    let body = b"Subject: x\r\n\r\n..leading dot\r\n.\xc3\xa9\r\nbare\nlf\r\nlast\r\n";
+    let body = b"Subject: x\r\n\r\n..leading dot\r\n.\xc3\xa9\r\nlast\r\n";
     let mut input =
         b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\nRCPT TO:<c@y.test>\r\nDATA\r\n"
             .to_vec();
     input.extend_from_slice(
-        b"Subject: x\r\n\r\n...leading dot\r\n..\xc3\xa9\r\nbare\nlf\r\nlast\r\n.\r\nQUIT\r\n",
+        b"Subject: x\r\n\r\n...leading dot\r\n..\xc3\xa9\r\nlast\r\n.\r\nQUIT\r\n",
     );
     let got = h.send(&input);
     assert_eq!(codes(&got), ["250", "250", "250", "354", "250", "221"]);
     let sub = &h.relayed[0];
     assert_eq!(sub.body(), body);
-    assert_eq!(sub.envelope.mail_from, "alice@example.com");
-    assert_eq!(sub.envelope.rcpts, ["b@x.test", "c@y.test"]);
+    let shown = |a: &Address| a.to_string();
+    let from = sub.envelope.mail_from.as_ref().map(shown);
+    assert_eq!(from.as_deref(), Some("alice@example.com"));
+    let rcpts: Vec<String> = sub.envelope.rcpts.iter().map(shown).collect();
+    assert_eq!(rcpts, ["b@x.test", "c@y.test"]);
     assert_eq!(sub.submitter.account, "acct");
     assert!(h.closed);
 }
@@ -335,15 +339,54 @@ fn empty_body_and_first_line_dot() {
     assert_eq!(h.relayed[1].body(), b".x\r\n");
 }
 
+/// Bare-LF and bare-CR "ends of data" end nothing: what follows is part of the message, never
+/// commands, and the message is refused for its bare line endings (nothing is relayed).
 #[test]
 fn smuggling_variants_do_not_end_data() {
-    let mut h = Harness::new();
+    let smuggled: &[&[u8]] = &[
+        b"a\r\n.\r\r\nMAIL FROM:<alice@example.com>\r\nRCPT TO:<evil@x.test>\r\nDATA\r\nz\r\n",
+        b"a\r\n.\r\r\r\nMAIL FROM:<alice@example.com>\r\nRCPT TO:<evil@x.test>\r\nDATA\r\nz\r\n",
+        b"a\n.\r\nMAIL FROM:<alice@example.com>\r\nRCPT TO:<evil@x.test>\r\nDATA\r\nz\r\n",
+        b"a\n.\nMAIL FROM:<alice@example.com>\r\nRCPT TO:<evil@x.test>\r\nDATA\r\nz\r\n",
+        b"a\r\n.\nMAIL FROM:<alice@example.com>\r\nRCPT TO:<evil@x.test>\r\nDATA\r\nz\r\n",
+        b"a\r.\r\nMAIL FROM:<alice@example.com>\r\nRCPT TO:<evil@x.test>\r\nDATA\r\nz\r\n",
+    ];
+    for body in smuggled {
+        let mut h = Harness::new();
+        h.login();
+        let mut input = b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n".to_vec();
+        input.extend_from_slice(body);
+        input.extend_from_slice(b".\r\nQUIT\r\n");
+        let got = h.send(&input);
+        let shown = String::from_utf8_lossy(body);
+        assert_eq!(
+            codes(&got),
+            ["250", "250", "354", "550", "221"],
+            "{shown:?}: {got}"
+        );
+        assert!(
+            got.contains("550 5.6.0 Message refused: it contains a bare CR or LF"),
+            "{got}"
+        );
+        assert!(h.relayed.is_empty(), "{shown:?}");
+    }
+}
+
+/// With `bare_line_endings = "normalize"` the same bytes are one message, its line ends made
+/// CRLF, and the "smuggled" commands are text inside it.
+#[test]
+fn normalized_smuggling_variants_are_one_message() {
+    let mut h = Harness::with(SessionLimits {
+        bare_line_endings: BareLineEndings::Normalize,
+        ..limits()
+    });
     h.login();
-    let got = h.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\nDATA\r\na\n.\nMAIL FROM:<x@evil>\r\nb\r.\r\nc\r\n.\r\n");
+    let got = h.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\nDATA\r\na\n.\nMAIL FROM:<x@evil>\r\nb\r.\r\nc\r\n.\r\r\nd\r\n.\r\n");
     assert_eq!(codes(&got), ["250", "250", "354", "250"]);
+    assert_eq!(h.relayed.len(), 1);
     assert_eq!(
         h.relayed[0].body(),
-        b"a\n.\nMAIL FROM:<x@evil>\r\nb\r.\r\nc\r\n"
+        b"a\r\n.\r\nMAIL FROM:<x@evil>\r\nb\r\n.\r\nc\r\n\r\n\r\nd\r\n"
     );
 }
 
