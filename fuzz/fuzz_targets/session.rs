@@ -7,7 +7,8 @@
 //!   3 instead of 1, bits 4-7 = the outcomes of the password checks, in turn (bit 4 the first,
 //!   bit 5 the second, ..., then again from bit 4): `0x50` alternates success and failure
 //!   starting with a failure, `0x00` fails every time (reaching the too-many-failures close);
-//! - byte 1: `n`, the number of cut bytes (taken modulo 16);
+//! - byte 1: `n`, the number of cut bytes (its low four bits); bit 4 set: bare CR and LF in
+//!   messages are normalized instead of refused;
 //! - the next `n` bytes: chunk lengths minus one, used in turn (no cut bytes: one chunk);
 //! - the rest: what the client sends.
 #![no_main]
@@ -33,7 +34,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((flags, cuts, wire)) = split_input(data) else {
         return;
     };
-    let mut driver = Driver::new(flags);
+    let normalize = data[1] & 0x10 != 0;
+    let mut driver = Driver::new(flags, normalize);
     for chunk in chunks(wire, cuts) {
         if !driver.feed(chunk) {
             return;
@@ -69,7 +71,7 @@ fn chunks<'a>(wire: &'a [u8], cuts: &'a [u8]) -> impl Iterator<Item = &'a [u8]> 
     })
 }
 
-fn limits(flags: u8) -> SessionLimits {
+fn limits(flags: u8, normalize: bool) -> SessionLimits {
     SessionLimits {
         hostname: Arc::from("relay.test"),
         max_message_size: SIZES[usize::from(flags & 3)],
@@ -80,10 +82,10 @@ fn limits(flags: u8) -> SessionLimits {
         // Half the inputs run against a STARTTLS listener that requires TLS for AUTH.
         starttls: flags & 8 != 0,
         tls_required_for_auth: flags & 8 != 0,
-        bare_line_endings: if flags & 16 == 0 {
-            BareLineEndings::Reject
-        } else {
+        bare_line_endings: if normalize {
             BareLineEndings::Normalize
+        } else {
+            BareLineEndings::Reject
         },
     }
 }
@@ -110,8 +112,8 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(flags: u8) -> Self {
-        let limits = limits(flags);
+    fn new(flags: u8, normalize: bool) -> Self {
+        let limits = limits(flags, normalize);
         let mut session = Session::new(limits.clone());
         session.greet();
         let mut driver = Self {
@@ -206,7 +208,16 @@ impl Driver {
         );
         assert!(!envelope.rcpts.is_empty());
         assert!(envelope.rcpts.len() <= self.limits.max_recipients);
-        assert!(message.submitter.may_send_as(&envelope.mail_from));
+        assert!(message.submitter.may_send_as(envelope.mail_from.as_ref()));
+        assert!(
+            crlf_only(message.body()),
+            "a relayed body has only CRLF line ends, whatever the policy"
+        );
+        for address in envelope.mail_from.iter().chain(&envelope.rcpts) {
+            let path = xoauth_relay::address::path(Some(address));
+            assert!(!path.contains(['\r', '\n', '\0']), "{path:?}");
+            assert!(address.is_ascii() || envelope.smtputf8, "UTF-8 without SMTPUTF8: {path}");
+        }
         self.session
             .relay_finished(Reply::new(250, (2, 0, 0), "queued upstream"));
         let out = self.take_output();
@@ -278,4 +289,13 @@ fn check_replies(out: &[u8]) {
         };
     }
     assert!(open.is_none(), "multi-line reply not finished: {out:?}");
+}
+
+/// True when every CR and LF in `body` is part of a CRLF.
+fn crlf_only(body: &[u8]) -> bool {
+    body.iter().enumerate().all(|(i, &b)| match b {
+        b'\r' => body.get(i + 1) == Some(&b'\n'),
+        b'\n' => i > 0 && body[i - 1] == b'\r',
+        _ => true,
+    })
 }

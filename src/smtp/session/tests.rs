@@ -599,9 +599,11 @@ fn trusted_network_sends_without_auth_within_its_senders() {
     let mut h = Harness::new();
     h.s.trust_network(alice());
     h.send(b"HELO printer\r\n");
-    assert!(
-        h.send(b"MAIL FROM:<other@evil.test>\r\n")
-            .starts_with("550 5.7.1")
+    let refused = h.send(b"MAIL FROM:<other@evil.test>\r\n");
+    assert_eq!(
+        refused,
+        "550 5.7.1 Sender other@evil.test not allowed for this client\r\n",
+        "a device that did not log in is not told the allowed senders"
     );
     let got = h.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<x@y.test>\r\nDATA\r\nhi\r\n.\r\n");
     assert!(got.ends_with("250 2.0.0 queued upstream\r\n"), "{got}");
