@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -30,11 +30,25 @@ pub struct Sockets {
     pub health: Option<TcpListener>,
 }
 
+/// Pending connections the kernel queues before we accept them. tokio's default of 128
+/// overflows in a burst, and each dropped SYN costs the client a second of retries.
+const BACKLOG: u32 = 1024;
+
 /// Binds `addr`. The configuration already refused clear-text listeners off loopback.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })
+    listen(addr).map_err(|source| StartError::Bind { addr, source })
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // As std does on unix: a restart can bind while old connections sit in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// The acceptor for STARTTLS and implicit TLS, when some listener uses TLS.
