@@ -199,3 +199,25 @@ async fn shutdown_lets_the_message_in_flight_finish_and_closes_idle_sessions() {
         "no new connections after stop"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn past_the_grace_period_a_client_mid_message_is_told_421() {
+    let grace = Duration::from_secs(10);
+    let mut w = World::start_with(|c| c.timeouts.shutdown_grace = grace).await;
+    let mut c = w.logged_in().await;
+    c.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
+        .await
+        .expect_code(250);
+    c.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
+    c.cmd("DATA").await.expect_code(354);
+    c.send_raw(b"Subject: half a message\r\n\r\n").await;
+    let started = tokio::time::Instant::now();
+    let stopping = tokio::spawn(w.relay.take().unwrap().stop());
+    c.read_reply()
+        .await
+        .expect_start("421 4.3.0 Server shutting down");
+    assert_eq!(started.elapsed(), grace);
+    assert!(c.is_closed().await);
+    stopping.await.unwrap();
+    assert!(w.upstream.messages().is_empty());
+}

@@ -30,6 +30,8 @@ const READ_CHUNK: usize = 16 * 1024;
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 /// Longest a TLS handshake may take.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Once the grace period is over, how long a client gets to read its `421`.
+const FORCED_WRITE: Duration = Duration::from_secs(5);
 
 /// What every connection shares. Users and the relay can be replaced by a reload; a session
 /// takes the current ones when it needs them.
@@ -42,6 +44,9 @@ pub struct Services {
     pub min_data_rate: usize,
     pub guard: Arc<IpGuard>,
     pub stats: Arc<Stats>,
+    /// Cancelled when the shutdown grace period is over: a session still open is told
+    /// `421 4.3.0` even mid-command, since a client without a 250 still owns its message.
+    pub force: CancellationToken,
 }
 
 /// How one listener's sessions behave.
@@ -136,6 +141,11 @@ impl Conn {
             if self.session.is_closed() {
                 return Ok(Ended::Closed);
             }
+            let force = self.services.force.clone();
+            if force.is_cancelled() {
+                self.session.abort(reply::SHUTTING_DOWN);
+                continue;
+            }
             if shutdown.is_cancelled() && self.session.is_idle() {
                 self.session.shutdown();
                 continue;
@@ -153,6 +163,7 @@ impl Conn {
                     Err(_) => continue,
                 },
                 _ = shutdown.cancelled(), if idle => continue,
+                _ = force.cancelled() => continue,
             };
             if n == 0 {
                 return Ok(Ended::ClientLeft);
@@ -302,13 +313,24 @@ impl Conn {
             return Ok(());
         }
         let out = std::mem::take(self.session.output());
-        let idle = self.services.idle_timeout;
+        let force = self.services.force.clone();
+        let limit = if force.is_cancelled() {
+            FORCED_WRITE.min(self.services.idle_timeout)
+        } else {
+            self.services.idle_timeout
+        };
         let stream = self.stream()?;
         let write = async {
             stream.write_all(&out).await?;
             stream.flush().await
         };
-        let result = tokio::time::timeout(idle, write).await;
+        // A write still stuck when the grace period ends is abandoned, not waited for.
+        let result = tokio::select! {
+            result = tokio::time::timeout(limit, write) => result,
+            _ = force.cancelled(), if !force.is_cancelled() => {
+                return Err(io_error("shutdown grace period over while writing"));
+            }
+        };
         let mut out = out;
         out.clear();
         *self.session.output() = out;
