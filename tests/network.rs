@@ -383,3 +383,36 @@ async fn sessions_have_a_lifetime() {
     let r = c.read_reply().await;
     r.expect_start("421 4.4.2 Connection time limit reached");
 }
+
+/// What starting the TLS listener with `state` as `state_dir` says.
+async fn listener_tls_error(state: &Scratch) -> String {
+    let w = World::stand_ins(with_tls(TlsMode::StartTls, state));
+    match xoauth_relay::daemon::tls_acceptor(&w.config).await {
+        Ok(_) => panic!("the listener started"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_link_at_the_generated_key_path_is_not_followed() {
+    let state = Scratch::new("key-link");
+    let elsewhere = Scratch::new("key-link-target");
+    let precious = elsewhere.0.join("precious");
+    std::fs::write(&precious, "someone else's file").unwrap();
+    let key = state.0.join("listener-key.pem");
+    std::os::unix::fs::symlink(&precious, &key).unwrap();
+    let message = listener_tls_error(&state).await;
+    assert!(message.contains("is a symbolic link"), "{message}");
+    assert_eq!(
+        std::fs::read_to_string(&precious).unwrap(),
+        "someone else's file"
+    );
+    // A dangling link would otherwise have the key created wherever it points.
+    let planted = elsewhere.0.join("planted");
+    std::fs::remove_file(&key).unwrap();
+    std::os::unix::fs::symlink(&planted, &key).unwrap();
+    let message = listener_tls_error(&state).await;
+    assert!(message.contains("is a symbolic link"), "{message}");
+    assert!(!planted.exists(), "nothing was written through the link");
+}

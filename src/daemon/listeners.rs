@@ -13,7 +13,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::StartError;
+use super::{StartError, key_file};
 use crate::config::{Config, TlsMode};
 use crate::smtp::conn::{Listener, Services};
 use crate::smtp::listener::accept_loop;
@@ -60,7 +60,10 @@ pub async fn tls_acceptor(config: &Config) -> Result<Option<TlsAcceptor>, StartE
     let state_dir = config.state_dir.clone();
     let names = vec![config.hostname.clone(), "localhost".to_string()];
     let identity = tokio::task::spawn_blocking(move || match files {
-        Some(f) => crate::tls::load_server_identity(&f.cert, &f.key),
+        Some(f) => {
+            super::key_file::warn_if_shared(&f.key);
+            crate::tls::load_server_identity(&f.cert, &f.key)
+        }
         None => self_signed_identity(state_dir.as_deref(), names),
     })
     .await
@@ -85,34 +88,34 @@ type Identity = (
 fn self_signed_identity(state_dir: Option<&Path>, names: Vec<String>) -> Result<Identity, String> {
     let dir = state_dir.ok_or("no state_dir to keep the self-signed certificate in")?;
     let (cert, key) = (dir.join(SELF_SIGNED_CERT), dir.join(SELF_SIGNED_KEY));
+    key_file::refuse_link(&cert)?;
+    key_file::refuse_link(&key)?;
     if !cert.exists() || !key.exists() {
         generate(dir, &cert, &key, names)?;
     }
-    crate::tls::load_server_identity(&cert, &key)
+    let pem = key_file::read_private(&key)?;
+    Ok((
+        crate::tls::load_certs(&cert)?,
+        crate::tls::parse_key(&pem, &key)?,
+    ))
 }
 
+/// Makes a new pair, replacing the half of an old one that may be left.
 fn generate(dir: &Path, cert: &Path, key: &Path, names: Vec<String>) -> Result<(), String> {
     let (cert_pem, key_pem) = crate::tls::self_signed(names)
         .map_err(|e| format!("cannot generate a certificate: {e}"))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    write_private(key, key_pem.as_bytes())?;
-    std::fs::write(cert, cert_pem).map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
+    for old in [key, cert] {
+        // Links were refused already; this removes a regular file of ours, never a target.
+        if old.exists() {
+            std::fs::remove_file(old)
+                .map_err(|e| format!("cannot replace {}: {e}", old.display()))?;
+        }
+    }
+    key_file::create_new(key, key_pem.as_bytes(), 0o600)?;
+    key_file::create_new(cert, cert_pem.as_bytes(), 0o644)?;
     tracing::info!(cert = %cert.display(), "generated a self-signed listener certificate");
     Ok(())
-}
-
-/// Writes a file only its owner can read.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    file.write_all(bytes)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// The session rules of a listener.

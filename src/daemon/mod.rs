@@ -25,6 +25,7 @@ use crate::stats::Stats;
 use crate::swap::Swap;
 use crate::upstream::SmtpUpstream;
 
+mod key_file;
 mod listeners;
 mod signals;
 
