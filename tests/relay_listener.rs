@@ -154,8 +154,8 @@ async fn connection_cap_answers_421() {
 #[tokio::test(start_paused = true)]
 async fn idle_client_gets_421_after_the_timeout() {
     let w = World::start_with(|c| c.timeouts.idle = Duration::from_secs(300)).await;
-    let mut c = w.client().await;
-    c.ehlo().await;
+    // Logged in: one that is not is closed sooner, at the login deadline.
+    let mut c = w.logged_in().await;
     let start = tokio::time::Instant::now();
     let r = c.read_reply().await;
     r.expect_start("421 4.4.2");

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -16,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use super::{StartError, key_file};
 use crate::config::{Config, TlsMode};
 use crate::smtp::conn::{Listener, Services};
-use crate::smtp::listener::accept_loop;
+use crate::smtp::listener::{Slots, accept_loop};
 use crate::smtp::session::SessionLimits;
 
 /// File names of the generated certificate and key in `state_dir`.
@@ -142,7 +141,7 @@ pub fn spawn(
     services: &Arc<Services>,
     shutdown: &CancellationToken,
 ) -> impl Future<Output = TaskTracker> + use<> {
-    let slots = Arc::new(Semaphore::new(config.limits.max_connections));
+    let slots = Slots::new(config.limits.max_connections);
     let tasks = TaskTracker::new();
     let mode = config.listen.smtp_tls;
     let smtp_rules = Listener {

@@ -352,6 +352,7 @@ fn assemble(
         idle_timeout: config.timeouts.idle,
         auth_failure_delay: config.limits.auth_failure_delay,
         session_lifetime: config.limits.session_lifetime,
+        login_timeout: config.limits.login_timeout,
         min_data_rate: config.limits.min_data_rate,
         guard: IpGuard::new(
             config.limits.max_connections_per_ip,

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +42,8 @@ pub struct Services {
     pub idle_timeout: Duration,
     pub auth_failure_delay: Duration,
     pub session_lifetime: Duration,
+    /// From connect until AUTH must have succeeded; commands do not extend it.
+    pub login_timeout: Duration,
     pub min_data_rate: usize,
     pub guard: Arc<IpGuard>,
     pub stats: Arc<Stats>,
@@ -74,6 +77,7 @@ pub async fn serve(
     services: Arc<Services>,
     listener: Listener,
     shutdown: CancellationToken,
+    login_slot: Option<OwnedSemaphorePermit>,
 ) -> Ended {
     let mut session = Session::new(listener.limits.clone());
     if stream.is_tls() {
@@ -92,7 +96,9 @@ pub async fn serve(
         tls: listener.tls,
         peer,
         started,
+        login_slot,
     };
+    conn.release_login_slot();
     match conn.run(&shutdown).await {
         Ok(ended) => ended,
         Err(e) => Ended::Io(e),
@@ -107,6 +113,8 @@ struct Conn {
     tls: Option<TlsAcceptor>,
     peer: SocketAddr,
     started: Instant,
+    /// The connection's place among those not logged in; given back once the client is.
+    login_slot: Option<OwnedSemaphorePermit>,
 }
 
 /// When the client last sent something, and the bytes received in the current rate window
@@ -171,6 +179,7 @@ impl Conn {
             rate.bytes += n;
             rate.last_read = Instant::now();
             self.process(&buf[..n]).await?;
+            self.release_login_slot();
         }
     }
 
@@ -180,6 +189,9 @@ impl Conn {
         let now = Instant::now();
         let idle = rate.last_read + self.services.idle_timeout;
         let mut deadline = idle.min(self.started + self.services.session_lifetime);
+        if !self.logged_in() {
+            deadline = deadline.min(self.started + self.services.login_timeout);
+        }
         if !self.session.is_idle() {
             deadline = deadline.min(rate.window_start + RATE_WINDOW);
         }
@@ -195,6 +207,10 @@ impl Conn {
         if now >= rate.last_read + self.services.idle_timeout {
             return Some(reply::IDLE_TIMEOUT);
         }
+        if !self.logged_in() && now >= self.started + self.services.login_timeout {
+            tracing::info!(peer = %self.peer, "client did not log in in time; closing");
+            return Some(reply::LOGIN_TIMEOUT);
+        }
         if self.session.is_idle() {
             (rate.window_start, rate.bytes) = (now, 0);
         } else if now >= rate.window_start + RATE_WINDOW {
@@ -209,6 +225,19 @@ impl Conn {
             (rate.window_start, rate.bytes) = (now, 0);
         }
         None
+    }
+
+    /// True once AUTH succeeded or the client's address is trusted.
+    fn logged_in(&self) -> bool {
+        self.session.submitter().is_some()
+    }
+
+    /// A client that has logged in no longer counts against the share of connections for
+    /// those that have not.
+    fn release_login_slot(&mut self) {
+        if self.logged_in() {
+            self.login_slot = None;
+        }
     }
 
     /// Feeds `input` to the session, running each action it asks for, until all is consumed.

@@ -165,6 +165,11 @@ pub const TOO_MANY_FROM_IP: Reply = Reply::new(
     "Too many connections from your address, try again later",
 );
 pub const INTERNAL: Reply = Reply::new(451, (4, 3, 0), "Internal error; try again later");
+pub const LOGIN_TIMEOUT: Reply = Reply::new(
+    421,
+    (4, 7, 0),
+    "Login time limit reached, closing connection",
+);
 
 #[cfg(test)]
 mod tests {
