@@ -40,6 +40,14 @@ pub fn load_server_identity(
     ),
     String,
 > {
+    let certs = load_certs(cert)?;
+    let pem = std::fs::read(key)
+        .map_err(|e| format!("cannot read a PEM private key from {}: {e}", key.display()))?;
+    Ok((certs, parse_key(&pem, key)?))
+}
+
+/// Reads a PEM certificate chain; empty is an error.
+pub fn load_certs(cert: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
     use rustls_pki_types::pem::PemObject;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<_, _>>())
@@ -47,9 +55,17 @@ pub fn load_server_identity(
     if certs.is_empty() {
         return Err(format!("{} holds no certificate", cert.display()));
     }
-    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("cannot read a PEM private key from {}: {e}", key.display()))?;
-    Ok((certs, key))
+    Ok(certs)
+}
+
+/// Parses a PEM private key read from `path` (named in the message).
+pub fn parse_key(
+    pem: &[u8],
+    path: &std::path::Path,
+) -> Result<rustls_pki_types::PrivateKeyDer<'static>, String> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::PrivateKeyDer::from_pem_slice(pem)
+        .map_err(|e| format!("cannot read a PEM private key from {}: {e}", path.display()))
 }
 
 /// The listener's TLS configuration: TLS 1.2 or newer, ring.

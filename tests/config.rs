@@ -110,6 +110,7 @@ fn minimal_file_gets_every_default() {
         c.limits.auth_failure_delay,
         config::DEFAULT_AUTH_FAILURE_DELAY
     );
+    assert_eq!(c.limits.login_timeout, config::DEFAULT_LOGIN_TIMEOUT);
     let t = &c.timeouts;
     let timeouts = [
         (t.idle, config::DEFAULT_IDLE_TIMEOUT),
@@ -183,6 +184,7 @@ fn full_file_sets_every_key() {
         (10 << 20, 50, 1000, 20, 5)
     );
     assert_eq!(l.auth_failure_delay, Duration::from_millis(250));
+    assert_eq!(l.login_timeout, Duration::from_secs(90));
     let t = &c.timeouts;
     let secs = |s| Duration::from_secs(s);
     assert_eq!(

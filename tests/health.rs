@@ -264,3 +264,23 @@ async fn reload_adds_users_and_accounts_without_dropping_connections() {
         .await
         .expect_code(250);
 }
+
+#[tokio::test]
+async fn only_loopback_host_names_are_answered() {
+    let w = World::start_with(with_health).await;
+    for path in ["/status", "/metrics", "/readyz", "/healthz"] {
+        let (code, body) = http_get_host(w.health(), path, "Host: evil.example\r\n").await;
+        assert_eq!(code, 421, "{path}: {body}");
+        assert!(!body.contains(MAILBOX), "{path}: {body}");
+        let (code, _) = http_get_host(w.health(), path, "Host: evil.example:8025\r\n").await;
+        assert_eq!(code, 421, "{path} with a port");
+    }
+    let twice = "Host: localhost\r\nHost: evil.example\r\n";
+    assert_eq!(http_get_host(w.health(), "/status", twice).await.0, 421);
+    for host in ["127.0.0.1:8025", "[::1]", "LocalHost", "relay.localhost"] {
+        let line = format!("Host: {host}\r\n");
+        let (code, body) = http_get_host(w.health(), "/status", &line).await;
+        assert_eq!(code, 200, "{host}: {body}");
+        assert!(body.contains(MAILBOX), "{host}: {body}");
+    }
+}

@@ -383,3 +383,121 @@ async fn sessions_have_a_lifetime() {
     let r = c.read_reply().await;
     r.expect_start("421 4.4.2 Connection time limit reached");
 }
+
+/// What starting the TLS listener with `state` as `state_dir` says.
+async fn listener_tls_error(state: &Scratch) -> String {
+    let w = World::stand_ins(with_tls(TlsMode::StartTls, state));
+    match xoauth_relay::daemon::tls_acceptor(&w.config).await {
+        Ok(_) => panic!("the listener started"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_link_at_the_generated_key_path_is_not_followed() {
+    let state = Scratch::new("key-link");
+    let elsewhere = Scratch::new("key-link-target");
+    let precious = elsewhere.0.join("precious");
+    std::fs::write(&precious, "someone else's file").unwrap();
+    let key = state.0.join("listener-key.pem");
+    std::os::unix::fs::symlink(&precious, &key).unwrap();
+    let message = listener_tls_error(&state).await;
+    assert!(message.contains("is a symbolic link"), "{message}");
+    assert_eq!(
+        std::fs::read_to_string(&precious).unwrap(),
+        "someone else's file"
+    );
+    // A dangling link would otherwise have the key created wherever it points.
+    let planted = elsewhere.0.join("planted");
+    std::fs::remove_file(&key).unwrap();
+    std::os::unix::fs::symlink(&planted, &key).unwrap();
+    let message = listener_tls_error(&state).await;
+    assert!(message.contains("is a symbolic link"), "{message}");
+    assert!(!planted.exists(), "nothing was written through the link");
+}
+
+#[tokio::test(start_paused = true)]
+async fn clients_that_do_not_log_in_are_closed_at_the_login_deadline() {
+    let w = World::start_with(|c| c.limits.login_timeout = Duration::from_secs(60)).await;
+    let started = tokio::time::Instant::now();
+    let mut silent = w.client().await;
+    let mut chatty = w.client().await;
+    chatty.ehlo().await;
+    let mut user = w.logged_in().await;
+    // Commands keep a connection from being idle, but do not extend the time to log in.
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        chatty.cmd("NOOP").await.expect_code(250);
+    }
+    chatty
+        .read_reply()
+        .await
+        .expect_start("421 4.7.0 Login time limit reached");
+    assert_eq!(started.elapsed().as_secs(), 60);
+    assert!(chatty.is_closed().await);
+    silent
+        .read_reply()
+        .await
+        .expect_start("421 4.7.0 Login time limit reached");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    user.cmd("NOOP").await.expect_code(250);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_device_trusted_by_its_address_counts_as_logged_in() {
+    let w = World::start_with(|c| {
+        c.limits.login_timeout = Duration::from_secs(60);
+        // Half of two: one slot for clients not logged in; trusted ones need none.
+        c.limits.max_connections = 2;
+        let mut printer = c.users[0].clone();
+        printer.name = "printer".into();
+        printer.password = None;
+        printer.networks = vec![Network {
+            addr: "127.0.0.1".parse().unwrap(),
+            prefix: 32,
+        }];
+        c.users.push(printer);
+    })
+    .await;
+    let mut a = w.client().await;
+    let mut b = w.client().await;
+    a.greeting.expect_code(220);
+    b.greeting.expect_code(220);
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    a.cmd("NOOP").await.expect_code(250);
+    b.send_mail(MAILBOX, &["office@example.net"], &message("office", "scan"))
+        .await
+        .expect_code(250);
+}
+
+#[tokio::test]
+async fn clients_not_logged_in_hold_at_most_half_the_slots() {
+    let w = World::start_with(|c| c.limits.max_connections = 4).await;
+    // Logging in gives its place among those not logged in back.
+    let mut user = w.logged_in().await;
+    let first = w.client().await;
+    let _second = w.client().await;
+    first.greeting.expect_code(220);
+    _second.greeting.expect_code(220);
+    let refused = Client::connect(w.addr()).await;
+    refused
+        .greeting
+        .expect_start("421 4.7.0 Too many connections");
+    user.send_mail(MAILBOX, &["a@example.net"], &message("a", "b"))
+        .await
+        .expect_code(250);
+    drop(first);
+    let mut again = None;
+    for _ in 0..50 {
+        let c = Client::connect(w.addr()).await;
+        if c.greeting.code == 220 {
+            again = Some(c);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let mut again = again.expect("a place is free once a client not logged in is gone");
+    again.ehlo().await;
+    again.auth_plain(USER, PASSWORD).await.expect_code(235);
+}

@@ -154,8 +154,8 @@ async fn connection_cap_answers_421() {
 #[tokio::test(start_paused = true)]
 async fn idle_client_gets_421_after_the_timeout() {
     let w = World::start_with(|c| c.timeouts.idle = Duration::from_secs(300)).await;
-    let mut c = w.client().await;
-    c.ehlo().await;
+    // Logged in: one that is not is closed sooner, at the login deadline.
+    let mut c = w.logged_in().await;
     let start = tokio::time::Instant::now();
     let r = c.read_reply().await;
     r.expect_start("421 4.4.2");
@@ -329,4 +329,26 @@ async fn normalized_bare_line_endings_arrive_as_crlf() {
         got[0].body,
         b"Subject: x\r\n\r\nline\r\n.\r\nMAIL FROM:<x@y.z>\r\nend\r\n"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_grace_period_a_client_mid_message_is_told_421() {
+    let grace = Duration::from_secs(10);
+    let mut w = World::start_with(|c| c.timeouts.shutdown_grace = grace).await;
+    let mut c = w.logged_in().await;
+    c.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
+        .await
+        .expect_code(250);
+    c.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
+    c.cmd("DATA").await.expect_code(354);
+    c.send_raw(b"Subject: half a message\r\n\r\n").await;
+    let started = tokio::time::Instant::now();
+    let stopping = tokio::spawn(w.relay.take().unwrap().stop());
+    c.read_reply()
+        .await
+        .expect_start("421 4.3.0 Server shutting down");
+    assert_eq!(started.elapsed(), grace);
+    assert!(c.is_closed().await);
+    stopping.await.unwrap();
+    assert!(w.upstream.messages().is_empty());
 }

@@ -27,6 +27,9 @@ pub const DEFAULT_AUTH_FAILURES_PER_IP: u32 = 10;
 pub const DEFAULT_AUTH_LOCKOUT: Duration = Duration::from_secs(15 * 60);
 /// Long enough for a 35 MB message on a slow line, short enough that a slot is not held forever.
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(60 * 60);
+/// A program logs in within a second; a person typing into telnet within a minute. Longer only
+/// lets idle connections hold slots.
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// 1 KiB/s: a 35 MB message at this rate takes 10 hours, so any real client is far faster;
 /// a slowloris client that trickles bytes is not.
 pub const DEFAULT_MIN_DATA_RATE: usize = 1024;
@@ -72,6 +75,7 @@ impl Default for super::Limits {
             auth_failures_per_ip: DEFAULT_AUTH_FAILURES_PER_IP,
             auth_lockout: DEFAULT_AUTH_LOCKOUT,
             session_lifetime: DEFAULT_SESSION_LIFETIME,
+            login_timeout: DEFAULT_LOGIN_TIMEOUT,
             min_data_rate: DEFAULT_MIN_DATA_RATE,
             max_errors: DEFAULT_MAX_ERRORS,
         }

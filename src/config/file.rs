@@ -69,6 +69,7 @@ pub(crate) struct RawLimits {
     pub auth_failures_per_ip: Option<Scalar>,
     pub auth_lockout: Option<Scalar>,
     pub session_lifetime: Option<Scalar>,
+    pub login_timeout: Option<Scalar>,
     pub min_data_rate: Option<Scalar>,
     pub max_errors: Option<Scalar>,
 }
@@ -85,6 +86,7 @@ pub(crate) const LIMITS_KEYS: &[&str] = &[
     "auth_failures_per_ip",
     "auth_lockout",
     "session_lifetime",
+    "login_timeout",
     "min_data_rate",
     "max_errors",
 ];

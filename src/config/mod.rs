@@ -153,6 +153,9 @@ pub struct Limits {
     pub auth_lockout: Duration,
     /// Longest a connection may last, whatever it does.
     pub session_lifetime: Duration,
+    /// How long after connecting a client has to log in (`421 4.7.0` after it); not extended
+    /// by commands. Clients trusted by network address count as logged in.
+    pub login_timeout: Duration,
     /// Slowest a client may send message data, in octets per second (measured per minute).
     pub min_data_rate: usize,
     /// Bad commands (unknown, syntax errors, out of sequence) before the connection is closed.

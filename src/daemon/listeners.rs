@@ -7,16 +7,15 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::StartError;
+use super::{StartError, key_file};
 use crate::config::{Config, TlsMode};
 use crate::smtp::conn::{Listener, Services};
-use crate::smtp::listener::accept_loop;
+use crate::smtp::listener::{Slots, accept_loop};
 use crate::smtp::session::SessionLimits;
 
 /// File names of the generated certificate and key in `state_dir`.
@@ -30,11 +29,25 @@ pub struct Sockets {
     pub health: Option<TcpListener>,
 }
 
+/// Pending connections the kernel queues before we accept them. tokio's default of 128
+/// overflows in a burst, and each dropped SYN costs the client a second of retries.
+const BACKLOG: u32 = 1024;
+
 /// Binds `addr`. The configuration already refused clear-text listeners off loopback.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })
+    listen(addr).map_err(|source| StartError::Bind { addr, source })
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // As std does on unix: a restart can bind while old connections sit in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// The acceptor for STARTTLS and implicit TLS, when some listener uses TLS.
@@ -46,7 +59,10 @@ pub async fn tls_acceptor(config: &Config) -> Result<Option<TlsAcceptor>, StartE
     let state_dir = config.state_dir.clone();
     let names = vec![config.hostname.clone(), "localhost".to_string()];
     let identity = tokio::task::spawn_blocking(move || match files {
-        Some(f) => crate::tls::load_server_identity(&f.cert, &f.key),
+        Some(f) => {
+            super::key_file::warn_if_shared(&f.key);
+            crate::tls::load_server_identity(&f.cert, &f.key)
+        }
         None => self_signed_identity(state_dir.as_deref(), names),
     })
     .await
@@ -71,34 +87,34 @@ type Identity = (
 fn self_signed_identity(state_dir: Option<&Path>, names: Vec<String>) -> Result<Identity, String> {
     let dir = state_dir.ok_or("no state_dir to keep the self-signed certificate in")?;
     let (cert, key) = (dir.join(SELF_SIGNED_CERT), dir.join(SELF_SIGNED_KEY));
+    key_file::refuse_link(&cert)?;
+    key_file::refuse_link(&key)?;
     if !cert.exists() || !key.exists() {
         generate(dir, &cert, &key, names)?;
     }
-    crate::tls::load_server_identity(&cert, &key)
+    let pem = key_file::read_private(&key)?;
+    Ok((
+        crate::tls::load_certs(&cert)?,
+        crate::tls::parse_key(&pem, &key)?,
+    ))
 }
 
+/// Makes a new pair, replacing the half of an old one that may be left.
 fn generate(dir: &Path, cert: &Path, key: &Path, names: Vec<String>) -> Result<(), String> {
     let (cert_pem, key_pem) = crate::tls::self_signed(names)
         .map_err(|e| format!("cannot generate a certificate: {e}"))?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    write_private(key, key_pem.as_bytes())?;
-    std::fs::write(cert, cert_pem).map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
+    for old in [key, cert] {
+        // Links were refused already; this removes a regular file of ours, never a target.
+        if old.exists() {
+            std::fs::remove_file(old)
+                .map_err(|e| format!("cannot replace {}: {e}", old.display()))?;
+        }
+    }
+    key_file::create_new(key, key_pem.as_bytes(), 0o600)?;
+    key_file::create_new(cert, cert_pem.as_bytes(), 0o644)?;
     tracing::info!(cert = %cert.display(), "generated a self-signed listener certificate");
     Ok(())
-}
-
-/// Writes a file only its owner can read.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    file.write_all(bytes)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// The session rules of a listener.
@@ -126,7 +142,7 @@ pub fn spawn(
     services: &Arc<Services>,
     shutdown: &CancellationToken,
 ) -> impl Future<Output = TaskTracker> + use<> {
-    let slots = Arc::new(Semaphore::new(config.limits.max_connections));
+    let slots = Slots::new(config.limits.max_connections);
     let tasks = TaskTracker::new();
     let mode = config.listen.smtp_tls;
     let smtp_rules = Listener {

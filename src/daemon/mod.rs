@@ -25,8 +25,12 @@ use crate::stats::Stats;
 use crate::swap::Swap;
 use crate::upstream::SmtpUpstream;
 
+mod key_file;
 mod listeners;
 mod signals;
+
+/// After the grace period, how long connections get to say `421` and close.
+const FORCED_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub use listeners::{bind, tls_acceptor};
 pub use signals::termination_signal;
@@ -217,7 +221,7 @@ impl Running {
     }
 
     /// Stops accepting, tells idle clients `421`, lets transactions in flight finish within
-    /// the grace period, and waits.
+    /// the grace period, then tells the rest `421` too, and waits.
     pub async fn stop(self) {
         self.daemon.stats.draining.store(true, Ordering::Relaxed);
         self.daemon.shutdown.cancel();
@@ -256,6 +260,7 @@ pub fn start_with(
 ) -> Result<Running, StartError> {
     let stats = Arc::new(Stats::default());
     let shutdown = CancellationToken::new();
+    let force = CancellationToken::new();
     let smtp_addr = sockets
         .smtp
         .local_addr()
@@ -263,7 +268,12 @@ pub fn start_with(
             addr: config.listen.smtp,
             source,
         })?;
-    let daemon = Arc::new(assemble(config, stats.clone(), shutdown.clone())?);
+    let daemon = Arc::new(assemble(
+        config,
+        stats.clone(),
+        shutdown.clone(),
+        force.clone(),
+    )?);
     let health_addr = sockets.health.as_ref().and_then(|h| h.local_addr().ok());
     let submissions_addr = sockets
         .submissions
@@ -294,6 +304,18 @@ pub fn start_with(
                 ?grace,
                 "shutdown grace period over; closing remaining connections"
             );
+            force.cancel();
+            // A relay to Microsoft in flight is not cut off (it may already have the message);
+            // the process does not wait for it long either.
+            if tokio::time::timeout(FORCED_CLOSE_WAIT, tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    connections = tasks.len(),
+                    "connections abandoned at shutdown"
+                );
+            }
         }
         health_stop.cancel();
     });
@@ -311,6 +333,7 @@ fn assemble(
     config: &Config,
     stats: Arc<Stats>,
     shutdown: CancellationToken,
+    force: CancellationToken,
 ) -> Result<Daemon, StartError> {
     // Build every route before starting any background task, so a failure leaves none behind.
     let built = config
@@ -329,6 +352,7 @@ fn assemble(
         idle_timeout: config.timeouts.idle,
         auth_failure_delay: config.limits.auth_failure_delay,
         session_lifetime: config.limits.session_lifetime,
+        login_timeout: config.limits.login_timeout,
         min_data_rate: config.limits.min_data_rate,
         guard: IpGuard::new(
             config.limits.max_connections_per_ip,
@@ -336,6 +360,7 @@ fn assemble(
             config.limits.auth_lockout,
         ),
         stats: stats.clone(),
+        force,
     });
     Ok(Daemon {
         stats,

@@ -1,7 +1,9 @@
 //! The loopback HTTP endpoints for people and monitoring: `/healthz` (alive), `/readyz` (can
 //! send), `/status` (JSON) and `/metrics` (Prometheus text). Never shows a secret, token or
-//! address other than the configured mailboxes.
+//! address other than the configured mailboxes, and answers only requests addressed to a
+//! loopback host name.
 
+mod host;
 mod metrics;
 mod status;
 
@@ -26,6 +28,7 @@ pub async fn serve(listener: TcpListener, daemon: Arc<Daemon>, stop: Cancellatio
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn(host::loopback_only))
         .with_state(daemon);
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())

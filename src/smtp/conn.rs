@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +31,8 @@ const READ_CHUNK: usize = 16 * 1024;
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 /// Longest a TLS handshake may take.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Once the grace period is over, how long a client gets to read its `421`.
+const FORCED_WRITE: Duration = Duration::from_secs(5);
 
 /// What every connection shares. Users and the relay can be replaced by a reload; a session
 /// takes the current ones when it needs them.
@@ -39,9 +42,14 @@ pub struct Services {
     pub idle_timeout: Duration,
     pub auth_failure_delay: Duration,
     pub session_lifetime: Duration,
+    /// From connect until AUTH must have succeeded; commands do not extend it.
+    pub login_timeout: Duration,
     pub min_data_rate: usize,
     pub guard: Arc<IpGuard>,
     pub stats: Arc<Stats>,
+    /// Cancelled when the shutdown grace period is over: a session still open is told
+    /// `421 4.3.0` even mid-command, since a client without a 250 still owns its message.
+    pub force: CancellationToken,
 }
 
 /// How one listener's sessions behave.
@@ -69,6 +77,7 @@ pub async fn serve(
     services: Arc<Services>,
     listener: Listener,
     shutdown: CancellationToken,
+    login_slot: Option<OwnedSemaphorePermit>,
 ) -> Ended {
     let mut session = Session::new(listener.limits.clone());
     if stream.is_tls() {
@@ -87,7 +96,9 @@ pub async fn serve(
         tls: listener.tls,
         peer,
         started,
+        login_slot,
     };
+    conn.release_login_slot();
     match conn.run(&shutdown).await {
         Ok(ended) => ended,
         Err(e) => Ended::Io(e),
@@ -102,6 +113,8 @@ struct Conn {
     tls: Option<TlsAcceptor>,
     peer: SocketAddr,
     started: Instant,
+    /// The connection's place among those not logged in; given back once the client is.
+    login_slot: Option<OwnedSemaphorePermit>,
 }
 
 /// When the client last sent something, and the bytes received in the current rate window
@@ -136,6 +149,11 @@ impl Conn {
             if self.session.is_closed() {
                 return Ok(Ended::Closed);
             }
+            let force = self.services.force.clone();
+            if force.is_cancelled() {
+                self.session.abort(reply::SHUTTING_DOWN);
+                continue;
+            }
             if shutdown.is_cancelled() && self.session.is_idle() {
                 self.session.shutdown();
                 continue;
@@ -153,6 +171,7 @@ impl Conn {
                     Err(_) => continue,
                 },
                 _ = shutdown.cancelled(), if idle => continue,
+                _ = force.cancelled() => continue,
             };
             if n == 0 {
                 return Ok(Ended::ClientLeft);
@@ -160,6 +179,7 @@ impl Conn {
             rate.bytes += n;
             rate.last_read = Instant::now();
             self.process(&buf[..n]).await?;
+            self.release_login_slot();
         }
     }
 
@@ -169,6 +189,9 @@ impl Conn {
         let now = Instant::now();
         let idle = rate.last_read + self.services.idle_timeout;
         let mut deadline = idle.min(self.started + self.services.session_lifetime);
+        if !self.logged_in() {
+            deadline = deadline.min(self.started + self.services.login_timeout);
+        }
         if !self.session.is_idle() {
             deadline = deadline.min(rate.window_start + RATE_WINDOW);
         }
@@ -184,6 +207,10 @@ impl Conn {
         if now >= rate.last_read + self.services.idle_timeout {
             return Some(reply::IDLE_TIMEOUT);
         }
+        if !self.logged_in() && now >= self.started + self.services.login_timeout {
+            tracing::info!(peer = %self.peer, "client did not log in in time; closing");
+            return Some(reply::LOGIN_TIMEOUT);
+        }
         if self.session.is_idle() {
             (rate.window_start, rate.bytes) = (now, 0);
         } else if now >= rate.window_start + RATE_WINDOW {
@@ -198,6 +225,19 @@ impl Conn {
             (rate.window_start, rate.bytes) = (now, 0);
         }
         None
+    }
+
+    /// True once AUTH succeeded or the client's address is trusted.
+    fn logged_in(&self) -> bool {
+        self.session.submitter().is_some()
+    }
+
+    /// A client that has logged in no longer counts against the share of connections for
+    /// those that have not.
+    fn release_login_slot(&mut self) {
+        if self.logged_in() {
+            self.login_slot = None;
+        }
     }
 
     /// Feeds `input` to the session, running each action it asks for, until all is consumed.
@@ -302,13 +342,24 @@ impl Conn {
             return Ok(());
         }
         let out = std::mem::take(self.session.output());
-        let idle = self.services.idle_timeout;
+        let force = self.services.force.clone();
+        let limit = if force.is_cancelled() {
+            FORCED_WRITE.min(self.services.idle_timeout)
+        } else {
+            self.services.idle_timeout
+        };
         let stream = self.stream()?;
         let write = async {
             stream.write_all(&out).await?;
             stream.flush().await
         };
-        let result = tokio::time::timeout(idle, write).await;
+        // A write still stuck when the grace period ends is abandoned, not waited for.
+        let result = tokio::select! {
+            result = tokio::time::timeout(limit, write) => result,
+            _ = force.cancelled(), if !force.is_cancelled() => {
+                return Err(io_error("shutdown grace period over while writing"));
+            }
+        };
         let mut out = out;
         out.clear();
         *self.session.output() = out;

@@ -1,6 +1,7 @@
 //! The accept loop: one task per client. Before a task is spawned the client must get past the
-//! global connection limit and its address's limits (connections per address, lockout after
-//! failed logins); otherwise it is told `421 4.7.0` and disconnected instead of queueing unseen.
+//! global connection limit, the share of it for clients not logged in yet, and its address's
+//! limits (connections per address, lockout after failed logins); otherwise it is told
+//! `421 4.7.0` and disconnected instead of queueing unseen.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,13 +22,39 @@ use super::stream::Stream;
 /// How long a refused client gets to read its `421`.
 const REFUSAL_WRITE: Duration = Duration::from_secs(5);
 
+/// The connection slots shared by all listeners: `all` is `limits.max_connections`; clients
+/// that have not logged in may hold at most half of them (rounded up), so idle connections
+/// from many addresses cannot crowd out the clients that have.
+#[derive(Clone)]
+pub struct Slots {
+    all: Arc<Semaphore>,
+    not_logged_in: Arc<Semaphore>,
+}
+
+impl Slots {
+    pub fn new(max_connections: usize) -> Self {
+        Self {
+            all: Arc::new(Semaphore::new(max_connections)),
+            not_logged_in: Arc::new(Semaphore::new(max_connections.div_ceil(2))),
+        }
+    }
+}
+
+/// What an admitted client holds: its global slot and address slot for the whole connection,
+/// and a slot among those not logged in until it logs in (none for a trusted address).
+struct Permits {
+    _slot: OwnedSemaphorePermit,
+    _address: Permit,
+    login: Option<OwnedSemaphorePermit>,
+}
+
 /// Accepts clients on `socket` until `shutdown` fires. `slots` is shared by all listeners (the
 /// global connection limit); connection tasks go on `tasks` so the caller can wait for them.
 pub async fn accept_loop(
     socket: TcpListener,
     services: Arc<Services>,
     listener: Listener,
-    slots: Arc<Semaphore>,
+    slots: Slots,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
@@ -70,18 +97,28 @@ pub async fn accept_loop(
     }
 }
 
-/// The global slot and the address's slot, or the reply refusing the client.
-fn admit(
-    services: &Services,
-    slots: &Arc<Semaphore>,
-    peer: SocketAddr,
-) -> Result<(OwnedSemaphorePermit, Permit), Reply> {
-    let Ok(slot) = slots.clone().try_acquire_owned() else {
+/// The client's slots, or the reply refusing it.
+fn admit(services: &Services, slots: &Slots, peer: SocketAddr) -> Result<Permits, Reply> {
+    let Ok(slot) = slots.all.clone().try_acquire_owned() else {
         tracing::warn!(%peer, "connection refused: too many connections");
         return Err(reply::TOO_MANY_CONNECTIONS);
     };
+    // A device trusted by its address is logged in from the start.
+    let login = if services.users.load().trusted_for(peer.ip()).is_some() {
+        None
+    } else {
+        let Ok(permit) = slots.not_logged_in.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection refused: too many connections not logged in");
+            return Err(reply::TOO_MANY_CONNECTIONS);
+        };
+        Some(permit)
+    };
     match services.guard.admit(peer.ip()) {
-        Ok(permit) => Ok((slot, permit)),
+        Ok(address) => Ok(Permits {
+            _slot: slot,
+            _address: address,
+            login,
+        }),
         Err(Refusal::LockedOut) => {
             tracing::debug!(%peer, "connection refused: address locked out after failed logins");
             Err(reply::IP_LOCKED_OUT)
@@ -100,7 +137,7 @@ async fn client(
     services: Arc<Services>,
     listener: Listener,
     shutdown: CancellationToken,
-    permits: (OwnedSemaphorePermit, Permit),
+    mut permits: Permits,
 ) {
     let stats = &services.stats.listener;
     stats.connections_total.fetch_add(1, Ordering::Relaxed);
@@ -120,7 +157,8 @@ async fn client(
         _ => Some(Stream::Plain(tcp)),
     };
     if let Some(stream) = stream {
-        match conn::serve(stream, peer, services.clone(), listener, shutdown).await {
+        let login = permits.login.take();
+        match conn::serve(stream, peer, services.clone(), listener, shutdown, login).await {
             Ended::Io(e) => tracing::debug!(%peer, error = %e, "client connection failed"),
             other => tracing::debug!(%peer, ?other, "client disconnected"),
         }

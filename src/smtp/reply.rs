@@ -175,6 +175,11 @@ pub const NEEDS_SMTPUTF8: Reply = Reply::new(
     "Non-ASCII address not permitted without SMTPUTF8 in MAIL FROM (RFC 6531)",
 );
 pub const INTERNAL: Reply = Reply::new(451, (4, 3, 0), "Internal error; try again later");
+pub const LOGIN_TIMEOUT: Reply = Reply::new(
+    421,
+    (4, 7, 0),
+    "Login time limit reached, closing connection",
+);
 
 #[cfg(test)]
 mod tests {

@@ -333,11 +333,16 @@ impl std::io::Write for SharedWriter {
 
 /// A plain HTTP/1.1 GET against the health endpoint: (status code, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_get_host(addr, path, "Host: localhost\r\n").await
+}
+
+/// `http_get` with `host_lines` (each ending in CRLF, or empty) as its Host header(s).
+pub async fn http_get_host(addr: SocketAddr, path: &str, host_lines: &str) -> (u16, String) {
     use tokio::io::AsyncReadExt;
     let mut stream = TcpStream::connect(addr)
         .await
         .expect("connect to health endpoint");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\n{host_lines}Connection: close\r\n\r\n");
     stream
         .write_all(request.as_bytes())
         .await

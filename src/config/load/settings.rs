@@ -91,6 +91,11 @@ pub fn limits(p: &mut Problems, raw: &RawLimits) -> Limits {
             raw.session_lifetime.as_ref(),
             DEFAULT_SESSION_LIFETIME,
         ),
+        login_timeout: p.duration(
+            "limits.login_timeout",
+            raw.login_timeout.as_ref(),
+            DEFAULT_LOGIN_TIMEOUT,
+        ),
         min_data_rate: p.size(
             "limits.min_data_rate",
             raw.min_data_rate.as_ref(),

@@ -601,8 +601,7 @@ fn trusted_network_sends_without_auth_within_its_senders() {
     h.send(b"HELO printer\r\n");
     let refused = h.send(b"MAIL FROM:<other@evil.test>\r\n");
     assert_eq!(
-        refused,
-        "550 5.7.1 Sender other@evil.test not allowed for this client\r\n",
+        refused, "550 5.7.1 Sender other@evil.test not allowed for this client\r\n",
         "a device that did not log in is not told the allowed senders"
     );
     let got = h.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<x@y.test>\r\nDATA\r\nhi\r\n.\r\n");
