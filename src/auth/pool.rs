@@ -20,7 +20,9 @@ pub const QUEUE: usize = 256;
 /// Argon2 workers shared by every connection; built once, kept across reloads.
 pub struct Argon2Pool {
     workers: Arc<Semaphore>,
-    /// Buffers not in use; there are never more than `workers` of them.
+    /// Buffers not in use; there are never more than `workers` of them. They are kept for the
+    /// life of the process: freed, glibc would keep such chunks in per-thread arenas anyway, and
+    /// different blocking threads would each end up holding one.
     idle: Mutex<Vec<Vec<Block>>>,
     /// Checks admitted and not yet finished (waiting or running).
     admitted: AtomicUsize,
