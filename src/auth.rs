@@ -3,20 +3,36 @@
 //!
 //! Passwords are checked with argon2 (a `password_hash`) or in constant time against an HMAC of a
 //! plain `password`. A correct password is then remembered as an HMAC under a key made at start,
-//! so a client that logs in for every message pays the argon2 cost once, not per message; a
-//! wrong password always takes the slow path.
+//! so a client that logs in for every message pays the argon2 cost once, not per message. Every
+//! failed check costs one argon2 evaluation in the shared [`Argon2Pool`], whether the user
+//! exists or not and whatever kind of password it has, so failures cannot tell users apart.
+//! User names match ignoring case, as the configuration refuses names differing only in case.
+
+mod pool;
+
+pub use pool::{Argon2Pool, Busy};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use argon2::Argon2;
 use ring::hmac;
 use ring::rand::SystemRandom;
 
 use crate::address::Address;
 use crate::config::{Config, Network, PasswordCheck, SenderRule};
+use crate::secret::Secret;
+
+/// The result of [`Users::check`].
+#[derive(Debug)]
+pub enum Checked {
+    Accepted(Arc<Submitter>),
+    Rejected,
+    /// Too many checks are waiting for the argon2 workers; the client should retry later.
+    Busy,
+}
 
 /// An authenticated local user, as the session and the relay see it.
 #[derive(Debug)]
@@ -41,7 +57,7 @@ impl Submitter {
 }
 
 enum Check {
-    Argon2(String),
+    Argon2(Arc<str>),
     Hmac(hmac::Tag),
     /// A device known only by its network address: AUTH as this user always fails.
     Nothing,
@@ -56,6 +72,7 @@ struct Entry {
 
 /// All local users, built once from the configuration.
 pub struct Users {
+    /// Keyed by the lowercase name.
     by_name: HashMap<String, Entry>,
     /// Users with `networks`, in configuration order: the first match wins.
     trusted: Vec<(Vec<Network>, Arc<Submitter>)>,
@@ -74,7 +91,7 @@ impl Users {
         let mut by_name = HashMap::new();
         for u in &config.users {
             let check = match &u.password {
-                Some(PasswordCheck::Argon2(phc)) => Check::Argon2(phc.clone()),
+                Some(PasswordCheck::Argon2(phc)) => Check::Argon2(phc.as_str().into()),
                 Some(PasswordCheck::Plain(pw)) => {
                     Check::Hmac(hmac::sign(&key, pw.expose().as_bytes()))
                 }
@@ -93,7 +110,7 @@ impl Users {
                 check,
                 verified: Mutex::new(None),
             };
-            by_name.insert(u.name.clone(), entry);
+            by_name.insert(u.name.to_lowercase(), entry);
         }
         Self {
             by_name,
@@ -111,31 +128,48 @@ impl Users {
         found.map(|(_, submitter)| submitter.clone())
     }
 
-    /// Checks a username and password. May run argon2, so call it off the async threads
-    /// (`spawn_blocking`).
-    pub fn verify(&self, username: &str, password: &str) -> Option<Arc<Submitter>> {
-        let Some(entry) = self.by_name.get(username) else {
-            argon2_matches(DUMMY_HASH, password);
-            return None;
-        };
-        if self.remembered(entry, password) {
-            return Some(entry.submitter.clone());
+    /// Checks a username and password. A remembered or plain password that is right is
+    /// answered at once; anything else runs exactly one argon2 evaluation in `pool` (the dummy
+    /// hash when there is no argon2 hash to check).
+    pub async fn check(
+        &self,
+        pool: &Arc<Argon2Pool>,
+        username: &str,
+        password: &Secret<String>,
+    ) -> Checked {
+        let entry = self.by_name.get(&username.to_lowercase());
+        if let Some(entry) = entry.filter(|e| self.known_right(e, password.expose())) {
+            return Checked::Accepted(entry.submitter.clone());
         }
-        let ok = match &entry.check {
-            Check::Argon2(phc) => argon2_matches(phc, password),
-            Check::Hmac(tag) => hmac::verify(&self.key, password.as_bytes(), tag.as_ref()).is_ok(),
-            Check::Nothing => {
-                // Same cost as a wrong password, so this user's existence does not show.
-                argon2_matches(DUMMY_HASH, password);
-                false
+        let Ok(ticket) = pool.admit() else {
+            return Checked::Busy;
+        };
+        let (hash, real) = match entry.map(|e| &e.check) {
+            Some(Check::Argon2(phc)) => (phc.clone(), true),
+            _ => (DUMMY_HASH.into(), false),
+        };
+        let right = ticket.verify(hash, password.clone()).await;
+        match entry {
+            Some(entry) if right && real => {
+                self.remember(entry, password.expose());
+                Checked::Accepted(entry.submitter.clone())
             }
-        };
-        if !ok {
-            return None;
+            _ => Checked::Rejected,
         }
+    }
+
+    /// True for a password remembered from an earlier login, or the right plain password.
+    fn known_right(&self, entry: &Entry, password: &str) -> bool {
+        let plain = match &entry.check {
+            Check::Hmac(tag) => hmac::verify(&self.key, password.as_bytes(), tag.as_ref()).is_ok(),
+            Check::Argon2(_) | Check::Nothing => false,
+        };
+        plain || self.remembered(entry, password)
+    }
+
+    fn remember(&self, entry: &Entry, password: &str) {
         let tag = hmac::sign(&self.key, password.as_bytes());
         *entry.verified.lock().unwrap_or_else(|e| e.into_inner()) = Some(tag);
-        Some(entry.submitter.clone())
     }
 
     fn remembered(&self, entry: &Entry, password: &str) -> bool {
@@ -151,14 +185,6 @@ fn hmac_key() -> hmac::Key {
     // operation is possible and refusing to start is right.
     hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())
         .expect("the operating system random number generator is unavailable")
-}
-
-fn argon2_matches(phc: &str, password: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|hash| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok()
-    })
 }
 
 /// Delay before answering the `failures`-th failed AUTH (1-based): doubles each time, capped.
@@ -193,11 +219,98 @@ mod tests {
 
     #[test]
     fn hash_then_verify() {
+        use argon2::{PasswordHash, PasswordVerifier};
         let phc = hash_password("correct horse").unwrap();
         assert!(phc.starts_with("$argon2id$"));
-        assert!(argon2_matches(&phc, "correct horse"));
-        assert!(!argon2_matches(&phc, "wrong"));
-        assert!(!argon2_matches("not a hash", "x"));
+        let parsed = PasswordHash::new(&phc).unwrap();
+        let argon2 = Argon2::default();
+        assert!(argon2.verify_password(b"correct horse", &parsed).is_ok());
+        assert!(argon2.verify_password(b"wrong", &parsed).is_err());
         assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+
+    fn user(name: &str, check: Check) -> (String, Entry) {
+        let submitter = Arc::new(Submitter {
+            user: name.into(),
+            account: "contoso".into(),
+            allowed_senders: Vec::new(),
+        });
+        let entry = Entry {
+            submitter,
+            check,
+            verified: Mutex::new(None),
+        };
+        (name.to_lowercase(), entry)
+    }
+
+    /// An argon2 user, a plain-password user and a device known only by its address.
+    fn users(phc: &str) -> Users {
+        let key = hmac_key();
+        let plain = Check::Hmac(hmac::sign(&key, b"plain-pw"));
+        let by_name = [
+            user("Argon@Contoso.example", Check::Argon2(phc.into())),
+            user("plain", plain),
+            user("printer", Check::Nothing),
+        ];
+        Users {
+            by_name: by_name.into_iter().collect(),
+            trusted: Vec::new(),
+            key,
+        }
+    }
+
+    fn pw(text: &str) -> Secret<String> {
+        Secret::new(text.into())
+    }
+
+    #[tokio::test]
+    async fn every_failure_costs_one_argon2_evaluation() {
+        let users = users(&pool::tests::cheap_hash("argon-pw"));
+        let pool = Argon2Pool::new(1, 10);
+        for name in ["nobody", "plain", "argon@contoso.example", "printer"] {
+            let before = pool.evaluations();
+            let checked = users.check(&pool, name, &pw("wrong")).await;
+            assert!(matches!(checked, Checked::Rejected), "{name}: {checked:?}");
+            assert_eq!(pool.evaluations() - before, 1, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn right_passwords_and_the_fast_path() {
+        let users = users(&pool::tests::cheap_hash("argon-pw"));
+        let pool = Argon2Pool::new(1, 10);
+        let plain = users.check(&pool, "plain", &pw("plain-pw")).await;
+        assert!(matches!(plain, Checked::Accepted(s) if s.user == "plain"));
+        assert_eq!(pool.evaluations(), 0, "a plain password needs no argon2");
+        let right = pw("argon-pw");
+        for _ in 0..2 {
+            let argon = users.check(&pool, "argon@contoso.example", &right).await;
+            assert!(matches!(argon, Checked::Accepted(_)));
+        }
+        assert_eq!(pool.evaluations(), 1, "the second login is remembered");
+    }
+
+    #[tokio::test]
+    async fn user_names_match_ignoring_case() {
+        let users = users(&pool::tests::cheap_hash("argon-pw"));
+        let pool = Argon2Pool::new(1, 10);
+        for name in ["ARGON@contoso.EXAMPLE", "Argon@Contoso.example"] {
+            let checked = users.check(&pool, name, &pw("argon-pw")).await;
+            let Checked::Accepted(s) = checked else {
+                panic!("{name}: {checked:?}");
+            };
+            assert_eq!(s.user, "Argon@Contoso.example", "the configured spelling");
+        }
+        let plain = users.check(&pool, "PLAIN", &pw("plain-pw")).await;
+        assert!(matches!(plain, Checked::Accepted(_)));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_busy() {
+        let users = users(&pool::tests::cheap_hash("argon-pw"));
+        let pool = Argon2Pool::new(1, 0);
+        let _held = pool.admit().unwrap();
+        let checked = users.check(&pool, "plain", &pw("wrong")).await;
+        assert!(matches!(checked, Checked::Busy), "{checked:?}");
     }
 }

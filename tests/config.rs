@@ -438,6 +438,11 @@ fn unusable_password_hashes_are_refused() {
     );
     assert_problem(&p, "users[2].password_hash", "is a pbkdf2-sha256 hash");
     assert_problem(&p, "users[3].password_hash", "unusable argon2 parameters");
+    assert_problem(
+        &p,
+        "users[4].password_hash",
+        "asks for m=4194304 KiB of memory per login; at most 262144 (256 MiB)",
+    );
     assert!(
         p.iter()
             .all(|p| p.message.contains("xoauth-relay hash-password"))

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Users;
+use crate::auth::{Argon2Pool, Users};
 use crate::config::{Account, Config};
 use crate::oauth::client_credentials::ClientCredentials;
 use crate::oauth::{Observed, TokenCache};
@@ -348,6 +348,7 @@ fn assemble(
     let relay = Arc::new(Relay::new(routes.values().map(|r| r.route.clone())));
     let services = Arc::new(Services {
         users: Swap::new(Arc::new(Users::from_config(config))),
+        passwords: Argon2Pool::for_this_machine(),
         relay: Swap::new(relay.clone() as Arc<dyn Submit>),
         idle_timeout: config.timeouts.idle,
         auth_failure_delay: config.limits.auth_failure_delay,

@@ -13,12 +13,12 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::guard::IpGuard;
+use super::guard::{IpGuard, LoginKey};
 use super::reply::{self, Reply};
 use super::sasl::Credentials;
 use super::session::{Action, Session, SessionLimits};
 use super::stream::Stream;
-use crate::auth::{Submitter, Users, failure_delay};
+use crate::auth::{Argon2Pool, Checked, Submitter, Users, failure_delay};
 use crate::logging::Untrusted;
 use crate::relay::Submit;
 use crate::stats::{Outcome, Stats};
@@ -38,6 +38,8 @@ const FORCED_WRITE: Duration = Duration::from_secs(5);
 /// takes the current ones when it needs them.
 pub struct Services {
     pub users: Swap<Users>,
+    /// Runs every argon2 check; outlives reloads of `users`.
+    pub passwords: Arc<Argon2Pool>,
     pub relay: Swap<dyn Submit>,
     pub idle_timeout: Duration,
     pub auth_failure_delay: Duration,
@@ -115,6 +117,15 @@ struct Conn {
     started: Instant,
     /// The connection's place among those not logged in; given back once the client is.
     login_slot: Option<OwnedSemaphorePermit>,
+}
+
+/// How an AUTH attempt ended, for the session.
+enum Login {
+    /// `Some` when the password was right.
+    Checked(Option<Arc<Submitter>>),
+    LockedOut,
+    /// The password could not be checked now.
+    Busy,
 }
 
 /// When the client last sent something, and the bytes received in the current rate window
@@ -251,8 +262,15 @@ impl Conn {
                 Action::Authenticate(credentials) => {
                     // Replies to earlier pipelined commands go out before the slow check.
                     self.flush().await?;
-                    let result = self.check_password(credentials).await;
-                    if let Action::Close = self.session.auth_checked(result) {
+                    let next = match self.check_password(credentials).await {
+                        Login::Checked(result) => self.session.auth_checked(result),
+                        Login::LockedOut => self.session.abort(reply::IP_LOCKED_OUT),
+                        Login::Busy => {
+                            self.session.auth_unavailable(reply::AUTH_TEMPORARY);
+                            Action::Read
+                        }
+                    };
+                    if let Action::Close = next {
                         return Ok(());
                     }
                 }
@@ -289,31 +307,47 @@ impl Conn {
         }
     }
 
-    async fn check_password(&mut self, c: Credentials) -> Option<Arc<Submitter>> {
+    /// Counts the guess against the address before checking, and answers a failure at a fixed
+    /// time after the check started, so how long the check took (which user, which kind of
+    /// password, how busy the pool was) does not show.
+    async fn check_password(&mut self, c: Credentials) -> Login {
+        let started = Instant::now();
+        let key = LoginKey::address(self.peer.ip());
+        let Ok(guess) = self.services.guard.reserve(key).await else {
+            tracing::info!(peer = %self.peer, user = %Untrusted(&c.username), "AUTH refused: address locked out");
+            return Login::LockedOut;
+        };
         let users = self.services.users.load();
-        let username = c.username.clone();
-        let checked =
-            tokio::task::spawn_blocking(move || users.verify(&c.username, c.password.expose()))
-                .await;
-        let result = checked.unwrap_or(None);
-        let guard = &self.services.guard;
-        if result.is_some() {
-            guard.auth_succeeded(self.peer.ip());
-            tracing::debug!(peer = %self.peer, user = %Untrusted(&username), "authenticated");
-            return result;
+        let checked = users
+            .check(&self.services.passwords, &c.username, &c.password)
+            .await;
+        let base = self.services.auth_failure_delay;
+        match checked {
+            Checked::Accepted(submitter) => {
+                guess.succeeded();
+                tracing::debug!(peer = %self.peer, user = %Untrusted(&c.username), "authenticated");
+                return Login::Checked(Some(submitter));
+            }
+            Checked::Busy => {
+                drop(guess);
+                tracing::warn!(peer = %self.peer, "AUTH answered 454: too many password checks waiting");
+                tokio::time::sleep_until(started + base).await;
+                return Login::Busy;
+            }
+            Checked::Rejected => {}
         }
         self.services
             .stats
             .auth_failures
             .fetch_add(1, Ordering::Relaxed);
-        let failure = guard.auth_failed(self.peer.ip());
+        let failure = guess.failed();
         let failures = failure.failures.max(self.session.auth_failures() + 1);
-        tracing::warn!(peer = %self.peer, user = %Untrusted(&username), failures, "authentication failed");
+        tracing::warn!(peer = %self.peer, user = %Untrusted(&c.username), failures, "authentication failed");
         if failure.locked_out {
             tracing::warn!(address = %self.peer.ip(), "address locked out after repeated failed logins");
         }
-        tokio::time::sleep(failure_delay(self.services.auth_failure_delay, failures)).await;
-        None
+        tokio::time::sleep_until(started + failure_delay(base, failures)).await;
+        Login::Checked(None)
     }
 
     /// Counts messages the session refused itself (sender policy, size, recipients), per

@@ -1,32 +1,69 @@
-//! Per-address limits: how many connections one client address may hold, and a lockout for an
-//! address that keeps failing AUTH (`421 4.7.0` until the cool-down ends). Memory is bounded:
-//! an address is tracked only while it has connections or recent failures, and the table is
-//! pruned when it grows.
+//! Per-address limits: how many connections one client address may hold, and a budget of
+//! failed logins: a guess is counted when its check starts (so parallel connections cannot
+//! start more checks than the budget), and once the budget is spent the address is locked out
+//! (`421 4.7.0` until the cool-down ends), new connections and open ones alike. Memory is
+//! bounded: an address is tracked only while it has connections, checks or recent failures, and
+//! the tables are pruned when they grow.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// Above this many tracked addresses, stale entries are pruned before adding another.
+/// Above this many tracked addresses (or login keys), stale entries are pruned before adding
+/// another.
 const PRUNE_AT: usize = 10_000;
 
+/// Whose failed logins share one budget: today the client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LoginKey {
+    ip: IpAddr,
+}
+
+impl LoginKey {
+    pub fn address(ip: IpAddr) -> Self {
+        Self {
+            ip: ip.to_canonical(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
-struct Entry {
-    connections: usize,
+struct Budget {
     failures: u32,
+    /// Checks started and not finished; they count against the budget already.
+    in_flight: u32,
     window_start: Option<Instant>,
     locked_until: Option<Instant>,
 }
 
-impl Entry {
+impl Budget {
+    fn is_locked(&self, now: Instant) -> bool {
+        self.locked_until.is_some_and(|t| now < t)
+    }
+
     fn is_stale(&self, now: Instant, window: Duration) -> bool {
-        self.connections == 0
-            && self.locked_until.is_none_or(|t| t <= now)
+        self.in_flight == 0
+            && !self.is_locked(now)
             && self.window_start.is_none_or(|t| now >= t + window)
     }
+
+    /// Failures count within one lockout-long window.
+    fn roll_window(&mut self, now: Instant, window: Duration) {
+        if self.window_start.is_none_or(|t| now >= t + window) {
+            self.window_start = Some(now);
+            self.failures = 0;
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tables {
+    connections: HashMap<IpAddr, usize>,
+    logins: HashMap<LoginKey, Budget>,
 }
 
 /// Why a connection is refused at the door.
@@ -36,7 +73,11 @@ pub enum Refusal {
     TooManyConnections,
 }
 
-/// After a failed AUTH: how many failures this address has, and whether it is now locked out.
+/// The key is locked out: no check may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockedOut;
+
+/// After a failed AUTH: how many failures this key has, and whether it is now locked out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Failure {
     pub failures: u32,
@@ -44,7 +85,9 @@ pub struct Failure {
 }
 
 pub struct IpGuard {
-    entries: Mutex<HashMap<IpAddr, Entry>>,
+    tables: Mutex<Tables>,
+    /// Wakes checks waiting for budget whenever a check in flight ends.
+    finished: Notify,
     max_connections: usize,
     max_failures: u32,
     lockout: Duration,
@@ -58,66 +101,38 @@ pub struct Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut entries = self.guard.lock();
-        if let Some(e) = entries.get_mut(&self.ip) {
-            e.connections = e.connections.saturating_sub(1);
+        let mut tables = self.guard.lock();
+        if let Some(n) = tables.connections.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                tables.connections.remove(&self.ip);
+            }
         }
     }
 }
 
-impl IpGuard {
-    pub fn new(max_connections: usize, max_failures: u32, lockout: Duration) -> Arc<Self> {
-        Arc::new(Self {
-            entries: Mutex::new(HashMap::new()),
-            max_connections,
-            max_failures,
-            lockout,
-        })
-    }
+/// One guess counted against its key's budget. Say how it ended with [`Guess::failed`] or
+/// [`Guess::succeeded`]; dropped without either (the check could not run), it is given back.
+pub struct Guess {
+    guard: Arc<IpGuard>,
+    key: LoginKey,
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Entry>> {
-        // Counters only; a panic elsewhere cannot leave them meaningfully inconsistent.
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Lets a new connection from `ip` in, or says why not.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
-        let ip = ip.to_canonical();
+impl Guess {
+    /// The password was wrong: the guess becomes a failure, which may lock the key out.
+    pub fn failed(self) -> Failure {
+        let guard = &self.guard;
         let now = Instant::now();
-        let mut entries = self.lock();
-        if entries.len() >= PRUNE_AT && !entries.contains_key(&ip) {
-            entries.retain(|_, e| !e.is_stale(now, self.lockout));
-        }
-        let entry = entries.entry(ip).or_default();
-        if entry.locked_until.is_some_and(|t| now < t) {
-            return Err(Refusal::LockedOut);
-        }
-        if entry.connections >= self.max_connections {
-            return Err(Refusal::TooManyConnections);
-        }
-        entry.connections += 1;
-        Ok(Permit {
-            guard: self.clone(),
-            ip,
-        })
-    }
-
-    /// Records a failed AUTH from `ip`; failures count within one lockout-long window.
-    pub fn auth_failed(&self, ip: IpAddr) -> Failure {
-        let now = Instant::now();
-        let mut entries = self.lock();
-        let entry = entries.entry(ip.to_canonical()).or_default();
-        if entry.window_start.is_none_or(|t| now >= t + self.lockout) {
-            entry.window_start = Some(now);
-            entry.failures = 0;
-        }
-        entry.failures += 1;
-        let failures = entry.failures;
-        let locked_out = failures >= self.max_failures;
+        let mut tables = guard.lock();
+        let budget = tables.logins.entry(self.key).or_default();
+        budget.roll_window(now, guard.lockout);
+        budget.failures += 1;
+        let failures = budget.failures;
+        let locked_out = failures >= guard.max_failures;
         if locked_out {
-            entry.locked_until = Some(now + self.lockout);
-            entry.failures = 0;
-            entry.window_start = None;
+            budget.locked_until = Some(now + guard.lockout);
+            budget.failures = 0;
+            budget.window_start = None;
         }
         Failure {
             failures,
@@ -125,17 +140,108 @@ impl IpGuard {
         }
     }
 
-    /// A successful AUTH clears the address's failures.
-    pub fn auth_succeeded(&self, ip: IpAddr) {
-        if let Some(e) = self.lock().get_mut(&ip.to_canonical()) {
-            e.failures = 0;
-            e.window_start = None;
+    /// A successful AUTH clears the key's failures.
+    pub fn succeeded(self) {
+        if let Some(b) = self.guard.lock().logins.get_mut(&self.key) {
+            b.failures = 0;
+            b.window_start = None;
+        }
+    }
+}
+
+impl Drop for Guess {
+    fn drop(&mut self) {
+        if let Some(b) = self.guard.lock().logins.get_mut(&self.key) {
+            b.in_flight = b.in_flight.saturating_sub(1);
+        }
+        self.guard.finished.notify_waiters();
+    }
+}
+
+enum Reserve {
+    Granted,
+    LockedOut,
+    /// The budget is taken by checks in flight; one of them may give it back.
+    Wait,
+}
+
+impl IpGuard {
+    pub fn new(max_connections: usize, max_failures: u32, lockout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            tables: Mutex::new(Tables::default()),
+            finished: Notify::new(),
+            max_connections,
+            max_failures: max_failures.max(1),
+            lockout,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+        // Counters only; a panic elsewhere cannot leave them meaningfully inconsistent.
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lets a new connection from `ip` in, or says why not.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
+        let ip = ip.to_canonical();
+        let now = Instant::now();
+        let mut tables = self.lock();
+        let locked = tables.logins.get(&LoginKey::address(ip));
+        if locked.is_some_and(|b| b.is_locked(now)) {
+            return Err(Refusal::LockedOut);
+        }
+        let connections = tables.connections.entry(ip).or_default();
+        if *connections >= self.max_connections {
+            return Err(Refusal::TooManyConnections);
+        }
+        *connections += 1;
+        Ok(Permit {
+            guard: self.clone(),
+            ip,
+        })
+    }
+
+    /// Counts a guess for `key` before its check starts, waiting while checks in flight hold
+    /// the rest of the budget; `LockedOut` when the key is (or becomes) locked out.
+    pub async fn reserve(self: &Arc<Self>, key: LoginKey) -> Result<Guess, LockedOut> {
+        loop {
+            // Registered before looking, so a check ending in between still wakes us.
+            let finished = self.finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            match self.try_reserve(key) {
+                Reserve::Granted => {
+                    let guard = self.clone();
+                    return Ok(Guess { guard, key });
+                }
+                Reserve::LockedOut => return Err(LockedOut),
+                Reserve::Wait => finished.await,
+            }
         }
     }
 
-    /// Addresses currently tracked (for tests and status).
+    fn try_reserve(&self, key: LoginKey) -> Reserve {
+        let now = Instant::now();
+        let mut tables = self.lock();
+        if tables.logins.len() >= PRUNE_AT && !tables.logins.contains_key(&key) {
+            tables.logins.retain(|_, b| !b.is_stale(now, self.lockout));
+        }
+        let budget = tables.logins.entry(key).or_default();
+        if budget.is_locked(now) {
+            return Reserve::LockedOut;
+        }
+        budget.roll_window(now, self.lockout);
+        if budget.in_flight > 0 && budget.failures + budget.in_flight >= self.max_failures {
+            return Reserve::Wait;
+        }
+        budget.in_flight += 1;
+        Reserve::Granted
+    }
+
+    /// Addresses and login keys currently tracked (for tests and status).
     pub fn tracked(&self) -> usize {
-        self.lock().len()
+        let tables = self.lock();
+        tables.connections.len() + tables.logins.len()
     }
 }
 
@@ -145,6 +251,14 @@ mod tests {
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([192, 0, 2, last])
+    }
+
+    fn key(last: u8) -> LoginKey {
+        LoginKey::address(ip(last))
+    }
+
+    async fn fail(g: &Arc<IpGuard>, k: LoginKey) -> Failure {
+        g.reserve(k).await.expect("not locked out").failed()
     }
 
     #[tokio::test(start_paused = true)]
@@ -168,40 +282,78 @@ mod tests {
     async fn lockout_after_failures_then_cool_down() {
         let g = IpGuard::new(10, 3, Duration::from_secs(900));
         assert_eq!(
-            g.auth_failed(ip(1)),
+            fail(&g, key(1)).await,
             Failure {
                 failures: 1,
                 locked_out: false
             }
         );
-        assert_eq!(g.auth_failed(ip(1)).failures, 2);
-        assert!(g.auth_failed(ip(1)).locked_out);
+        assert_eq!(fail(&g, key(1)).await.failures, 2);
+        assert!(fail(&g, key(1)).await.locked_out);
         assert_eq!(g.admit(ip(1)).err(), Some(Refusal::LockedOut));
+        assert_eq!(g.reserve(key(1)).await.err(), Some(LockedOut));
         tokio::time::advance(Duration::from_secs(899)).await;
         assert_eq!(g.admit(ip(1)).err(), Some(Refusal::LockedOut));
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(g.admit(ip(1)).is_ok());
+        assert!(g.reserve(key(1)).await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn failures_age_out_and_success_clears_them() {
         let g = IpGuard::new(10, 3, Duration::from_secs(60));
-        g.auth_failed(ip(1));
-        g.auth_failed(ip(1));
+        fail(&g, key(1)).await;
+        fail(&g, key(1)).await;
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert_eq!(g.auth_failed(ip(1)).failures, 1, "the window restarted");
-        g.auth_failed(ip(1));
-        g.auth_succeeded(ip(1));
-        assert_eq!(g.auth_failed(ip(1)).failures, 1);
+        assert_eq!(fail(&g, key(1)).await.failures, 1, "the window restarted");
+        fail(&g, key(1)).await;
+        g.reserve(key(1)).await.unwrap().succeeded();
+        assert_eq!(fail(&g, key(1)).await.failures, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn guesses_in_flight_hold_the_budget() {
+        let g = IpGuard::new(10, 3, Duration::from_secs(900));
+        let held: Vec<Guess> = vec![
+            g.reserve(key(1)).await.unwrap(),
+            g.reserve(key(1)).await.unwrap(),
+            g.reserve(key(1)).await.unwrap(),
+        ];
+        let fourth = tokio::spawn({
+            let g = g.clone();
+            async move { g.reserve(key(1)).await.map(drop) }
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            !fourth.is_finished(),
+            "waits while three checks are in flight"
+        );
+        assert!(
+            g.reserve(key(2)).await.is_ok(),
+            "other keys are not affected"
+        );
+        for guess in held {
+            guess.failed();
+        }
+        assert_eq!(fourth.await.unwrap(), Err(LockedOut));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_guess_that_could_not_run_is_given_back() {
+        let g = IpGuard::new(10, 1, Duration::from_secs(900));
+        drop(g.reserve(key(1)).await.unwrap());
+        let again = tokio::time::timeout(Duration::from_secs(1), g.reserve(key(1)));
+        assert!(again.await.expect("not waiting").is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn table_is_pruned() {
         let g = IpGuard::new(10, 3, Duration::from_secs(60));
         for i in 0..PRUNE_AT as u32 + 50 {
-            g.auth_failed(IpAddr::from(i.to_be_bytes()));
+            fail(&g, LoginKey::address(IpAddr::from(i.to_be_bytes()))).await;
         }
         tokio::time::advance(Duration::from_secs(61)).await;
+        fail(&g, key(9)).await;
         drop(g.admit(ip(9)).unwrap());
         assert!(g.tracked() < 100, "{}", g.tracked());
     }

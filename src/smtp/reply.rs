@@ -91,6 +91,8 @@ pub const BYE: Reply = Reply::new(221, (2, 0, 0), "Bye");
 pub const RESET: Reply = Reply::new(250, (2, 0, 0), "Reset OK");
 pub const AUTH_OK: Reply = Reply::new(235, (2, 7, 0), "Authentication successful");
 pub const AUTH_FAILED: Reply = Reply::new(535, (5, 7, 8), "Authentication credentials invalid");
+/// RFC 4954: the password could not be checked now (the argon2 queue is full).
+pub const AUTH_TEMPORARY: Reply = Reply::new(454, (4, 7, 0), "Temporary authentication failure");
 pub const AUTH_REQUIRED: Reply = Reply::new(530, (5, 7, 0), "Authentication required");
 pub const AUTH_CANCELLED: Reply = Reply::new(501, (5, 7, 0), "Authentication cancelled");
 pub const AUTH_BAD_BASE64: Reply = Reply::new(501, (5, 5, 2), "Invalid base64 data");

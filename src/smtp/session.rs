@@ -246,6 +246,13 @@ impl Session {
         }
     }
 
+    /// Result of [`Action::Authenticate`] when the password could not be checked: `reply` (a
+    /// 4xx), and the attempt does not count as a failure.
+    pub fn auth_unavailable(&mut self, reply: Reply) {
+        self.reply(reply);
+        self.mode = Mode::Command;
+    }
+
     /// Result of [`Action::Relay`]: the reply for the client's final dot.
     pub fn relay_finished(&mut self, verdict: Reply) {
         self.reply(verdict);

@@ -285,12 +285,24 @@ fn wrong_algorithm(algorithm: &str) -> String {
     format!("is a {name} hash, but only argon2id, argon2i and argon2d are supported")
 }
 
+/// The most memory (in KiB, argon2's `m`) one password check may use.
+const MAX_ARGON2_MEMORY_KIB: u32 = 256 * 1024;
+
 fn hash_problem(hash: &PasswordHash) -> Option<String> {
     if Algorithm::try_from(hash.algorithm).is_err() {
         return Some(wrong_algorithm(hash.algorithm.as_str()));
     }
-    if let Err(e) = Params::try_from(hash) {
-        return Some(format!("has unusable argon2 parameters ({e})"));
+    match Params::try_from(hash) {
+        Err(e) => return Some(format!("has unusable argon2 parameters ({e})")),
+        // Each argon2 worker keeps a buffer of the largest m, so one absurd hash would make
+        // the relay hold gigabytes.
+        Ok(params) if params.m_cost() > MAX_ARGON2_MEMORY_KIB => {
+            return Some(format!(
+                "asks for m={} KiB of memory per login; at most {MAX_ARGON2_MEMORY_KIB} (256 MiB) is allowed",
+                params.m_cost()
+            ));
+        }
+        Ok(_) => {}
     }
     if hash.salt.is_none() || hash.hash.is_none() {
         return Some("has no salt or no hash part".to_owned());
