@@ -242,7 +242,6 @@ impl<'a> Parser<'a> {
     /// `<` [source route `:`] Mailbox `>`, `<>` when `null_ok`, or (leniently, as many
     /// servers accept from old clients) a bare mailbox without brackets.
     fn path(&mut self, null_ok: bool) -> Result<Option<Address>, PathError> {
-        let start = self.at;
         if !self.eat('<') {
             return self.mailbox().map(Some);
         }
@@ -259,9 +258,6 @@ impl<'a> Parser<'a> {
         let address = self.mailbox()?;
         if !self.eat('>') {
             return Err(PathError::Syntax("the path must end with '>'"));
-        }
-        if self.at - start > MAX_PATH {
-            return Err(PathError::Syntax("the path is longer than 256 octets"));
         }
         Ok(Some(address))
     }
@@ -300,7 +296,13 @@ impl<'a> Parser<'a> {
         } else {
             self.domain()?
         };
-        Ok(Address { local, domain })
+        let address = Address { local, domain };
+        // Measured as it will be written (`<` canonical form `>`), however the client wrote it:
+        // with or without brackets, quotes or a source route.
+        if address.to_string().len() + 2 > MAX_PATH {
+            return Err(PathError::Syntax("the path is longer than 256 octets"));
+        }
+        Ok(address)
     }
 
     fn dot_string(&mut self) -> Result<String, PathError> {

@@ -97,6 +97,11 @@ fn bad_paths_are_refused() {
     assert!(parse_rcpt(&long_local).is_err());
     let long_domain = format!("<a@{}.example>", "b".repeat(64));
     assert!(parse_rcpt(&long_domain).is_err());
+    // Found by fuzzing: without brackets the path length went unchecked, so the address
+    // written back (with brackets) did not parse again.
+    let long_path = format!("{}@{}.example", "a".repeat(60), "b.".repeat(95));
+    assert!(parse_rcpt(&long_path).is_err());
+    assert!(Address::parse(&long_path).is_err());
     assert!(parse_rcpt("<>").is_err(), "no null recipient");
 }
 

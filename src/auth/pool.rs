@@ -21,8 +21,9 @@ pub const QUEUE: usize = 256;
 pub struct Argon2Pool {
     workers: Arc<Semaphore>,
     /// Buffers not in use; there are never more than `workers` of them. They are kept for the
-    /// life of the process: freed, glibc would keep such chunks in per-thread arenas anyway, and
-    /// different blocking threads would each end up holding one.
+    /// life of the process (freed, glibc would keep such chunks in per-thread arenas anyway, and
+    /// different blocking threads would each end up holding one), but their pages go back to
+    /// the system whenever the pool falls idle.
     idle: Mutex<Vec<Vec<Block>>>,
     /// Checks admitted and not yet finished (waiting or running).
     admitted: AtomicUsize,
@@ -108,6 +109,13 @@ impl Argon2Pool {
         let mut buffer = self.take_buffer();
         let ok = matches(phc, password, &mut buffer);
         self.put_back(buffer);
+        if self.admitted.load(Ordering::Acquire) <= 1 {
+            // Nobody else is waiting or running: after a burst of failed logins the relay
+            // returns to its idle size, and the next check faults the pages in again (a few
+            // milliseconds).
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.iter_mut().for_each(|b| release_pages(b));
+        }
         self.evaluations.fetch_add(1, Ordering::AcqRel);
         self.running.fetch_sub(1, Ordering::AcqRel);
         ok
@@ -131,6 +139,30 @@ impl Ticket {
         ok
     }
 }
+
+/// Gives the pages of `buffer` back to the system but keeps the allocation. Argon2 writes every
+/// block before it reads it, so whatever the pages hold afterwards (zeros on Linux, zeros or
+/// the old bytes with macOS's `MADV_FREE`) does not matter.
+#[cfg(unix)]
+fn release_pages(buffer: &mut [Block]) {
+    #[cfg(target_os = "linux")]
+    const ADVICE: libc::c_int = libc::MADV_DONTNEED;
+    #[cfg(not(target_os = "linux"))]
+    const ADVICE: libc::c_int = libc::MADV_FREE;
+    // SAFETY: sysconf has no preconditions.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let start = buffer.as_mut_ptr() as usize;
+    let first = start.next_multiple_of(page);
+    let end = (start + std::mem::size_of_val(buffer)) / page * page;
+    if end > first {
+        // SAFETY: [first, end) is whole pages inside `buffer`'s allocation, which stays mapped
+        // and is borrowed mutably here; the advice only drops the pages' contents.
+        unsafe { libc::madvise(first as *mut libc::c_void, end - first, ADVICE) };
+    }
+}
+
+#[cfg(not(unix))]
+fn release_pages(_buffer: &mut [Block]) {}
 
 /// Recomputes the hash of `password` with the parameters and salt of `phc` in `memory` (grown to
 /// the size `phc` needs and kept for the next check) and compares in constant time.
@@ -198,6 +230,11 @@ pub(crate) mod tests {
         assert!(matches(&cheap_hash("x"), b"x", &mut memory));
         assert_eq!(memory.len(), 19456, "a smaller hash reuses the buffer");
         assert!(!matches("not a hash", b"x", &mut memory));
+        release_pages(&mut memory);
+        assert!(
+            matches(&phc, b"correct horse", &mut memory),
+            "released pages are reusable"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
