@@ -21,8 +21,8 @@ use argon2::Argon2;
 use ring::hmac;
 use ring::rand::SystemRandom;
 
-use crate::address::Address;
-use crate::config::{Config, Network, PasswordCheck, SenderRule};
+use crate::config::{Config, Network, PasswordCheck};
+use crate::message::Submitter;
 use crate::secret::Secret;
 
 /// The result of [`Users::check`].
@@ -32,28 +32,6 @@ pub enum Checked {
     Rejected,
     /// Too many checks are waiting for the argon2 workers; the client should retry later.
     Busy,
-}
-
-/// An authenticated local user, as the session and the relay see it.
-#[derive(Debug)]
-pub struct Submitter {
-    pub user: String,
-    /// Name of the upstream account.
-    pub account: String,
-    pub allowed_senders: Vec<SenderRule>,
-}
-
-impl Submitter {
-    /// True when this user may use `from` as MAIL FROM (`None`, the null sender, never).
-    pub fn may_send_as(&self, from: Option<&Address>) -> bool {
-        from.is_some_and(|a| self.allowed_senders.iter().any(|rule| rule.allows(a)))
-    }
-
-    /// The allow-list as people write it, for replies and logs.
-    pub fn allowed_list(&self) -> String {
-        let rules: Vec<String> = self.allowed_senders.iter().map(|r| r.to_string()).collect();
-        rules.join(", ")
-    }
 }
 
 enum Check {

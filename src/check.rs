@@ -8,15 +8,16 @@ use std::sync::Arc;
 use crate::address::Address;
 use crate::config::{Account, Config};
 use crate::daemon::build_route;
-use crate::explain::{Explanation, explain_token, explain_upstream};
+use crate::error::explain::{Explanation, explain_token, explain_upstream};
+use crate::message::Envelope;
 use crate::oauth::AccessToken;
 use crate::oauth::claims::Claims;
 use crate::relay::Route;
-use crate::smtp::session::Envelope;
 use crate::stats::Stats;
 use crate::upstream::UpstreamError;
 
-/// The four things Exchange Online needs before an app can send (REFERENCE.md §3).
+/// The four things Exchange Online needs before an app can send (Microsoft,
+/// "Authenticate an IMAP, POP or SMTP connection using OAuth" and "SMTP Onboarding to App RBAC").
 const PREREQUISITES: [&str; 4] = [
     "application permission Office 365 Exchange Online > SMTP.SendAsApp, with admin consent",
     "the app's service principal registered in Exchange (New-ServicePrincipal)",

@@ -12,10 +12,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Config, ConfigError};
 use crate::daemon::{self, ReloadSource, StartError};
 
-pub const EX_USAGE: u8 = 64;
-pub const EX_SOFTWARE: u8 = 70;
-pub const EX_OSERR: u8 = 71;
-pub const EX_CONFIG: u8 = 78;
+use crate::exit::{EX_CONFIG, EX_OSERR, EX_SOFTWARE, EX_USAGE, FAILURE};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -169,7 +166,7 @@ async fn check(config: Config, send_to: Option<String>) -> ExitCode {
     if crate::check::run(&config, send_to.as_deref(), &mut out).await {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(FAILURE)
     }
 }
 
@@ -178,7 +175,7 @@ async fn demo(once: bool, listen: Option<SocketAddr>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xoauth-relay demo: {e}");
-            ExitCode::from(1)
+            ExitCode::from(FAILURE)
         }
     }
 }

@@ -12,21 +12,15 @@ use tokio::time::Instant;
 use crate::BoxFuture;
 use crate::address::Address;
 use crate::config::Account;
+use crate::error::explain::{Explanation, TOKEN_REJECTED, explain, explain_reply};
 use crate::error::{Class, RelayError, reply_for};
-use crate::explain::{Explanation, TOKEN_REJECTED, explain, explain_reply};
 use crate::logging::Untrusted;
+use crate::message::{Submission, Submit};
 use crate::oauth::TokenCache;
-use crate::smtp::reply::Reply;
-use crate::smtp::session::Submission;
+use crate::reply::Reply;
 use crate::stats::{AccountStats, Outcome};
+use crate::swap::Swap;
 use crate::upstream::{Delivered, Upstream, UpstreamError};
-
-/// What the listener hands a finished message to. The relay implements it today; a durable
-/// spool can implement it later without the session code changing.
-pub trait Submit: Send + Sync {
-    /// Takes responsibility for the message, or refuses it; the reply is for the final dot.
-    fn submit<'a>(&'a self, message: &'a Submission) -> BoxFuture<'a, Reply>;
-}
 
 /// One upstream account: its settings, tokens, transport and statistics.
 pub struct Route {
@@ -36,8 +30,13 @@ pub struct Route {
     pub stats: Arc<AccountStats>,
 }
 
+/// The routes by account name.
+type Routes = HashMap<String, Arc<Route>>;
+
+/// One for the life of the process; a reload replaces its routes, and a message in flight
+/// finishes on the routes it started with.
 pub struct Relay {
-    routes: HashMap<String, Arc<Route>>,
+    routes: Swap<Routes>,
     /// The explanation last logged per account, so a recurring failure is explained once and
     /// then only mentioned, until a success clears it.
     explained: Mutex<HashMap<String, &'static str>>,
@@ -45,32 +44,30 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(routes: impl IntoIterator<Item = Arc<Route>>) -> Self {
-        let routes = routes
-            .into_iter()
-            .map(|r| (r.account.name.clone(), r))
-            .collect();
         Self {
-            routes,
+            routes: Swap::new(Arc::new(by_name(routes))),
             explained: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn route(&self, account: &str) -> Option<&Arc<Route>> {
-        self.routes.get(account)
+    /// Puts `routes` in place of the current ones (a reload).
+    pub fn replace(&self, routes: impl IntoIterator<Item = Arc<Route>>) {
+        self.routes.store(Arc::new(by_name(routes)));
     }
 
     /// All routes.
-    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
-        self.routes.values()
+    pub fn routes(&self) -> Vec<Arc<Route>> {
+        self.routes.load().values().cloned().collect()
     }
 
-    /// Delivers `message` through its user's account, all recipients or none.
-    pub async fn deliver(&self, message: &Submission) -> Result<Delivered, RelayError> {
+    /// Delivers `message` through `route`, all recipients or none.
+    async fn deliver(
+        &self,
+        route: Option<&Route>,
+        message: &Submission,
+    ) -> Result<Delivered, RelayError> {
         let account = &message.submitter.account;
-        let route = self
-            .routes
-            .get(account)
-            .ok_or_else(|| RelayError::NoRoute(account.clone()))?;
+        let route = route.ok_or_else(|| RelayError::NoRoute(account.clone()))?;
         let issued = route.tokens.get().await?;
         let first = route
             .upstream
@@ -94,28 +91,26 @@ impl Relay {
 
     async fn submit_and_log(&self, message: &Submission) -> Reply {
         let started = Instant::now();
-        let result = self.deliver(message).await;
+        let route = self.routes.load().get(&message.submitter.account).cloned();
+        let result = self.deliver(route.as_deref(), message).await;
         let reply = reply_for(&result);
-        if let Some(route) = self.routes.get(&message.submitter.account) {
+        if let Some(route) = &route {
             record(&route.stats, message, &result, &reply, started.elapsed());
         }
-        self.log(message, &result, &reply, started);
+        let mailbox = route.as_ref().map_or("?", |r| r.account.mailbox.as_str());
+        self.log(message, mailbox, &result, &reply, started);
         reply
     }
 
     fn log(
         &self,
         message: &Submission,
+        mailbox: &str,
         result: &Result<Delivered, RelayError>,
         reply: &Reply,
         started: Instant,
     ) {
         let who = &message.submitter;
-        let mailbox = self
-            .routes
-            .get(&who.account)
-            .map(|r| r.account.mailbox.as_str())
-            .unwrap_or("?");
         let ms = started.elapsed().as_millis() as u64;
         let sender = message.envelope.mail_from.as_ref().map(Address::to_string);
         let sender = sender.as_deref().unwrap_or("<>");
@@ -165,6 +160,13 @@ impl Relay {
             .unwrap_or_else(|e| e.into_inner())
             .remove(account);
     }
+}
+
+fn by_name(routes: impl IntoIterator<Item = Arc<Route>>) -> Routes {
+    routes
+        .into_iter()
+        .map(|r| (r.account.name.clone(), r))
+        .collect()
 }
 
 /// A refusal a new token may cure: a permanent one that is about the token (`535 5.7.3` or an

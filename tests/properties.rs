@@ -7,9 +7,9 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
-use xoauth_relay::auth::Submitter;
 use xoauth_relay::config::{BareLineEndings, SenderRule};
-use xoauth_relay::smtp::reply::Reply;
+use xoauth_relay::message::Submitter;
+use xoauth_relay::reply::Reply;
 use xoauth_relay::smtp::sasl;
 use xoauth_relay::smtp::session::{Action, Session, SessionLimits};
 

@@ -16,10 +16,11 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use xoauth_relay::auth::Submitter;
+use xoauth_relay::message::Submitter;
 use xoauth_relay::config::{BareLineEndings, SenderRule};
-use xoauth_relay::smtp::reply::{self, Reply};
-use xoauth_relay::smtp::session::{Action, Session, SessionLimits, Submission};
+use xoauth_relay::reply::{self, Reply};
+use xoauth_relay::message::Submission;
+use xoauth_relay::smtp::session::{Action, Session, SessionLimits};
 
 /// Message size limits to choose from; small ones so the fuzzer reaches the limit paths.
 const SIZES: [usize; 4] = [1, 64, 1000, 65536];

@@ -18,7 +18,7 @@ use crate::auth::{Argon2Pool, Users};
 use crate::config::{Account, Config};
 use crate::oauth::client_credentials::ClientCredentials;
 use crate::oauth::{Observed, TokenCache};
-use crate::relay::{Relay, Route, Submit};
+use crate::relay::{Relay, Route};
 use crate::smtp::conn::Services;
 use crate::smtp::guard::IpGuard;
 use crate::stats::Stats;
@@ -99,7 +99,7 @@ struct Live {
 /// The state shared by the listener, the health endpoint and reloads.
 pub struct Daemon {
     pub stats: Arc<Stats>,
-    relay: Swap<Relay>,
+    relay: Arc<Relay>,
     services: Arc<Services>,
     config: Mutex<Config>,
     routes: Mutex<HashMap<String, Live>>,
@@ -107,23 +107,6 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// The relay currently in use (it changes on reload).
-    pub fn relay(&self) -> Arc<Relay> {
-        self.relay.load()
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.stats.draining.load(Ordering::Relaxed)
-    }
-
-    /// The configuration currently in effect.
-    pub fn config(&self) -> Config {
-        self.config
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
     /// Replaces users and accounts with those of `new`. Accounts whose settings did not change
     /// keep their token cache and connections; settings that need a restart are reported.
     pub fn reload(&self, new: Config) -> Result<ReloadSummary, StartError> {
@@ -163,10 +146,8 @@ impl Daemon {
             summary.removed.push(name);
             old.tasks.cancel();
         }
-        let relay = Arc::new(Relay::new(next.values().map(|r| r.route.clone())));
+        self.relay.replace(next.values().map(|r| r.route.clone()));
         *routes = next;
-        self.relay.store(relay.clone());
-        self.services.relay.store(relay);
         self.services
             .users
             .store(Arc::new(Users::from_config(&new)));
@@ -215,11 +196,6 @@ pub struct Running {
 }
 
 impl Running {
-    /// The relay currently in use.
-    pub fn relay(&self) -> Arc<Relay> {
-        self.daemon.relay()
-    }
-
     /// Stops accepting, tells idle clients `421`, lets transactions in flight finish within
     /// the grace period, then tells the rest `421` too, and waits.
     pub async fn stop(self) {
@@ -282,7 +258,12 @@ pub fn start_with(
     // The health endpoint outlives the drain, so monitoring sees "not ready" until the end.
     let health_stop = CancellationToken::new();
     if let Some(h) = sockets.health {
-        tokio::spawn(crate::health::serve(h, daemon.clone(), health_stop.clone()));
+        let state = Arc::new(crate::health::State {
+            stats: stats.clone(),
+            relay: daemon.relay.clone(),
+            smtp: smtp_addr,
+        });
+        tokio::spawn(crate::health::serve(h, state, health_stop.clone()));
     }
     stats.listener.bound.store(true, Ordering::Relaxed);
     let accepting = listeners::spawn(
@@ -349,7 +330,7 @@ fn assemble(
     let services = Arc::new(Services {
         users: Swap::new(Arc::new(Users::from_config(config))),
         passwords: Argon2Pool::for_this_machine(),
-        relay: Swap::new(relay.clone() as Arc<dyn Submit>),
+        relay: relay.clone(),
         idle_timeout: config.timeouts.idle,
         auth_failure_delay: config.limits.auth_failure_delay,
         session_lifetime: config.limits.session_lifetime,
@@ -365,7 +346,7 @@ fn assemble(
     });
     Ok(Daemon {
         stats,
-        relay: Swap::new(relay),
+        relay,
         services,
         config: Mutex::new(config.clone()),
         routes: Mutex::new(routes),

@@ -4,8 +4,8 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
+use super::State;
 use super::status::{readiness, token_seconds_left};
-use crate::daemon::Daemon;
 use crate::dates::Day;
 use crate::relay::Route;
 use crate::stats::DURATION_BUCKETS;
@@ -26,11 +26,10 @@ fn esc(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-pub fn render(daemon: &Daemon) -> String {
+pub fn render(state: &State) -> String {
     let mut out = String::with_capacity(4096);
-    process(&mut out, daemon);
-    let relay = daemon.relay();
-    let mut routes: Vec<_> = relay.routes().collect();
+    process(&mut out, state);
+    let mut routes = state.relay.routes();
     routes.sort_by(|a, b| a.account.name.cmp(&b.account.name));
     messages(&mut out, &routes);
     upstream(&mut out, &routes);
@@ -39,8 +38,8 @@ pub fn render(daemon: &Daemon) -> String {
     out
 }
 
-fn process(out: &mut String, daemon: &Daemon) {
-    let s = &daemon.stats;
+fn process(out: &mut String, state: &State) {
+    let s = &state.stats;
     let l = &s.listener;
     let gauges = [
         ("up", "gauge", "1 while the process serves.", 1.0),
@@ -48,7 +47,7 @@ fn process(out: &mut String, daemon: &Daemon) {
             "ready",
             "gauge",
             "1 when every account can send (see /readyz).",
-            f64::from(u8::from(readiness(daemon).ready)),
+            f64::from(u8::from(readiness(state).ready)),
         ),
         (
             "uptime_seconds",
@@ -93,7 +92,7 @@ fn process(out: &mut String, daemon: &Daemon) {
     );
 }
 
-fn messages(out: &mut String, routes: &[&std::sync::Arc<Route>]) {
+fn messages(out: &mut String, routes: &[std::sync::Arc<Route>]) {
     header(
         out,
         "messages_total",
@@ -126,7 +125,7 @@ fn messages(out: &mut String, routes: &[&std::sync::Arc<Route>]) {
     }
 }
 
-fn upstream(out: &mut String, routes: &[&std::sync::Arc<Route>]) {
+fn upstream(out: &mut String, routes: &[std::sync::Arc<Route>]) {
     header(
         out,
         "upstream_replies_total",
@@ -158,7 +157,7 @@ fn upstream(out: &mut String, routes: &[&std::sync::Arc<Route>]) {
     }
 }
 
-fn tokens(out: &mut String, routes: &[&std::sync::Arc<Route>]) {
+fn tokens(out: &mut String, routes: &[std::sync::Arc<Route>]) {
     header(
         out,
         "token_fetches_total",
@@ -212,7 +211,7 @@ fn tokens(out: &mut String, routes: &[&std::sync::Arc<Route>]) {
     }
 }
 
-fn durations(out: &mut String, routes: &[&std::sync::Arc<Route>]) {
+fn durations(out: &mut String, routes: &[std::sync::Arc<Route>]) {
     header(
         out,
         "delivery_duration_seconds",

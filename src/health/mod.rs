@@ -7,29 +7,45 @@ mod host;
 mod metrics;
 mod status;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::State as Shared;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::daemon::Daemon;
+use crate::relay::Relay;
+use crate::stats::Stats;
 
 pub use status::{Readiness, readiness};
 
+/// What the endpoints read: the statistics, the relay's routes and the listener's address.
+pub struct State {
+    pub stats: Arc<Stats>,
+    pub relay: Arc<Relay>,
+    pub smtp: SocketAddr,
+}
+
+impl State {
+    fn is_draining(&self) -> bool {
+        self.stats.draining.load(Ordering::Relaxed)
+    }
+}
+
 /// Serves the endpoints on `listener` until `stop`.
-pub async fn serve(listener: TcpListener, daemon: Arc<Daemon>, stop: CancellationToken) {
+pub async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn(host::loopback_only))
-        .with_state(daemon);
+        .with_state(state);
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
@@ -42,8 +58,8 @@ async fn healthz() -> Response {
     json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
 }
 
-async fn readyz(State(daemon): State<Arc<Daemon>>) -> Response {
-    let r = readiness(&daemon);
+async fn readyz(Shared(state): Shared<Arc<State>>) -> Response {
+    let r = readiness(&state);
     let code = if r.ready {
         StatusCode::OK
     } else {
@@ -54,16 +70,16 @@ async fn readyz(State(daemon): State<Arc<Daemon>>) -> Response {
     json(code, &body)
 }
 
-async fn status(State(daemon): State<Arc<Daemon>>) -> Response {
-    json(StatusCode::OK, &status::document(&daemon))
+async fn status(Shared(state): Shared<Arc<State>>) -> Response {
+    json(StatusCode::OK, &status::document(&state))
 }
 
-async fn metrics(State(daemon): State<Arc<Daemon>>) -> Response {
+async fn metrics(Shared(state): Shared<Arc<State>>) -> Response {
     let content_type = "text/plain; version=0.0.4; charset=utf-8";
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, content_type)],
-        metrics::render(&daemon),
+        metrics::render(&state),
     )
         .into_response()
 }

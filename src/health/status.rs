@@ -1,11 +1,11 @@
-//! Readiness and the `/status` document, computed from the daemon's live state.
+//! Readiness and the `/status` document, computed from the live state.
 
 use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::daemon::Daemon;
+use super::State;
 use crate::dates::{Day, now_unix, rfc3339};
 use crate::expiry;
 use crate::relay::Route;
@@ -21,18 +21,18 @@ pub struct Readiness {
 
 /// Ready when the listener is bound, the relay is not draining, and every account holds a
 /// valid token and did not last fail with a configuration problem.
-pub fn readiness(daemon: &Daemon) -> Readiness {
+pub fn readiness(state: &State) -> Readiness {
     let mut reasons = Vec::new();
     let mut warnings = Vec::new();
-    if !daemon.stats.listener.bound.load(Ordering::Relaxed) {
+    if !state.stats.listener.bound.load(Ordering::Relaxed) {
         reasons.push("the SMTP listener is not bound".to_string());
     }
-    if daemon.is_draining() {
+    if state.is_draining() {
         reasons.push("shutting down: draining connections".to_string());
     }
     let today = Day::today();
-    for route in daemon.relay().routes() {
-        account_reasons(route, &mut reasons);
+    for route in state.relay.routes() {
+        account_reasons(&route, &mut reasons);
         warnings.extend(expiry::warning(&route.account, today));
     }
     Readiness {
@@ -66,22 +66,23 @@ fn account_reasons(route: &Route, reasons: &mut Vec<String>) {
 }
 
 /// The `/status` JSON document.
-pub fn document(daemon: &Daemon) -> Value {
-    let stats = &daemon.stats;
+pub fn document(state: &State) -> Value {
+    let stats = &state.stats;
     let l = &stats.listener;
-    let accounts: serde_json::Map<String, Value> = daemon
-        .relay()
+    let accounts: serde_json::Map<String, Value> = state
+        .relay
         .routes()
+        .iter()
         .map(|r| (r.account.name.clone(), account(r)))
         .collect();
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "started": rfc3339(stats.started_unix),
         "uptime_seconds": stats.uptime().as_secs(),
-        "ready": readiness(daemon).ready,
-        "draining": daemon.is_draining(),
+        "ready": readiness(state).ready,
+        "draining": state.is_draining(),
         "listener": {
-            "smtp": daemon.config().listen.smtp.to_string(),
+            "smtp": state.smtp.to_string(),
             "bound": l.bound.load(Ordering::Relaxed),
             "connections_now": l.connections_now.load(Ordering::Relaxed),
             "connections_total": l.connections_total.load(Ordering::Relaxed),

@@ -1,4 +1,5 @@
-//! The OAuth2 client-credentials request to the tenant's token endpoint (REFERENCE.md §2.1).
+//! The OAuth2 client-credentials request to the tenant's token endpoint (Microsoft identity
+//! platform, "OAuth 2.0 client credentials flow").
 //! The secret travels in the form body only, never in the URL or a log.
 
 use std::sync::Arc;

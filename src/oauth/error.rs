@@ -4,9 +4,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::smtp::reply::sanitize;
+use crate::reply::sanitize;
 
-/// The error body Microsoft Entra returns (REFERENCE.md §2.5), reduced to what helps a person.
+/// The error body Microsoft Entra returns (Microsoft identity platform, "Microsoft Entra authentication and
+/// authorization error codes"), reduced to what helps a person.
 /// `error_description` never carries request secrets, but it is still bounded and sanitised.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OAuthError {

@@ -18,7 +18,7 @@ use crate::stats::AccountStats;
 pub use cache::{Issued, TokenCache};
 pub use error::{OAuthError, TokenError};
 
-/// MSAL treats a token as expired 5 minutes early (REFERENCE.md §2.2); so do we.
+/// MSAL treats a token as expired 5 minutes early (MSAL.NET's `AccessTokenExpirationBuffer`); so do we.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 /// A bearer token for the upstream and when it stops being usable.

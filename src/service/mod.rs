@@ -22,12 +22,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::cli::{EX_CONFIG, EX_OSERR, EX_USAGE};
+use crate::exit::{EX_CANTCREAT, EX_CONFIG, EX_OSERR, EX_USAGE};
 
 pub use config_file::{ConfigChoice, ConfigSource, choose_config};
-
-/// sysexits: an output file cannot be created (or, here, replaced or removed).
-pub const EX_CANTCREAT: u8 = 73;
 
 /// `xoauth-relay service …`
 #[derive(Debug, clap::Args)]

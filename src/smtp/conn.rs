@@ -14,13 +14,13 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::guard::{IpGuard, LoginKey};
-use super::reply::{self, Reply};
 use super::sasl::Credentials;
 use super::session::{Action, Session, SessionLimits};
 use super::stream::Stream;
-use crate::auth::{Argon2Pool, Checked, Submitter, Users, failure_delay};
+use crate::auth::{Argon2Pool, Checked, Users, failure_delay};
 use crate::logging::Untrusted;
-use crate::relay::Submit;
+use crate::message::{Submit, Submitter};
+use crate::reply::{self, Reply};
 use crate::stats::{Outcome, Stats};
 use crate::swap::Swap;
 
@@ -40,7 +40,7 @@ pub struct Services {
     pub users: Swap<Users>,
     /// Runs every argon2 check; outlives reloads of `users`.
     pub passwords: Arc<Argon2Pool>,
-    pub relay: Swap<dyn Submit>,
+    pub relay: Arc<dyn Submit>,
     pub idle_timeout: Duration,
     pub auth_failure_delay: Duration,
     pub session_lifetime: Duration,
@@ -276,8 +276,7 @@ impl Conn {
                 }
                 Action::Relay(message) => {
                     self.flush().await?;
-                    let relay = self.services.relay.load();
-                    let verdict = relay.submit(&message).await;
+                    let verdict = self.services.relay.submit(&message).await;
                     self.session.relay_finished(verdict);
                 }
                 Action::StartTls => {

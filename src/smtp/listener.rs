@@ -16,8 +16,8 @@ use tokio_util::task::TaskTracker;
 
 use super::conn::{self, Ended, Listener, Services, TLS_HANDSHAKE_TIMEOUT};
 use super::guard::{Permit, Refusal};
-use super::reply::{self, Reply};
 use super::stream::Stream;
+use crate::reply::{self, Reply};
 
 /// How long a refused client gets to read its `421`.
 const REFUSAL_WRITE: Duration = Duration::from_secs(5);

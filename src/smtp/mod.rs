@@ -6,7 +6,6 @@ pub mod data;
 pub mod guard;
 pub mod line;
 pub mod listener;
-pub mod reply;
 pub mod sasl;
 pub mod session;
 pub mod stream;

@@ -12,10 +12,10 @@ use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, Request};
 
 use super::data::{BareLineEndings, DataReceiver};
 use super::line::{Framed, LineBuffer};
-use super::reply::{self, Enhanced, Reply};
 use super::sasl::{self, Credentials, SaslError};
 use crate::address::{self, Address, PathError};
-use crate::auth::Submitter;
+use crate::message::{Envelope, Submission, Submitter};
+use crate::reply::{self, Enhanced, Reply};
 
 /// RFC 4954 §4: SASL continuation lines are not bound by the command limit; 12288 octets is
 /// called sufficient.
@@ -53,34 +53,6 @@ pub enum Action {
     StartTls,
     /// Write the pending output and close the connection.
     Close,
-}
-
-/// The envelope of one message, as the client declared it (addresses as parsed).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Envelope {
-    /// `None` for the null sender `<>`.
-    pub mail_from: Option<Address>,
-    pub rcpts: Vec<Address>,
-    /// `BODY=8BITMIME` was declared.
-    pub body_8bitmime: bool,
-    /// `SMTPUTF8` was declared.
-    pub smtputf8: bool,
-}
-
-/// A complete message ready to relay.
-#[derive(Debug)]
-pub struct Submission {
-    pub submitter: Arc<Submitter>,
-    pub envelope: Envelope,
-    data: Vec<u8>,
-}
-
-impl Submission {
-    /// The message exactly as the client sent it (dot-stuffing undone, final CRLF kept; with
-    /// `bare_line_endings = "normalize"`, bare CR and LF replaced by CRLF).
-    pub fn body(&self) -> &[u8] {
-        &self.data
-    }
 }
 
 enum Mode {
@@ -651,11 +623,8 @@ impl Session {
         }
         let data = std::mem::take(&mut self.data);
         self.mode = Mode::AwaitRelay;
-        Step::Stop(Action::Relay(Box::new(Submission {
-            submitter,
-            envelope,
-            data,
-        })))
+        let message = Submission::new(submitter, envelope, data);
+        Step::Stop(Action::Relay(Box::new(message)))
     }
 
     fn step_bdat(&mut self, rest: &mut &[u8], mut rx: DummyDataReceiver) -> Step {

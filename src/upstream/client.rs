@@ -2,8 +2,10 @@
 //! authenticated with the two-step `AUTH XOAUTH2`, then MAIL, every RCPT and DATA.
 //!
 //! Built on mail-send's `SmtpClient` for reply parsing and the STARTTLS upgrade; the XOAUTH2
-//! exchange and the DATA transfer are written here (LIBRARIES.md P3, P4). Each step has its own
-//! deadline, and at most `max_connections` conversations run at once per account.
+//! exchange and the DATA transfer are written here (mail-send's XOAUTH2 answers the error
+//! challenge by sending the credentials again, losing the reason, and its DATA would add a line
+//! to the body). Each step has its own deadline, and at most `max_connections` conversations
+//! run at once per account.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +27,8 @@ use super::{Delivered, Phase, Probe, Upstream, UpstreamError, UpstreamReply};
 use crate::BoxFuture;
 use crate::address::path;
 use crate::config::{Account, Timeouts};
+use crate::message::Envelope;
 use crate::oauth::AccessToken;
-use crate::smtp::session::Envelope;
 
 type Tls = SmtpClient<TlsStream<TcpStream>>;
 
@@ -135,7 +137,7 @@ impl SmtpUpstream {
             })?
             .map_err(|e| connect_error(e.to_string()))?;
         // mail-send writes commands and body pieces separately; without this each would wait
-        // for the delayed ACK (LIBRARIES.md P5).
+        // for the delayed ACK (Nagle), about 40 ms each.
         tcp.set_nodelay(true)
             .map_err(|e| connect_error(e.to_string()))?;
         Ok(tcp)
@@ -191,7 +193,7 @@ impl Upstream for SmtpUpstream {
 
 impl Conversation {
     /// `AUTH XOAUTH2`, `334`, then the blob on its own line: an Entra token makes the one-line
-    /// form longer than the 512-octet command limit (REFERENCE.md §1.1).
+    /// form longer than the 512-octet command limit (RFC 4954 §4 and RFC 5321 §4.5.3.1.4: a command line is at most 512 octets).
     async fn authenticate(
         &mut self,
         mailbox: &str,

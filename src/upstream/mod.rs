@@ -9,9 +9,9 @@ pub mod xoauth2;
 use std::fmt;
 
 use crate::BoxFuture;
+use crate::message::Envelope;
 use crate::oauth::AccessToken;
-use crate::smtp::reply::{Enhanced, sanitize};
-use crate::smtp::session::Envelope;
+use crate::reply::{Enhanced, sanitize};
 
 pub use client::SmtpUpstream;
 pub use error::{Phase, TlsFailure, UpstreamError};

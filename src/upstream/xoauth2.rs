@@ -1,10 +1,11 @@
-//! SASL XOAUTH2 (REFERENCE.md §1): the client response and the error challenge.
+//! SASL XOAUTH2 (Google, "OAuth 2.0 Mechanism"; Microsoft, "Authenticate an IMAP, POP or
+//! SMTP connection using OAuth"): the client response and the error challenge.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use crate::reply::sanitize;
 use crate::secret::Secret;
-use crate::smtp::reply::sanitize;
 
 /// `base64("user=" user ^A "auth=Bearer " token ^A ^A)`.
 pub fn client_response(user: &str, token: &str) -> Secret<String> {

@@ -6,10 +6,11 @@
 //! passed through (sanitised). Every `match` here is exhaustive, so a new failure cannot be
 //! added without deciding its class.
 
-use crate::explain;
 use crate::oauth::TokenError;
-use crate::smtp::reply::{Enhanced, Reply, sanitize};
+use crate::reply::{Enhanced, Reply, sanitize};
 use crate::upstream::{Delivered, Phase, UpstreamError, UpstreamReply};
+
+pub mod explain;
 
 /// What kind of failure it is, which decides the reply and the log level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +33,7 @@ pub enum RelayError {
     NoRoute(String),
 }
 
-/// AADSTS codes that mean "try again later" (REFERENCE.md §2.6).
+/// AADSTS codes that mean "try again later" ("Microsoft Entra authentication and authorization error codes").
 const TRANSIENT_AADSTS: &[u32] = &[50033, 90024, 90033, 90090, 50000, 90055, 50196];
 
 impl TokenError {

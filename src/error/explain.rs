@@ -1,8 +1,10 @@
-//! Plain-words explanations of the failures people actually hit with Microsoft 365
-//! (REFERENCE.md §2.6 and §3.5): what happened, in a few words for the client reply, and what to
-//! change, for the log and for `xoauth-relay check`.
+//! Plain-words explanations of the failures people actually hit with Microsoft 365: what
+//! happened, in a few words for the client reply, and what to change, for the log and for
+//! `xoauth-relay check`. Sources: Microsoft's "Microsoft Entra authentication and authorization
+//! error codes", "Fix issues with printers, scanners and LOB applications that send email using
+//! Microsoft 365" and "Non-delivery reports in Exchange Online".
 
-use crate::error::RelayError;
+use super::RelayError;
 use crate::oauth::TokenError;
 use crate::upstream::{TlsFailure, UpstreamError, UpstreamReply};
 

@@ -1,0 +1,15 @@
+//! Exit codes of the commands, from BSD's sysexits.h, so service managers and scripts can tell
+//! a configuration error (not worth restarting) from a crash.
+
+/// A check or the demo failed.
+pub const FAILURE: u8 = 1;
+/// Bad command-line usage.
+pub const EX_USAGE: u8 = 64;
+/// An internal error.
+pub const EX_SOFTWARE: u8 = 70;
+/// The system refused something (cannot listen, no binary path).
+pub const EX_OSERR: u8 = 71;
+/// An output file cannot be created (or, here, replaced or removed).
+pub const EX_CANTCREAT: u8 = 73;
+/// The configuration is invalid.
+pub const EX_CONFIG: u8 = 78;
