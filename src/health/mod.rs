@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::relay::Relay;
 use crate::stats::Stats;
 
-pub use status::{Readiness, readiness};
+pub use status::readiness;
 
 /// What the endpoints read: the statistics, the relay's routes and the listener's address.
 pub struct State {

@@ -15,7 +15,7 @@ use crate::BoxFuture;
 use crate::secret::Secret;
 use crate::stats::AccountStats;
 
-pub use cache::{Issued, TokenCache};
+pub use cache::TokenCache;
 pub use error::{OAuthError, TokenError};
 
 /// MSAL treats a token as expired 5 minutes early (MSAL.NET's `AccessTokenExpirationBuffer`); so do we.

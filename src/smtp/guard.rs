@@ -238,8 +238,9 @@ impl IpGuard {
         Reserve::Granted
     }
 
-    /// Addresses and login keys currently tracked (for tests and status).
-    pub fn tracked(&self) -> usize {
+    /// Addresses and login keys currently tracked.
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
         let tables = self.lock();
         tables.connections.len() + tables.logins.len()
     }

@@ -1,11 +1,11 @@
-//! The client-facing SMTP side: replies, SASL decoding, line framing, the sans-I/O session,
+//! The client-facing SMTP side: SASL decoding, line framing, the DATA receiver, the sans-I/O session,
 //! and the tokio driver (`conn`) and accept loop (`listener`) around it.
 
-pub mod conn;
+pub(crate) mod conn;
 pub mod data;
-pub mod guard;
-pub mod line;
-pub mod listener;
+pub(crate) mod guard;
+pub(crate) mod line;
+pub(crate) mod listener;
 pub mod sasl;
 pub mod session;
-pub mod stream;
+pub(crate) mod stream;
