@@ -54,7 +54,8 @@ pub const DEFAULT_TOKEN_CONNECT: Duration = Duration::from_secs(10);
 pub const DEFAULT_TOKEN_TOTAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
-/// The Exchange Online resource for SMTP/IMAP/POP client credentials (REFERENCE.md §2.1).
+/// The Exchange Online resource for SMTP/IMAP/POP client credentials (Microsoft Learn,
+/// "Authenticate an IMAP, POP or SMTP connection using OAuth").
 pub const DEFAULT_SCOPE: &str = "https://outlook.office365.com/.default";
 pub const DEFAULT_SMTP_HOST: &str = "smtp.office365.com";
 pub const DEFAULT_SMTP_PORT: u16 = 587;

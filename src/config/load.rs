@@ -1,10 +1,11 @@
 //! Loading: the TOML file, then `XOAUTH_RELAY__…` environment overrides, then checks that
 //! report every problem at once.
 //!
-//! The steps, one file each under `load/`: `paths` finds the file, `source` layers file and
-//! environment (`env` maps variable names) into the raw shape of `file.rs`, and `settings`,
-//! `accounts` and `users` turn that into the typed [`Config`], writing into one problem list
-//! (`check`). The environment is always passed in, never read here, so tests control it.
+//! The steps, one file each under `load/`: `paths` finds the file, `source` writes the
+//! environment (`env` maps variable names) into the parsed TOML and deserializes it into the
+//! shape of `file.rs`, collecting every wrong value; `listen`, `accounts` and `users` check what
+//! needs more than one key and make the [`Config`], writing into one problem list (`check`).
+//! The environment is always passed in, never read here, so tests control it.
 
 mod accounts;
 mod check;
@@ -14,7 +15,6 @@ mod listen;
 mod paths;
 mod roots;
 mod secrets;
-mod settings;
 mod source;
 mod syntax;
 mod users;
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use self::check::{Context, Problems};
-use super::file::RawFile;
+use super::file::{File, SECTIONS};
 use super::{Account, Config, User};
 
 pub use self::error::{ConfigError, Problem};
@@ -63,33 +63,63 @@ pub fn load_str(
         problems,
     };
     let parsed = source::parse(toml, env).map_err(invalid)?;
-    let mut problems = Problems(parsed.problems);
-    let config = build(&mut problems, &Context { base_dir, env }, &parsed.raw);
-    if problems.0.is_empty() {
+    let dropped = &parsed.dropped;
+    let mut checks = Problems::default();
+    let config = build(
+        &mut checks,
+        &Context {
+            base_dir,
+            env,
+            dropped,
+        },
+        &parsed.file,
+    );
+    // A dropped key was reported with its wrong value; "missing" would only add noise.
+    let checks = checks.0.into_iter().filter(|p| !within(dropped, &p.key));
+    let mut by_section: Vec<Problem> = parsed.wrong.into_iter().chain(checks).collect();
+    by_section.sort_by_key(|p| section_rank(&p.key));
+    let mut problems = parsed.first;
+    problems.extend(by_section);
+    if problems.is_empty() {
         return Ok(config);
     }
-    name_variables(&mut problems.0, &parsed.from_env);
-    Err(invalid(problems.0))
+    name_variables(&mut problems, &parsed.from_env);
+    Err(invalid(problems))
+}
+
+/// True when `key` is a dropped key or inside one.
+fn within(dropped: &std::collections::BTreeSet<String>, key: &str) -> bool {
+    dropped.iter().any(|d| {
+        key.strip_prefix(d.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    })
+}
+
+/// Problems come in the order of the sections in [`SECTIONS`], whichever step found them.
+fn section_rank(key: &str) -> usize {
+    let top = key.split(['.', '[']).next().unwrap_or_default();
+    SECTIONS
+        .iter()
+        .position(|s| *s == top)
+        .unwrap_or(SECTIONS.len())
 }
 
 /// The typed config, with stand-ins wherever a problem was recorded (then it is discarded).
-fn build(p: &mut Problems, ctx: &Context, raw: &RawFile) -> Config {
+fn build(p: &mut Problems, ctx: &Context, file: &File) -> Config {
     let mut warnings = Vec::new();
-    let hostname = settings::hostname(p, raw.hostname.as_ref());
-    let listen = listen::listen(p, ctx, &raw.listen, &mut warnings);
-    let state_dir = listen::state_dir(p, ctx, raw.state_dir.as_ref());
+    let hostname = listen::hostname(p, file.hostname.as_ref());
+    let listen = listen::listen(p, ctx, &file.listen, &mut warnings);
+    let state_dir = listen::state_dir(ctx, file.state_dir.as_ref());
     if listen.uses_tls() && listen.tls_files.is_none() && state_dir.is_none() {
         p.push("state_dir", "is needed to keep the self-signed listener certificate: set state_dir, or tls_cert and tls_key in [listen]");
     }
-    let limits = settings::limits(p, &raw.limits);
-    let timeouts = settings::timeouts(p, &raw.timeouts);
-    let accounts = accounts::accounts(p, ctx, &raw.accounts);
-    let users = users::users(p, ctx, &raw.users, &accounts, &mut warnings);
+    let accounts = accounts::accounts(p, ctx, &file.accounts);
+    let users = users::users(p, ctx, &file.users, &accounts, &mut warnings);
     warnings.extend(unused_accounts(&accounts, &users));
     Config {
         listen,
-        limits,
-        timeouts,
+        limits: file.limits.clone(),
+        timeouts: file.timeouts.clone(),
         hostname,
         users,
         accounts,

@@ -1,13 +1,15 @@
 //! The validated, typed configuration the rest of the crate runs on.
 //!
 //! Loading (TOML file + `XOAUTH_RELAY__…` environment overrides, every problem reported at once)
-//! lives in `load`; the raw file shape in `file`. Everything here is already checked: a `Config`
-//! value can be used without further validation, and tests build one in code.
+//! lives in `load`. `[limits]` and `[timeouts]` are read straight into the types here, each leaf
+//! through its reader in `values`; the sections that need more than one key to make a value are
+//! read into `file` first. Everything here is already checked: a `Config` value can be used
+//! without further validation, and tests build one in code.
 
 mod defaults;
 mod file;
 mod load;
-mod units;
+mod values;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
+use serde::Deserialize;
 
 use crate::secret::Secret;
 
@@ -128,62 +131,88 @@ impl std::fmt::Display for Network {
     }
 }
 
-/// Bounds on what one client may make the relay hold or do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `[limits]`: bounds on what one client may make the relay hold or do.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest message accepted, in octets (advertised as SIZE).
+    #[serde(deserialize_with = "values::size")]
     pub max_message_size: usize,
     /// Recipients per message; the next RCPT gets `452 4.5.3`.
+    #[serde(deserialize_with = "values::count")]
     pub max_recipients: usize,
     /// Longest command line, CRLF included.
+    #[serde(deserialize_with = "values::line_length")]
     pub max_line_length: usize,
     /// What a bare CR or LF in a message means.
     pub bare_line_endings: BareLineEndings,
     /// Concurrent client connections; the next one gets `421 4.7.0`.
+    #[serde(deserialize_with = "values::count")]
     pub max_connections: usize,
     /// Failed AUTH attempts before the connection is closed.
+    #[serde(deserialize_with = "values::count")]
     pub max_auth_failures: u32,
     /// Delay before answering the first failed AUTH; it doubles with each further failure.
+    #[serde(deserialize_with = "values::duration")]
     pub auth_failure_delay: Duration,
     /// Concurrent connections from one client address.
+    #[serde(deserialize_with = "values::count")]
     pub max_connections_per_ip: usize,
     /// Failed AUTH attempts from one address (within `auth_lockout`) before it is locked out.
+    #[serde(deserialize_with = "values::count")]
     pub auth_failures_per_ip: u32,
     /// How long a locked-out address is refused (`421 4.7.0`), and the window failures count in.
+    #[serde(deserialize_with = "values::duration")]
     pub auth_lockout: Duration,
     /// Longest a connection may last, whatever it does.
+    #[serde(deserialize_with = "values::duration")]
     pub session_lifetime: Duration,
     /// How long after connecting a client has to log in (`421 4.7.0` after it); not extended
     /// by commands. Clients trusted by network address count as logged in.
+    #[serde(deserialize_with = "values::duration")]
     pub login_timeout: Duration,
     /// Slowest a client may send message data, in octets per second (measured per minute).
+    #[serde(deserialize_with = "values::size")]
     pub min_data_rate: usize,
     /// Bad commands (unknown, syntax errors, out of sequence) before the connection is closed.
+    #[serde(deserialize_with = "values::count")]
     pub max_errors: u32,
 }
 
-/// Every network wait has one of these deadlines.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `[timeouts]`: every network wait has one of these deadlines.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Timeouts {
     /// Waiting for the client's next command (`421 4.4.2` after it).
+    #[serde(deserialize_with = "values::duration")]
     pub idle: Duration,
+    #[serde(deserialize_with = "values::duration")]
     pub upstream_connect: Duration,
     /// Upstream 220 greeting, and the TLS handshake.
+    #[serde(deserialize_with = "values::duration")]
     pub upstream_greeting: Duration,
     /// EHLO, STARTTLS, AUTH, MAIL, RCPT, RSET, QUIT.
+    #[serde(deserialize_with = "values::duration")]
     pub upstream_command: Duration,
     /// DATA until `354`.
+    #[serde(deserialize_with = "values::duration")]
     pub upstream_data_start: Duration,
     /// Writing the message body.
+    #[serde(deserialize_with = "values::duration")]
     pub upstream_data_block: Duration,
     /// After the final dot, until the upstream's verdict.
+    #[serde(deserialize_with = "values::duration")]
     pub upstream_data_end: Duration,
     /// How long a message waits for a free upstream connection slot of its account.
+    #[serde(deserialize_with = "values::duration")]
     pub upstream_slot_wait: Duration,
+    #[serde(deserialize_with = "values::duration")]
     pub token_connect: Duration,
     /// The whole token request, connect included.
+    #[serde(deserialize_with = "values::duration")]
     pub token_total: Duration,
     /// On SIGTERM: how long transactions in flight may take to finish.
+    #[serde(deserialize_with = "values::duration")]
     pub shutdown_grace: Duration,
 }
 

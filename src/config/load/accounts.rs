@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use super::check::{Context, Problems};
 use super::syntax::{address_problem, is_domain, is_guid};
-use super::{roots, secrets, settings};
+use super::{roots, secrets};
 use crate::config::Account;
 use crate::config::defaults::*;
-use crate::config::file::{RawAccount, Scalar};
-use crate::dates::Day;
+use crate::config::file::AccountFile;
 use crate::secret::Secret;
 
 /// Tenant aliases for multi-tenant sign-in; client credentials need the real tenant there
@@ -20,7 +19,7 @@ const ALIASES: &[&str] = &["common", "consumers", "organizations"];
 pub fn accounts(
     p: &mut Problems,
     ctx: &Context,
-    raw: &BTreeMap<String, RawAccount>,
+    raw: &BTreeMap<String, AccountFile>,
 ) -> BTreeMap<String, Arc<Account>> {
     if raw.is_empty() {
         p.push("accounts", "no accounts: add an [accounts.NAME] table with mailbox, tenant, client_id and client_secret");
@@ -30,13 +29,15 @@ pub fn accounts(
         .collect()
 }
 
-fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &RawAccount) -> Account {
+fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &AccountFile) -> Account {
     let table = format!("accounts.{name}");
     check_name(p, &table, name);
     let key = |field: &str| format!("{table}.{field}");
     let tenant = tenant(p, &key("tenant"), raw.tenant.as_ref());
-    let authority = authority(p, &key("authority"), raw.authority.as_ref());
-    let token_url = match p.text(&key("token_url"), raw.token_url.as_ref()) {
+    let authority = https_url(p, &key("authority"), &raw.authority)
+        .trim_end_matches('/')
+        .to_owned();
+    let token_url = match &raw.token_url {
         Some(url) => https_url(p, &key("token_url"), url),
         None => format!("{authority}/{tenant}/oauth2/v2.0/token"),
     };
@@ -49,48 +50,18 @@ fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &RawAccount) -> Acc
         client_secret: client_secret(p, ctx, &table, raw).unwrap_or_default(),
         authority,
         token_url,
-        scope: scope(p, &key("scope"), raw.scope.as_ref()),
-        smtp_host: smtp_host(p, &key("smtp_host"), raw.smtp_host.as_ref()),
-        smtp_port: port(p, &key("smtp_port"), raw.smtp_port.as_ref()),
+        scope: scope(p, &key("scope"), &raw.scope),
+        smtp_host: smtp_host(p, &key("smtp_host"), &raw.smtp_host),
+        smtp_port: raw.smtp_port,
         ca_file,
         extra_roots,
-        max_connections: settings::count(
-            p,
-            &key("max_connections"),
-            &raw.max_connections,
-            DEFAULT_ACCOUNT_MAX_CONNECTIONS,
-        ),
-        client_secret_expires: secret_expiry(p, &key("client_secret_expires"), raw),
-        client_secret_warn_days: warn_days(p, &key("client_secret_warn_days"), raw),
+        max_connections: raw.max_connections,
+        client_secret_expires: raw.client_secret_expires,
+        client_secret_warn_days: raw.client_secret_warn_days,
     }
 }
 
-/// `client_secret_expires = "2027-05-01"`: the date shown in Entra next to the secret.
-fn secret_expiry(p: &mut Problems, key: &str, raw: &RawAccount) -> Option<Day> {
-    let text = p.text(key, raw.client_secret_expires.as_ref())?;
-    let day = Day::parse(&text);
-    if day.is_none() {
-        p.push(
-            key,
-            format!("{text:?} is not a date: write it as YYYY-MM-DD, e.g. \"2027-05-01\" (the Expires column in Entra)"),
-        );
-    }
-    day
-}
-
-fn warn_days(p: &mut Problems, key: &str, raw: &RawAccount) -> u32 {
-    let default = DEFAULT_SECRET_WARN_DAYS;
-    let days = p.number(
-        key,
-        raw.client_secret_warn_days.as_ref(),
-        default.into(),
-        1,
-        3650,
-    );
-    u32::try_from(days).unwrap_or(default)
-}
-
-/// config-rs lower-cases every key that comes from the environment, so an account named with
+/// Environment variable names are lower-cased on the way in, so an account named with
 /// capitals could never be reached by `XOAUTH_RELAY__ACCOUNTS__NAME__…`; refuse it up front
 /// instead of letting such a variable silently create a second account.
 fn check_name(p: &mut Problems, table: &str, name: &str) {
@@ -129,7 +100,7 @@ fn suggest_name(name: &str) -> String {
     }
 }
 
-fn mailbox(p: &mut Problems, key: &str, value: Option<&Scalar>) -> String {
+fn mailbox(p: &mut Problems, key: &str, value: Option<&String>) -> String {
     let missing = "set the address of the Exchange mailbox to send as, such as sender@contoso.com";
     let mailbox = p.required(key, value, missing).unwrap_or_default();
     if !mailbox.is_empty()
@@ -143,7 +114,7 @@ fn mailbox(p: &mut Problems, key: &str, value: Option<&Scalar>) -> String {
     mailbox
 }
 
-fn tenant(p: &mut Problems, key: &str, value: Option<&Scalar>) -> String {
+fn tenant(p: &mut Problems, key: &str, value: Option<&String>) -> String {
     let missing = "set the directory (tenant) ID, a GUID, or a verified domain such as contoso.onmicrosoft.com";
     let tenant = p.required(key, value, missing).unwrap_or_default();
     if ALIASES.contains(&tenant.to_ascii_lowercase().as_str()) {
@@ -166,7 +137,7 @@ fn is_tenant_shape(tenant: &str) -> bool {
     is_guid(tenant) || (is_domain(tenant) && tenant.contains('.'))
 }
 
-fn client_id(p: &mut Problems, key: &str, value: Option<&Scalar>) -> String {
+fn client_id(p: &mut Problems, key: &str, value: Option<&String>) -> String {
     let what = "set the Application (client) ID of the app registration (Entra admin center → \
                 App registrations → Overview), a GUID such as 00000000-0000-0000-0000-000000000000";
     let id = p.required(key, value, what).unwrap_or_default();
@@ -181,27 +152,19 @@ fn client_secret(
     p: &mut Problems,
     ctx: &Context,
     table: &str,
-    raw: &RawAccount,
+    raw: &AccountFile,
 ) -> Option<Secret<String>> {
     let options = [
         ("client_secret", raw.client_secret.as_ref()),
         ("client_secret_file", raw.client_secret_file.as_ref()),
         ("client_secret_env", raw.client_secret_env.as_ref()),
     ];
-    let (name, value) = secrets::pick_one(p, table, "client_secret", &options)?;
+    let (name, value) = secrets::pick_one(p, ctx, table, "client_secret", &options)?;
     secrets::read(p, ctx, &format!("{table}.{name}"), name, value)
 }
 
-/// The sign-in authority without a trailing slash, ready for `/<tenant>/oauth2/v2.0/token`.
-fn authority(p: &mut Problems, key: &str, value: Option<&Scalar>) -> String {
-    match p.text(key, value) {
-        None => DEFAULT_AUTHORITY.to_owned(),
-        Some(url) => https_url(p, key, url).trim_end_matches('/').to_owned(),
-    }
-}
-
 /// Tokens and client secrets travel to this URL, so it must be https.
-fn https_url(p: &mut Problems, key: &str, text: String) -> String {
+fn https_url(p: &mut Problems, key: &str, text: &str) -> String {
     let fine = reqwest::Url::parse(text.trim())
         .is_ok_and(|url| url.scheme() == "https" && url.host_str().is_some_and(|h| !h.is_empty()));
     if !fine {
@@ -210,34 +173,22 @@ fn https_url(p: &mut Problems, key: &str, text: String) -> String {
     text.trim().to_owned()
 }
 
-fn smtp_host(p: &mut Problems, key: &str, value: Option<&Scalar>) -> String {
-    let host = p
-        .text(key, value)
-        .unwrap_or_else(|| DEFAULT_SMTP_HOST.to_owned());
-    if !is_domain(&host) && host.parse::<std::net::IpAddr>().is_err() {
+fn smtp_host(p: &mut Problems, key: &str, host: &str) -> String {
+    if !is_domain(host) && host.parse::<std::net::IpAddr>().is_err() {
         p.push(
             key,
             format!("{host:?} is not a host name such as smtp.office365.com"),
         );
     }
-    host
+    host.to_owned()
 }
 
-fn port(p: &mut Problems, key: &str, value: Option<&Scalar>) -> u16 {
-    let port = p.number(key, value, DEFAULT_SMTP_PORT.into(), 1, u16::MAX.into());
-    u16::try_from(port).unwrap_or(DEFAULT_SMTP_PORT)
-}
-
-fn scope(p: &mut Problems, key: &str, value: Option<&Scalar>) -> String {
-    match p.text(key, value) {
-        None => DEFAULT_SCOPE.to_owned(),
-        Some(scope) if scope.trim().is_empty() => {
-            p.push(
-                key,
-                format!("is empty; remove it to use the default {DEFAULT_SCOPE}"),
-            );
-            scope
-        }
-        Some(scope) => scope,
+fn scope(p: &mut Problems, key: &str, scope: &str) -> String {
+    if scope.trim().is_empty() {
+        p.push(
+            key,
+            format!("is empty; remove it to use the default {DEFAULT_SCOPE}"),
+        );
     }
+    scope.to_owned()
 }

@@ -1,25 +1,34 @@
-//! `XOAUTH_RELAY__SECTION__KEY` environment variables → config-rs override keys.
+//! `XOAUTH_RELAY__SECTION__KEY` environment variables → key paths, and writing them into the
+//! parsed file before it is deserialized.
 //!
-//! We map names ourselves instead of using `config::Environment`, because its mapping turns
-//! `USERS__0__PASSWORD` into a table `users.0`, which replaces the whole `[[users]]` array;
-//! here it becomes `users[0].password`, which config-rs applies inside the existing entry.
-//! Doing it here also lets a bad name be reported with the variable that caused it. Like
-//! config-rs, every part is lower-cased (account names addressed from the environment are
-//! therefore lower-case; `accounts` requires lower-case names for that reason).
+//! `USERS__0__PASSWORD` becomes `users[0].password`, a key inside the file's first `[[users]]`
+//! entry (a generic mapping would make a table `users.0` and replace the whole array). Every
+//! part is lower-cased, so account names addressed from the environment are lower-case;
+//! `accounts` requires lower-case names for that reason.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::Problem;
-use crate::config::file::TOP_KEYS;
+use toml::{Table, Value};
 
-/// Every override variable starts with this (compared ignoring case, as config-rs does).
+use super::Problem;
+use crate::config::file::SECTIONS;
+
+/// Every override variable starts with this (compared ignoring case).
 pub const ENV_PREFIX: &str = "XOAUTH_RELAY__";
 const SEPARATOR: &str = "__";
 
-/// One environment variable, as a config-rs path (`users[0].password`) and its value (empty
-/// means "remove the key", see `source`).
+/// One part of a key path: a table key, or a position in `[[users]]`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// One environment variable: the key it sets (`users[0].password`), as a path and as text, and
+/// its value (empty means "remove the key").
 pub struct Override {
     pub key: String,
+    pub path: Vec<Step>,
     pub value: String,
     pub var: String,
 }
@@ -38,27 +47,85 @@ pub fn overrides(
         let Some(rest) = strip_prefix(var) else {
             continue;
         };
-        match key_for(rest, user_count) {
-            Err(message) => problems.push(Problem::new(var.as_str(), message)),
-            Ok(key) => {
-                if let Some(earlier) = found.get(&key) {
-                    let message = format!("sets {key} like {}; keep one of them", earlier.var);
-                    problems.push(Problem::new(var.as_str(), message));
-                    continue;
-                }
-                let value = value.clone();
-                found.insert(
-                    key.clone(),
-                    Override {
-                        key,
-                        value,
-                        var: var.clone(),
-                    },
-                );
+        let path = match path_for(rest, user_count) {
+            Ok(path) => path,
+            Err(message) => {
+                problems.push(Problem::new(var.as_str(), message));
+                continue;
             }
+        };
+        let key = dotted(&path);
+        if let Some(earlier) = found.get(&key) {
+            let message = format!("sets {key} like {}; keep one of them", earlier.var);
+            problems.push(Problem::new(var.as_str(), message));
+            continue;
         }
+        let value = value.clone();
+        let var = var.clone();
+        found.insert(
+            key.clone(),
+            Override {
+                key,
+                path,
+                value,
+                var,
+            },
+        );
     }
     (found.into_values().collect(), problems)
+}
+
+/// Writes `value` at `path`, creating tables on the way (so the environment can add an
+/// account); an empty value removes the key instead, putting it back to its default.
+pub fn apply(root: &mut Value, path: &[Step], value: &str) -> Result<(), String> {
+    let Some((Step::Key(leaf), parents)) = path.split_last() else {
+        return Ok(());
+    };
+    let mut at = root;
+    for (depth, step) in parents.iter().enumerate() {
+        at = match (step, at) {
+            // Removing from a table that is not there is already done.
+            (Step::Key(key), Value::Table(table))
+                if value.is_empty() && !table.contains_key(key) =>
+            {
+                return Ok(());
+            }
+            (Step::Key(key), Value::Table(table)) => table
+                .entry(key.clone())
+                .or_insert_with(|| Value::Table(Table::new())),
+            (Step::Index(index), Value::Array(items)) if *index < items.len() => &mut items[*index],
+            _ => return Err(not_a_table(&parents[..depth])),
+        };
+    }
+    let Value::Table(table) = at else {
+        return Err(not_a_table(parents));
+    };
+    if value.is_empty() {
+        table.remove(leaf);
+    } else {
+        table.insert(leaf.clone(), Value::String(value.to_owned()));
+    }
+    Ok(())
+}
+
+fn not_a_table(path: &[Step]) -> String {
+    format!(
+        "cannot be applied: {} in the file is not a table",
+        dotted(path)
+    )
+}
+
+/// `users[0].password`, the form used in every problem.
+pub fn dotted(path: &[Step]) -> String {
+    let mut text = String::new();
+    for step in path {
+        match step {
+            Step::Key(key) if text.is_empty() => text.push_str(key),
+            Step::Key(key) => text.push_str(&format!(".{key}")),
+            Step::Index(index) => text.push_str(&format!("[{index}]")),
+        }
+    }
+    text
 }
 
 fn strip_prefix(var: &str) -> Option<&str> {
@@ -68,7 +135,7 @@ fn strip_prefix(var: &str) -> Option<&str> {
 }
 
 /// `USERS__0__PASSWORD` → `users[0].password`, checked against the shape of the file.
-fn key_for(rest: &str, user_count: usize) -> Result<String, String> {
+fn path_for(rest: &str, user_count: usize) -> Result<Vec<Step>, String> {
     let lower = rest.to_ascii_lowercase();
     let parts: Vec<&str> = lower.split(SEPARATOR).collect();
     if parts.iter().any(|part| !is_key_part(part)) {
@@ -77,16 +144,21 @@ fn key_for(rest: &str, user_count: usize) -> Result<String, String> {
              joined by __, for example {ENV_PREFIX}LISTEN__SMTP"
         ));
     }
+    let key = |name: &str| Step::Key(name.to_owned());
     match parts.as_slice() {
-        [top @ ("hostname" | "state_dir")] => Ok((*top).to_owned()),
-        [section @ ("listen" | "limits" | "timeouts"), key] => Ok(format!("{section}.{key}")),
-        ["accounts", name, key] => Ok(format!("accounts.{name}.{key}")),
-        ["users", index, key] => user_key(index, key, user_count),
-        [top, ..] if TOP_KEYS.contains(top) => Err(shape_hint(top)),
+        [top @ ("hostname" | "state_dir")] => Ok(vec![key(top)]),
+        [section @ ("listen" | "limits" | "timeouts"), name] => Ok(vec![key(section), key(name)]),
+        ["accounts", account, name] => Ok(vec![key("accounts"), key(account), key(name)]),
+        ["users", index, name] => Ok(vec![
+            key("users"),
+            user_index(index, user_count)?,
+            key(name),
+        ]),
+        [top, ..] if SECTIONS.contains(top) => Err(shape_hint(top)),
         _ => Err(format!(
             "unknown setting {}; the top-level keys are {}",
             parts.join("."),
-            TOP_KEYS.join(", ")
+            SECTIONS.join(", ")
         )),
     }
 }
@@ -98,7 +170,7 @@ fn is_key_part(part: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn user_key(index: &str, key: &str, user_count: usize) -> Result<String, String> {
+fn user_index(index: &str, user_count: usize) -> Result<Step, String> {
     let Ok(index) = index.parse::<usize>() else {
         return Err(format!(
             "after USERS comes the position of the [[users]] entry, counted from 0 \
@@ -111,7 +183,7 @@ fn user_key(index: &str, key: &str, user_count: usize) -> Result<String, String>
              from 0); the environment can change an entry of the file but not add one"
         ));
     }
-    Ok(format!("users[{index}].{key}"))
+    Ok(Step::Index(index))
 }
 
 fn shape_hint(top: &str) -> String {
@@ -208,6 +280,35 @@ mod tests {
             let err = map(var, 2).unwrap_err();
             assert!(err.contains(want), "{var}: {err}");
         }
+    }
+
+    #[test]
+    fn overrides_land_inside_the_file_or_make_tables() {
+        let mut root = Value::Table(
+            "[[users]]\nname = \"a\"\npassword = \"p\"\n"
+                .parse()
+                .unwrap_or_default(),
+        );
+        let users = |index| vec![Step::Key("users".into()), Step::Index(index)];
+        let at = |mut path: Vec<Step>, key: &str| {
+            path.push(Step::Key(key.into()));
+            path
+        };
+        assert_eq!(apply(&mut root, &at(users(0), "password"), ""), Ok(()));
+        assert_eq!(apply(&mut root, &at(users(0), "account"), "c"), Ok(()));
+        let account = ["accounts", "c", "tenant"].map(|k| Step::Key(k.into()));
+        assert_eq!(apply(&mut root, &account, "t"), Ok(()));
+        let want = "[[users]]\nname = \"a\"\naccount = \"c\"\n\n[accounts.c]\ntenant = \"t\"\n";
+        assert_eq!(root, Value::Table(want.parse().unwrap_or_default()));
+        let through_a_string = at(
+            vec![
+                Step::Key("users".into()),
+                Step::Index(0),
+                Step::Key("name".into()),
+            ],
+            "x",
+        );
+        assert!(apply(&mut root, &through_a_string, "v").is_err());
     }
 
     #[test]

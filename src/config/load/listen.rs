@@ -1,6 +1,7 @@
-//! `[listen]`: the SMTP listener and its TLS, the implicit-TLS `submissions` listener, the
-//! health endpoint, and where generated files go (`state_dir`). A listener reachable from other
-//! machines is allowed only when it requires TLS before AUTH.
+//! `[listen]` and the names the relay goes by: the SMTP listener and its TLS, the implicit-TLS
+//! `submissions` listener, the health endpoint, `hostname` and where generated files go
+//! (`state_dir`). A listener reachable from other machines is allowed only when it requires
+//! TLS before AUTH.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,24 +9,19 @@ use std::path::PathBuf;
 
 use super::check::{Context, Problems};
 use super::secrets;
-use crate::config::defaults::*;
-use crate::config::file::{RawListen, Scalar};
+use super::syntax::is_domain;
+use crate::config::file::ListenFile;
 use crate::config::{Listen, TlsFiles, TlsMode};
 
 pub fn listen(
     p: &mut Problems,
     ctx: &Context,
-    raw: &RawListen,
+    raw: &ListenFile,
     warnings: &mut Vec<String>,
 ) -> Listen {
-    let smtp_tls = tls_mode(p, raw.smtp_tls.as_ref());
-    let default = SocketAddr::from(([127, 0, 0, 1], 2525));
-    let smtp = match p.text("listen.smtp", raw.smtp.as_ref()) {
-        None => DEFAULT_SMTP_LISTEN.parse().unwrap_or(default),
-        Some(text) => socket_address(p, "listen.smtp", &text).unwrap_or(default),
-    };
+    let smtp = raw.smtp;
     if !smtp.ip().is_loopback() {
-        if smtp_tls == TlsMode::None {
+        if raw.smtp_tls == TlsMode::None {
             p.push(
                 "listen.smtp",
                 format!("{smtp} is not a loopback address: {PLAIN_NOT_LOOPBACK}"),
@@ -34,28 +30,32 @@ pub fn listen(
             warnings.push(exposed("listen.smtp", smtp));
         }
     }
-    let submissions = match p.text("listen.submissions", raw.submissions.as_ref()) {
-        Some(text) if !is_off(&text) => socket_address(p, "listen.submissions", &text),
-        _ => None,
-    };
     warnings.extend(
-        submissions
+        raw.submissions
             .filter(|a| !a.ip().is_loopback())
             .map(|a| exposed("listen.submissions", a)),
     );
-    let tls_files = tls_files(p, ctx, raw);
+    if let Some(health) = raw.health.filter(|a| !a.ip().is_loopback()) {
+        p.push(
+            "listen.health",
+            format!("{health} is not a loopback address: {HEALTH_NOT_LOOPBACK}"),
+        );
+    }
     Listen {
         smtp,
-        smtp_tls,
-        submissions,
-        tls_files,
-        health: health(p, raw.health.as_ref()),
+        smtp_tls: raw.smtp_tls,
+        submissions: raw.submissions,
+        tls_files: tls_files(p, ctx, raw),
+        health: raw.health,
     }
 }
 
 const PLAIN_NOT_LOOPBACK: &str = "without TLS the listener only binds loopback addresses such as \
      127.0.0.1 or ::1 (passwords must not cross a network in clear text); set smtp_tls = \
      \"starttls\" or \"implicit\" to listen on other addresses";
+
+const HEALTH_NOT_LOOPBACK: &str = "the health and status endpoint only binds loopback addresses \
+     such as 127.0.0.1 or ::1 (it shows which mailboxes exist); use \"off\" to disable it";
 
 fn exposed(key: &str, addr: SocketAddr) -> String {
     format!(
@@ -65,34 +65,17 @@ fn exposed(key: &str, addr: SocketAddr) -> String {
     )
 }
 
-fn tls_mode(p: &mut Problems, value: Option<&Scalar>) -> TlsMode {
-    let Some(text) = p.text("listen.smtp_tls", value) else {
-        return TlsMode::None;
-    };
-    match text.trim().to_ascii_lowercase().as_str() {
-        "none" | "off" | "" => TlsMode::None,
-        "starttls" => TlsMode::StartTls,
-        "implicit" | "tls" => TlsMode::Implicit,
-        _ => {
-            p.push(
-                "listen.smtp_tls",
-                format!("{text:?} is not one of \"none\", \"starttls\", \"implicit\""),
-            );
-            TlsMode::None
-        }
-    }
-}
-
-fn tls_files(p: &mut Problems, ctx: &Context, raw: &RawListen) -> Option<TlsFiles> {
-    let cert = p.text("listen.tls_cert", raw.tls_cert.as_ref());
-    let key = p.text("listen.tls_key", raw.tls_key.as_ref());
-    match (cert, key) {
+fn tls_files(p: &mut Problems, ctx: &Context, raw: &ListenFile) -> Option<TlsFiles> {
+    match (&raw.tls_cert, &raw.tls_key) {
         (Some(cert), Some(key)) => {
             let files = TlsFiles {
-                cert: secrets::resolve(ctx, &cert),
-                key: secrets::resolve(ctx, &key),
+                cert: secrets::resolve(ctx, cert),
+                key: secrets::resolve(ctx, key),
             };
-            check_files(p, &files);
+            // Read once here so a wrong path or a file of the wrong kind stops start-up.
+            if let Err(e) = crate::tls::load_server_identity(&files.cert, &files.key) {
+                p.push("listen.tls_cert", e);
+            }
             Some(files)
         }
         (None, None) => None,
@@ -106,57 +89,37 @@ fn missing_pair(p: &mut Problems, key: &str, other: &str) -> Option<TlsFiles> {
     None
 }
 
-/// Reads both files once so a wrong path or a file of the wrong kind stops start-up.
-fn check_files(p: &mut Problems, files: &TlsFiles) {
-    if let Err(e) = crate::tls::load_server_identity(&files.cert, &files.key) {
-        p.push("listen.tls_cert", e);
-    }
-}
-
-fn health(p: &mut Problems, value: Option<&Scalar>) -> Option<SocketAddr> {
-    match p.text("listen.health", value) {
-        None => DEFAULT_HEALTH_LISTEN.parse().ok(),
-        Some(text) if is_off(&text) => None,
-        Some(text) => {
-            let addr = socket_address(p, "listen.health", &text)?;
-            if !addr.ip().is_loopback() {
-                p.push(
-                    "listen.health",
-                    format!("{addr} is not a loopback address: {HEALTH_NOT_LOOPBACK}"),
-                );
-            }
-            Some(addr)
+/// The name for our greeting and upstream EHLO: the setting, else the machine's host name if it
+/// is a valid domain (EHLO needs one), else `localhost`.
+pub fn hostname(p: &mut Problems, value: Option<&String>) -> String {
+    match value {
+        Some(name) if is_domain(name) => name.clone(),
+        Some(name) => {
+            p.push(
+                "hostname",
+                format!("{name:?} is not a host name such as relay.example.com"),
+            );
+            name.clone()
         }
+        None => machine_hostname(),
     }
 }
 
-const HEALTH_NOT_LOOPBACK: &str = "the health and status endpoint only binds loopback addresses \
-     such as 127.0.0.1 or ::1 (it shows which mailboxes exist); use \"off\" to disable it";
-
-/// `""`, `"off"`, `"none"` or `"false"` switch a listener off.
-fn is_off(text: &str) -> bool {
-    matches!(
-        text.trim().to_ascii_lowercase().as_str(),
-        "" | "off" | "none" | "false"
-    )
-}
-
-fn socket_address(p: &mut Problems, key: &str, text: &str) -> Option<SocketAddr> {
-    let parsed = text.trim().parse::<SocketAddr>();
-    if parsed.is_err() {
-        let message =
-            format!("{text:?} is not an IP address and port such as 127.0.0.1:2525 or [::1]:2525");
-        p.push(key, message);
+fn machine_hostname() -> String {
+    let name = gethostname::gethostname().to_string_lossy().into_owned();
+    if is_domain(&name) {
+        name
+    } else {
+        "localhost".to_owned()
     }
-    parsed.ok()
 }
 
 /// `state_dir`, else systemd's `$STATE_DIRECTORY`, else the per-user state directory.
-pub fn state_dir(p: &mut Problems, ctx: &Context, value: Option<&Scalar>) -> Option<PathBuf> {
-    if let Some(text) = p.text("state_dir", value) {
-        return Some(secrets::resolve(ctx, &text));
+pub fn state_dir(ctx: &Context, value: Option<&String>) -> Option<PathBuf> {
+    match value {
+        Some(text) => Some(secrets::resolve(ctx, text)),
+        None => default_state_dir(ctx.env),
     }
-    default_state_dir(ctx.env)
 }
 
 fn default_state_dir(env: &HashMap<String, String>) -> Option<PathBuf> {

@@ -9,19 +9,18 @@ use rustls_pki_types::pem::PemObject;
 
 use super::check::{Context, Problems};
 use super::secrets::resolve;
-use crate::config::file::Scalar;
 
 /// The file (resolved against the config directory) and its certificates; none if unset.
 pub fn extra_roots(
     p: &mut Problems,
     ctx: &Context,
     key: &str,
-    value: Option<&Scalar>,
+    name: Option<&String>,
 ) -> (Option<PathBuf>, Vec<CertificateDer<'static>>) {
-    let Some(name) = p.text(key, value) else {
+    let Some(name) = name else {
         return (None, Vec::new());
     };
-    let path = resolve(ctx, &name);
+    let path = resolve(ctx, name);
     match read_certificates(&path) {
         Ok(certs) => (Some(path), certs),
         Err(message) => {

@@ -5,24 +5,27 @@
 use std::path::PathBuf;
 
 use super::check::{Context, Problems};
-use crate::config::file::Scalar;
 use crate::secret::Secret;
 
 /// The one alternative that is set, as `(its key name, its value)`. `table` is the key of the
 /// enclosing table (`users[0]`), `main` the key a "missing" problem is filed under (`password`).
+/// An alternative dropped for a wrong value counts as set: it was already reported.
 pub fn pick_one<'a>(
     p: &mut Problems,
+    ctx: &Context,
     table: &str,
     main: &str,
-    options: &[(&'static str, Option<&'a Scalar>)],
-) -> Option<(&'static str, &'a Scalar)> {
-    let set: Vec<(&'static str, &'a Scalar)> = options
+    options: &[(&'static str, Option<&'a String>)],
+) -> Option<(&'static str, &'a str)> {
+    let dropped = |name: &str| ctx.dropped.contains(&format!("{table}.{name}"));
+    let set: Vec<(&'static str, Option<&'a String>)> = options
         .iter()
-        .filter_map(|(name, value)| value.map(|value| (*name, value)))
+        .filter(|(name, value)| value.is_some() || dropped(name))
+        .copied()
         .collect();
     let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
     match set.as_slice() {
-        [one] => Some(*one),
+        [(name, value)] => Some((*name, value.map(String::as_str)?)),
         [] => {
             let choices = or_list(&names);
             p.push(
@@ -50,17 +53,16 @@ pub fn read(
     ctx: &Context,
     key: &str,
     name: &str,
-    value: &Scalar,
+    text: &str,
 ) -> Option<Secret<String>> {
-    let text = p.text(key, Some(value))?;
     let secret = if name.ends_with("_file") {
-        from_file(ctx, &text)
+        from_file(ctx, text)
     } else if name.ends_with("_env") {
-        from_env(ctx, &text)
+        from_env(ctx, text)
     } else if text.is_empty() {
         Err("is empty".to_owned())
     } else {
-        Ok(text)
+        Ok(text.to_owned())
     };
     secret
         .map(Secret::new)
@@ -132,6 +134,8 @@ fn join_last(items: &[&str], last: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]
@@ -151,25 +155,34 @@ mod tests {
 
     #[test]
     fn exactly_one_alternative() {
-        let a = Scalar::Text("x".into());
+        let a = "x".to_owned();
+        let env = HashMap::new();
+        let dropped = ["t.pw_file".to_owned()].into();
+        let ctx = Context {
+            base_dir: std::path::Path::new("/"),
+            env: &env,
+            dropped: &dropped,
+        };
         let mut p = Problems::default();
-        let picked = pick_one(&mut p, "t", "pw", &[("pw", None), ("pw_env", Some(&a))]);
-        assert_eq!(picked.map(|(name, _)| name), Some("pw_env"));
-        assert!(
-            pick_one(
-                &mut p,
-                "t",
-                "pw",
-                &[("pw", None), ("pw_file", None), ("pw_env", None)]
-            )
-            .is_none()
+        let picked = pick_one(
+            &mut p,
+            &ctx,
+            "t",
+            "pw",
+            &[("pw", None), ("pw_env", Some(&a))],
         );
-        assert!(pick_one(&mut p, "t", "pw", &[("pw", Some(&a)), ("pw_env", Some(&a))]).is_none());
+        assert_eq!(picked.map(|(name, _)| name), Some("pw_env"));
+        let none = [("pw", None), ("pw_env", None)];
+        assert!(pick_one(&mut p, &ctx, "t", "pw", &none).is_none());
+        let only_dropped = [("pw", None), ("pw_file", None)];
+        assert!(pick_one(&mut p, &ctx, "t", "pw", &only_dropped).is_none());
+        let two = [("pw", Some(&a)), ("pw_env", Some(&a))];
+        assert!(pick_one(&mut p, &ctx, "t", "pw", &two).is_none());
         let messages: Vec<_> = p.0.iter().map(|p| format!("{p}")).collect();
         assert_eq!(
             messages,
             [
-                "t.pw: is missing; set one of pw, pw_file or pw_env",
+                "t.pw: is missing; set one of pw or pw_env",
                 "t.pw: pw and pw_env are set at the same time; keep exactly one of them"
             ]
         );
@@ -182,9 +195,11 @@ mod tests {
             ("EMPTY".to_owned(), String::new()),
         ]
         .into();
+        let dropped = Default::default();
         let ctx = Context {
             base_dir: std::path::Path::new("/"),
             env: &env,
+            dropped: &dropped,
         };
         assert_eq!(from_env(&ctx, "SET"), Ok("v".to_owned()));
         assert_eq!(

@@ -12,13 +12,13 @@ use argon2::{Algorithm, Params};
 use super::check::{Context, Problems};
 use super::secrets;
 use super::syntax::{address_problem, is_domain};
-use crate::config::file::{RawUser, Scalar, Texts};
+use crate::config::file::UserFile;
 use crate::config::{Account, Network, PasswordCheck, SenderRule, User};
 
 pub fn users(
     p: &mut Problems,
     ctx: &Context,
-    raw: &[RawUser],
+    raw: &[UserFile],
     accounts: &BTreeMap<String, Arc<Account>>,
     warnings: &mut Vec<String>,
 ) -> Vec<User> {
@@ -43,7 +43,7 @@ fn user(
     p: &mut Problems,
     ctx: &Context,
     table: &str,
-    raw: &RawUser,
+    raw: &UserFile,
     accounts: &BTreeMap<String, Arc<Account>>,
     warnings: &mut Vec<String>,
 ) -> Option<User> {
@@ -51,7 +51,7 @@ fn user(
     let networks = networks(
         p,
         &format!("{table}.networks"),
-        raw.networks.as_ref(),
+        raw.networks.as_deref(),
         warnings,
     );
     let password = if networks.is_empty() || has_password(raw) {
@@ -79,7 +79,7 @@ fn user(
     let allowed_senders = senders(
         p,
         &format!("{table}.allowed_senders"),
-        raw.allowed_senders.as_ref(),
+        raw.allowed_senders.as_deref(),
         mailbox,
     );
     let password = match password {
@@ -95,7 +95,7 @@ fn user(
     })
 }
 
-fn has_password(raw: &RawUser) -> bool {
+fn has_password(raw: &UserFile) -> bool {
     raw.password_hash.is_some()
         || raw.password.is_some()
         || raw.password_file.is_some()
@@ -107,30 +107,12 @@ fn has_password(raw: &RawUser) -> bool {
 fn networks(
     p: &mut Problems,
     key: &str,
-    value: Option<&Texts>,
+    texts: Option<&[String]>,
     warnings: &mut Vec<String>,
 ) -> Vec<Network> {
-    let Some(texts) = value else {
-        return Vec::new();
-    };
-    let items = match texts {
-        Texts::Wrong(found) => {
-            p.push(
-                key,
-                format!("expected a list such as [\"192.168.1.0/24\"], found {found}"),
-            );
-            return Vec::new();
-        }
-        Texts::List(items) => items,
-    };
-    let texts: Vec<String> = items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| p.text(&format!("{key}[{i}]"), Some(item)))
-        .collect();
     let mut networks = Vec::new();
-    for text in texts {
-        match parse_network(&text) {
+    for text in texts.unwrap_or_default() {
+        match parse_network(text) {
             Some(n) if n.prefix == 0 => p.push(key, format!("{text:?} is every address: that would make an open relay; list only the devices' networks")),
             Some(n) => {
                 if !is_private(n.addr) {
@@ -179,7 +161,7 @@ fn is_private(addr: IpAddr) -> bool {
 }
 
 /// The AUTH user name: any text a client can send, e-mail addresses included.
-fn user_name(p: &mut Problems, key: &str, value: Option<&Scalar>) -> Option<String> {
+fn user_name(p: &mut Problems, key: &str, value: Option<&String>) -> Option<String> {
     let name = p.required(
         key,
         value,
@@ -198,7 +180,7 @@ fn user_name(p: &mut Problems, key: &str, value: Option<&Scalar>) -> Option<Stri
 fn account(
     p: &mut Problems,
     key: &str,
-    value: Option<&Scalar>,
+    value: Option<&String>,
     accounts: &BTreeMap<String, Arc<Account>>,
 ) -> Option<String> {
     let names: Vec<&str> = accounts.keys().map(String::as_str).collect();
@@ -222,7 +204,7 @@ fn password(
     p: &mut Problems,
     ctx: &Context,
     table: &str,
-    raw: &RawUser,
+    raw: &UserFile,
     user: &str,
     warnings: &mut Vec<String>,
 ) -> Option<PasswordCheck> {
@@ -232,7 +214,7 @@ fn password(
         ("password_file", raw.password_file.as_ref()),
         ("password_env", raw.password_env.as_ref()),
     ];
-    let (name, value) = secrets::pick_one(p, table, "password", &options)?;
+    let (name, value) = secrets::pick_one(p, ctx, table, "password", &options)?;
     let key = format!("{table}.{name}");
     if name == "password_hash" {
         return argon2_hash(p, &key, value);
@@ -246,14 +228,13 @@ fn password(
 }
 
 /// Parsed once here, so a hash that could never match is refused at start-up.
-fn argon2_hash(p: &mut Problems, key: &str, value: &Scalar) -> Option<PasswordCheck> {
-    let text = p.text(key, Some(value))?;
-    let problem = match PasswordHash::new(&text) {
+fn argon2_hash(p: &mut Problems, key: &str, text: &str) -> Option<PasswordCheck> {
+    let problem = match PasswordHash::new(text) {
         Ok(hash) => hash_problem(&hash),
-        Err(e) => Some(unparsable(&text, &e.to_string())),
+        Err(e) => Some(unparsable(text, &e.to_string())),
     };
     match problem {
-        None => Some(PasswordCheck::Argon2(text)),
+        None => Some(PasswordCheck::Argon2(text.to_owned())),
         Some(problem) => {
             let fix =
                 "make one with `xoauth-relay hash-password`; it looks like $argon2id$v=19$m=…";
@@ -314,21 +295,14 @@ fn hash_problem(hash: &PasswordHash) -> Option<String> {
 fn senders(
     p: &mut Problems,
     key: &str,
-    value: Option<&Texts>,
+    items: Option<&[String]>,
     mailbox: Option<String>,
 ) -> Vec<SenderRule> {
-    let items = match value {
-        None => {
-            return mailbox
-                .map(|m| SenderRule::Address(m.to_lowercase()))
-                .into_iter()
-                .collect();
-        }
-        Some(Texts::Wrong(found)) => {
-            p.push(key, format!("expected a list such as [\"sender@contoso.com\", \"@contoso.com\"], found {found}"));
-            return Vec::new();
-        }
-        Some(Texts::List(items)) => items,
+    let Some(items) = items else {
+        return mailbox
+            .map(|m| SenderRule::Address(m.to_lowercase()))
+            .into_iter()
+            .collect();
     };
     if items.is_empty() {
         p.push(
@@ -342,8 +316,8 @@ fn senders(
         .collect()
 }
 
-fn sender_rule(p: &mut Problems, key: &str, item: &Scalar) -> Option<SenderRule> {
-    let text = p.text(key, Some(item))?.trim().to_lowercase();
+fn sender_rule(p: &mut Problems, key: &str, item: &str) -> Option<SenderRule> {
+    let text = item.trim().to_lowercase();
     if let Some(domain) = text.strip_prefix('@') {
         if is_domain(domain) && domain.contains('.') {
             return Some(SenderRule::Domain(domain.to_owned()));
@@ -370,10 +344,10 @@ fn sender_rule(p: &mut Problems, key: &str, item: &Scalar) -> Option<SenderRule>
 
 /// AUTH names must pick one user; names differing only in case are refused too, since some
 /// clients change the case of what the operator typed.
-fn check_unique(p: &mut Problems, raw: &[RawUser]) {
+fn check_unique(p: &mut Problems, raw: &[UserFile]) {
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (index, user) in raw.iter().enumerate() {
-        let Some(Scalar::Text(name)) = &user.name else {
+        let Some(name) = &user.name else {
             continue;
         };
         match seen.get(&name.to_lowercase()) {
