@@ -20,19 +20,19 @@ use crate::exit::{EX_CONFIG, EX_OSERR, EX_SOFTWARE, EX_USAGE, FAILURE};
     version,
     about = "Local SMTP relay to Microsoft 365 with OAuth2 (XOAUTH2)"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
     /// Log lines as text (default) or JSON for log shippers.
     #[arg(long, global = true, value_enum, default_value_t = crate::logging::Format::Text)]
-    pub log_format: crate::logging::Format,
+    pub(crate) log_format: crate::logging::Format,
     /// Log level or filter (error, warn, info, debug, trace); overrides RUST_LOG.
     #[arg(long, global = true, value_name = "LEVEL")]
-    pub log_level: Option<String>,
+    pub(crate) log_level: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the relay until SIGTERM or Ctrl-C.
     Run {
         /// Configuration file (else $XOAUTH_RELAY_CONFIG, else the usual locations).

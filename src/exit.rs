@@ -2,14 +2,14 @@
 //! a configuration error (not worth restarting) from a crash.
 
 /// A check or the demo failed.
-pub const FAILURE: u8 = 1;
+pub(crate) const FAILURE: u8 = 1;
 /// Bad command-line usage.
-pub const EX_USAGE: u8 = 64;
+pub(crate) const EX_USAGE: u8 = 64;
 /// An internal error.
-pub const EX_SOFTWARE: u8 = 70;
+pub(crate) const EX_SOFTWARE: u8 = 70;
 /// The system refused something (cannot listen, no binary path).
-pub const EX_OSERR: u8 = 71;
+pub(crate) const EX_OSERR: u8 = 71;
 /// An output file cannot be created (or, here, replaced or removed).
-pub const EX_CANTCREAT: u8 = 73;
+pub(crate) const EX_CANTCREAT: u8 = 73;
 /// The configuration is invalid.
-pub const EX_CONFIG: u8 = 78;
+pub(crate) const EX_CONFIG: u8 = 78;

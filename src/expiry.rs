@@ -13,7 +13,7 @@ use crate::dates::Day;
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The warning for `account` on `today`, or `None` while the date is far (or unknown).
-pub fn warning(account: &Account, today: Day) -> Option<String> {
+pub(crate) fn warning(account: &Account, today: Day) -> Option<String> {
     let expires = account.client_secret_expires?;
     let left = expires.0 - today.0;
     if left >= i64::from(account.client_secret_warn_days) {
@@ -34,7 +34,7 @@ pub fn warning(account: &Account, today: Day) -> Option<String> {
 }
 
 /// Logs the warning now and then once a day until `stop`.
-pub async fn watch(account: Arc<Account>, stop: CancellationToken) {
+pub(crate) async fn watch(account: Arc<Account>, stop: CancellationToken) {
     if account.client_secret_expires.is_none() {
         return;
     }

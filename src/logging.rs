@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// Human-readable lines.
     #[default]
     Text,
@@ -22,7 +22,7 @@ pub enum Format {
 /// True when a service manager already stamps each line: journald sets `JOURNAL_STREAM` for a
 /// unit's stdout/stderr, launchd sets `XPC_SERVICE_NAME` to the job's label (a terminal may
 /// carry `XPC_SERVICE_NAME=0`, which is not a job).
-pub fn manager_adds_timestamps(env: &HashMap<String, String>) -> bool {
+pub(crate) fn manager_adds_timestamps(env: &HashMap<String, String>) -> bool {
     env.contains_key("JOURNAL_STREAM")
         || env
             .get("XPC_SERVICE_NAME")
@@ -30,7 +30,10 @@ pub fn manager_adds_timestamps(env: &HashMap<String, String>) -> bool {
 }
 
 /// The level filter: `--log-level`, else `RUST_LOG`, else `info`.
-pub fn filter(level: Option<&str>, env: &HashMap<String, String>) -> Result<EnvFilter, String> {
+pub(crate) fn filter(
+    level: Option<&str>,
+    env: &HashMap<String, String>,
+) -> Result<EnvFilter, String> {
     let spec = level
         .or(env.get("RUST_LOG").map(String::as_str))
         .unwrap_or("info");
@@ -38,7 +41,7 @@ pub fn filter(level: Option<&str>, env: &HashMap<String, String>) -> Result<EnvF
 }
 
 /// Installs the global subscriber; calling it twice is harmless.
-pub fn init(
+pub(crate) fn init(
     format: Format,
     level: Option<&str>,
     env: &HashMap<String, String>,
@@ -59,14 +62,14 @@ pub fn init(
 }
 
 /// Longest value from a client written into a log line, in characters; the rest is cut.
-pub const MAX_LOGGED: usize = 128;
+pub(crate) const MAX_LOGGED: usize = 128;
 
 /// A value that came from a client (a user name, an address, a host name), for a log line:
 /// control and other non-printing characters are escaped the way Rust writes them (`\n`,
 /// `\u{1b}`, and `\\` for a backslash), and at most [`MAX_LOGGED`] characters are shown. No
 /// client can then end a log line early, forge one, or send escape sequences to a terminal, in
 /// the text format as in JSON.
-pub struct Untrusted<'a>(pub &'a str);
+pub(crate) struct Untrusted<'a>(pub &'a str);
 
 impl fmt::Display for Untrusted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -13,49 +13,49 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The socket systemd listens on for this service.
-pub const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
+pub(crate) const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
 /// The watchdog timeout in microseconds (`WatchdogSec=`).
-pub const WATCHDOG_USEC: &str = "WATCHDOG_USEC";
+pub(crate) const WATCHDOG_USEC: &str = "WATCHDOG_USEC";
 /// The process the watchdog is meant for; another process must not ping for it.
-pub const WATCHDOG_PID: &str = "WATCHDOG_PID";
+pub(crate) const WATCHDOG_PID: &str = "WATCHDOG_PID";
 
 /// How long one send may block. systemd reads its socket promptly; a stuck manager must not
 /// stall the async runtime for long.
 const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The service is up: the listener is bound and the configuration is valid.
-pub fn ready() {
+pub(crate) fn ready() {
     notify("READY=1");
 }
 
 /// A reload (SIGHUP) has started; `ready()` follows when it is done.
-pub fn reloading() {
+pub(crate) fn reloading() {
     notify("RELOADING=1");
 }
 
 /// The service is shutting down (sent before draining, so `systemctl` shows "deactivating").
-pub fn stopping() {
+pub(crate) fn stopping() {
     notify("STOPPING=1");
 }
 
 /// The service is alive; systemd kills and restarts it if this stops for `WatchdogSec`.
-pub fn watchdog() {
+pub(crate) fn watchdog() {
     notify("WATCHDOG=1");
 }
 
 /// A one-line status for `systemctl status`.
-pub fn status(text: &str) {
+pub(crate) fn status(text: &str) {
     notify(&status_message(text));
 }
 
 /// The watchdog timeout systemd expects pings within, if it is enabled for this process.
-pub fn watchdog_interval() -> Option<Duration> {
+pub(crate) fn watchdog_interval() -> Option<Duration> {
     watchdog_interval_from(process_var, std::process::id())
 }
 
 /// Pings the watchdog every half interval until `shutdown` is cancelled. Returns `None`, and
 /// starts nothing, when the watchdog is not enabled. Must be called inside a tokio runtime.
-pub fn spawn_watchdog(shutdown: CancellationToken) -> Option<JoinHandle<()>> {
+pub(crate) fn spawn_watchdog(shutdown: CancellationToken) -> Option<JoinHandle<()>> {
     let period = watchdog_interval()? / 2;
     if period.is_zero() {
         return None;
@@ -84,7 +84,10 @@ fn process_var(name: &str) -> Option<String> {
 /// `WATCHDOG_USEC` as a duration, honouring `WATCHDOG_PID` as `sd_watchdog_enabled(3)` does:
 /// when it is set, the watchdog is only ours if it names `pid`. `env` reads one variable, so
 /// tests need not touch the process environment.
-pub fn watchdog_interval_from(env: impl Fn(&str) -> Option<String>, pid: u32) -> Option<Duration> {
+pub(crate) fn watchdog_interval_from(
+    env: impl Fn(&str) -> Option<String>,
+    pid: u32,
+) -> Option<Duration> {
     let usec: u64 = env(WATCHDOG_USEC)?.trim().parse().ok()?;
     if usec == 0 || usec == u64::MAX {
         return None;
@@ -99,7 +102,7 @@ pub fn watchdog_interval_from(env: impl Fn(&str) -> Option<String>, pid: u32) ->
 }
 
 /// `STATUS=…` on one line: a newline would start another assignment in the datagram.
-pub fn status_message(text: &str) -> String {
+pub(crate) fn status_message(text: &str) -> String {
     let line: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -109,7 +112,7 @@ pub fn status_message(text: &str) -> String {
 
 /// Where `$NOTIFY_SOCKET` points.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// A socket file.
     Path(PathBuf),
     /// A Linux abstract socket: the name after `@`, without the leading NUL byte.
@@ -118,7 +121,7 @@ pub enum Target {
 
 /// Parses `$NOTIFY_SOCKET`: an absolute path, or `@name` for an abstract socket. Anything else
 /// (empty, relative, or systemd's newer `vsock:` form) is not something we can send to.
-pub fn parse_target(value: &str) -> Option<Target> {
+pub(crate) fn parse_target(value: &str) -> Option<Target> {
     if let Some(name) = value.strip_prefix('@') {
         return (!name.is_empty()).then(|| Target::Abstract(name.as_bytes().to_vec()));
     }
@@ -143,7 +146,7 @@ fn notify(message: &str) {
 
 /// Sends one datagram from a fresh unbound socket, as `sd_notify` does.
 #[cfg(unix)]
-pub fn send(target: &Target, message: &str) -> std::io::Result<()> {
+pub(crate) fn send(target: &Target, message: &str) -> std::io::Result<()> {
     use std::os::unix::net::UnixDatagram;
     let socket = UnixDatagram::unbound()?;
     socket.set_write_timeout(Some(SEND_TIMEOUT))?;
@@ -158,7 +161,7 @@ pub fn send(target: &Target, message: &str) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-pub fn send(_target: &Target, _message: &str) -> std::io::Result<()> {
+pub(crate) fn send(_target: &Target, _message: &str) -> std::io::Result<()> {
     Err(std::io::ErrorKind::Unsupported.into())
 }
 

@@ -23,11 +23,11 @@ use crate::swap::Swap;
 use crate::upstream::{Delivered, Upstream, UpstreamError};
 
 /// One upstream account: its settings, tokens, transport and statistics.
-pub struct Route {
-    pub account: Arc<Account>,
-    pub tokens: Arc<TokenCache>,
-    pub upstream: Arc<dyn Upstream>,
-    pub stats: Arc<AccountStats>,
+pub(crate) struct Route {
+    pub(crate) account: Arc<Account>,
+    pub(crate) tokens: Arc<TokenCache>,
+    pub(crate) upstream: Arc<dyn Upstream>,
+    pub(crate) stats: Arc<AccountStats>,
 }
 
 /// The routes by account name.
@@ -35,7 +35,7 @@ type Routes = HashMap<String, Arc<Route>>;
 
 /// One for the life of the process; a reload replaces its routes, and a message in flight
 /// finishes on the routes it started with.
-pub struct Relay {
+pub(crate) struct Relay {
     routes: Swap<Routes>,
     /// The explanation last logged per account, so a recurring failure is explained once and
     /// then only mentioned, until a success clears it.
@@ -43,7 +43,7 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(routes: impl IntoIterator<Item = Arc<Route>>) -> Self {
+    pub(crate) fn new(routes: impl IntoIterator<Item = Arc<Route>>) -> Self {
         Self {
             routes: Swap::new(Arc::new(by_name(routes))),
             explained: Mutex::new(HashMap::new()),
@@ -51,12 +51,12 @@ impl Relay {
     }
 
     /// Puts `routes` in place of the current ones (a reload).
-    pub fn replace(&self, routes: impl IntoIterator<Item = Arc<Route>>) {
+    pub(crate) fn replace(&self, routes: impl IntoIterator<Item = Arc<Route>>) {
         self.routes.store(Arc::new(by_name(routes)));
     }
 
     /// All routes.
-    pub fn routes(&self) -> Vec<Arc<Route>> {
+    pub(crate) fn routes(&self) -> Vec<Arc<Route>> {
         self.routes.load().values().cloned().collect()
     }
 

@@ -11,7 +11,7 @@ use crate::dates::now_unix;
 
 /// How a message ended, as counted in `xoauth_relay_messages_total{outcome=…}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Delivered,
     RejectedUpstream,
     RejectedLocally,
@@ -19,14 +19,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 4] = [
+    pub(crate) const ALL: [Outcome; 4] = [
         Outcome::Delivered,
         Outcome::RejectedUpstream,
         Outcome::RejectedLocally,
         Outcome::TemporaryFailure,
     ];
 
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Outcome::Delivered => "delivered",
             Outcome::RejectedUpstream => "rejected_upstream",
@@ -41,18 +41,19 @@ impl Outcome {
 }
 
 /// Upper bounds (seconds) of the delivery-duration histogram buckets.
-pub const DURATION_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0];
+pub(crate) const DURATION_BUCKETS: [f64; 10] =
+    [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0];
 
 /// A Prometheus-style histogram with fixed buckets.
 #[derive(Default)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     buckets: [AtomicU64; DURATION_BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
 }
 
 impl Histogram {
-    pub fn observe(&self, d: Duration) {
+    pub(crate) fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
         if let Some(i) = DURATION_BUCKETS.iter().position(|b| secs <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
@@ -63,7 +64,7 @@ impl Histogram {
     }
 
     /// Cumulative counts per bucket, the total count and the sum in seconds.
-    pub fn snapshot(&self) -> (Vec<u64>, u64, f64) {
+    pub(crate) fn snapshot(&self) -> (Vec<u64>, u64, f64) {
         let mut running = 0;
         let cumulative = self
             .buckets
@@ -80,41 +81,41 @@ impl Histogram {
 
 /// A token fetch as it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenEvent {
-    pub at_unix: u64,
+pub(crate) struct TokenEvent {
+    pub(crate) at_unix: u64,
     /// `None` when the fetch succeeded.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// For a success: when the token expires.
-    pub expires_unix: Option<u64>,
+    pub(crate) expires_unix: Option<u64>,
 }
 
 /// The last message relayed for an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeliveryEvent {
-    pub at_unix: u64,
+pub(crate) struct DeliveryEvent {
+    pub(crate) at_unix: u64,
     /// The reply the client got, e.g. `250 2.0.0 Delivered upstream: OK <id>`.
-    pub reply: String,
+    pub(crate) reply: String,
 }
 
 /// A problem the operator must fix, seen on the last delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    pub at_unix: u64,
-    pub what: String,
+pub(crate) struct ConfigProblem {
+    pub(crate) at_unix: u64,
+    pub(crate) what: String,
 }
 
 /// Everything counted for one account.
 #[derive(Default)]
-pub struct AccountStats {
+pub(crate) struct AccountStats {
     outcomes: [AtomicU64; 4],
-    pub bytes_relayed: AtomicU64,
+    pub(crate) bytes_relayed: AtomicU64,
     replies: Mutex<BTreeMap<u16, u64>>,
-    pub token_fetches_ok: AtomicU64,
-    pub token_fetches_failed: AtomicU64,
+    pub(crate) token_fetches_ok: AtomicU64,
+    pub(crate) token_fetches_failed: AtomicU64,
     last_token: Mutex<Option<TokenEvent>>,
     last_delivery: Mutex<Option<DeliveryEvent>>,
     config_problem: Mutex<Option<ConfigProblem>>,
-    pub durations: Histogram,
+    pub(crate) durations: Histogram,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -123,26 +124,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl AccountStats {
-    pub fn count(&self, outcome: Outcome) {
+    pub(crate) fn count(&self, outcome: Outcome) {
         self.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn outcomes(&self) -> [(Outcome, u64); 4] {
+    pub(crate) fn outcomes(&self) -> [(Outcome, u64); 4] {
         Outcome::ALL.map(|o| (o, self.outcomes[o.index()].load(Ordering::Relaxed)))
     }
 
     /// Records the upstream's reply code; only real SMTP codes, so the label set stays bounded.
-    pub fn upstream_reply(&self, code: u16) {
+    pub(crate) fn upstream_reply(&self, code: u16) {
         if (200..600).contains(&code) {
             *lock(&self.replies).entry(code).or_default() += 1;
         }
     }
 
-    pub fn replies(&self) -> BTreeMap<u16, u64> {
+    pub(crate) fn replies(&self) -> BTreeMap<u16, u64> {
         lock(&self.replies).clone()
     }
 
-    pub fn token_fetched(&self, result: Result<Duration, String>) {
+    pub(crate) fn token_fetched(&self, result: Result<Duration, String>) {
         let at_unix = now_unix();
         let event = match result {
             Ok(lifetime) => {
@@ -165,52 +166,52 @@ impl AccountStats {
         *lock(&self.last_token) = Some(event);
     }
 
-    pub fn last_token(&self) -> Option<TokenEvent> {
+    pub(crate) fn last_token(&self) -> Option<TokenEvent> {
         lock(&self.last_token).clone()
     }
 
-    pub fn delivered(&self, reply: String) {
+    pub(crate) fn delivered(&self, reply: String) {
         *lock(&self.last_delivery) = Some(DeliveryEvent {
             at_unix: now_unix(),
             reply,
         });
     }
 
-    pub fn last_delivery(&self) -> Option<DeliveryEvent> {
+    pub(crate) fn last_delivery(&self) -> Option<DeliveryEvent> {
         lock(&self.last_delivery).clone()
     }
 
     /// Sets (or with `None` clears) the configuration problem seen on the last attempt.
-    pub fn config_problem(&self, what: Option<String>) {
+    pub(crate) fn config_problem(&self, what: Option<String>) {
         *lock(&self.config_problem) = what.map(|what| ConfigProblem {
             at_unix: now_unix(),
             what,
         });
     }
 
-    pub fn current_config_problem(&self) -> Option<ConfigProblem> {
+    pub(crate) fn current_config_problem(&self) -> Option<ConfigProblem> {
         lock(&self.config_problem).clone()
     }
 }
 
 /// Connections on the SMTP listener.
 #[derive(Default)]
-pub struct ListenerStats {
-    pub bound: AtomicBool,
-    pub connections_now: AtomicU64,
-    pub connections_total: AtomicU64,
-    pub connections_refused: AtomicU64,
+pub(crate) struct ListenerStats {
+    pub(crate) bound: AtomicBool,
+    pub(crate) connections_now: AtomicU64,
+    pub(crate) connections_total: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
 }
 
 /// The whole process.
-pub struct Stats {
-    pub started: std::time::Instant,
-    pub started_unix: u64,
-    pub listener: ListenerStats,
-    pub auth_failures: AtomicU64,
+pub(crate) struct Stats {
+    pub(crate) started: std::time::Instant,
+    pub(crate) started_unix: u64,
+    pub(crate) listener: ListenerStats,
+    pub(crate) auth_failures: AtomicU64,
     /// Local rejections before a user logged in (policy rejections after login count per account).
-    pub rejected_unauthenticated: AtomicU64,
-    pub draining: AtomicBool,
+    pub(crate) rejected_unauthenticated: AtomicU64,
+    pub(crate) draining: AtomicBool,
     accounts: RwLock<BTreeMap<String, Arc<AccountStats>>>,
 }
 
@@ -230,7 +231,7 @@ impl Default for Stats {
 
 impl Stats {
     /// The stats of `account`, created on first use; they survive a configuration reload.
-    pub fn account(&self, account: &str) -> Arc<AccountStats> {
+    pub(crate) fn account(&self, account: &str) -> Arc<AccountStats> {
         if let Some(s) = self
             .accounts
             .read()
@@ -243,7 +244,7 @@ impl Stats {
         all.entry(account.to_string()).or_default().clone()
     }
 
-    pub fn uptime(&self) -> Duration {
+    pub(crate) fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
 }

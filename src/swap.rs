@@ -4,19 +4,19 @@
 
 use std::sync::{Arc, RwLock};
 
-pub struct Swap<T: ?Sized>(RwLock<Arc<T>>);
+pub(crate) struct Swap<T: ?Sized>(RwLock<Arc<T>>);
 
 impl<T: ?Sized> Swap<T> {
-    pub fn new(value: Arc<T>) -> Self {
+    pub(crate) fn new(value: Arc<T>) -> Self {
         Self(RwLock::new(value))
     }
 
     /// The current value. The lock is held only to clone the `Arc`.
-    pub fn load(&self) -> Arc<T> {
+    pub(crate) fn load(&self) -> Arc<T> {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn store(&self, value: Arc<T>) {
+    pub(crate) fn store(&self, value: Arc<T>) {
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = value;
     }
 }

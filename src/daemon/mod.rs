@@ -58,7 +58,7 @@ pub enum StartError {
 }
 
 /// Builds one route (token cache + SMTP upstream + statistics) for `account`.
-pub fn build_route(
+pub(crate) fn build_route(
     config: &Config,
     account: Arc<Account>,
     stats: &Stats,
@@ -98,7 +98,7 @@ struct Live {
 
 /// The state shared by the listener, the health endpoint and reloads.
 pub struct Daemon {
-    pub stats: Arc<Stats>,
+    pub(crate) stats: Arc<Stats>,
     relay: Arc<Relay>,
     services: Arc<Services>,
     config: Mutex<Config>,

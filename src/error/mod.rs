@@ -10,11 +10,11 @@ use crate::oauth::TokenError;
 use crate::reply::{Enhanced, Reply, sanitize};
 use crate::upstream::{Delivered, Phase, UpstreamError, UpstreamReply};
 
-pub mod explain;
+pub(crate) mod explain;
 
 /// What kind of failure it is, which decides the reply and the log level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
+pub(crate) enum Class {
     /// Network, a busy or briefly unavailable service, an upstream `4xx`: retry later.
     Transient,
     /// The upstream refused this message for good (`5xx`).
@@ -24,7 +24,7 @@ pub enum Class {
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum RelayError {
+pub(crate) enum RelayError {
     #[error("token: {0}")]
     Token(#[from] TokenError),
     #[error("upstream: {0}")]
@@ -37,7 +37,7 @@ pub enum RelayError {
 const TRANSIENT_AADSTS: &[u32] = &[50033, 90024, 90033, 90090, 50000, 90055, 50196];
 
 impl TokenError {
-    pub fn class(&self) -> Class {
+    pub(crate) fn class(&self) -> Class {
         match self {
             TokenError::Timeout(_) | TokenError::Unreachable(_) | TokenError::Malformed(_) => {
                 Class::Transient
@@ -58,7 +58,7 @@ impl TokenError {
 }
 
 impl UpstreamError {
-    pub fn class(&self) -> Class {
+    pub(crate) fn class(&self) -> Class {
         match self {
             UpstreamError::Connect { .. }
             | UpstreamError::Timeout { .. }
@@ -78,7 +78,7 @@ impl UpstreamError {
 }
 
 impl RelayError {
-    pub fn class(&self) -> Class {
+    pub(crate) fn class(&self) -> Class {
         match self {
             RelayError::Token(e) => e.class(),
             RelayError::Upstream(e) => e.class(),
@@ -89,12 +89,12 @@ impl RelayError {
 
 /// Exchange's daily submission quota (`554 5.2.0 …SubmissionQuotaExceeded`) clears as the
 /// 24-hour window rolls, so the client should keep the message and retry.
-pub fn is_quota(reply: &UpstreamReply) -> bool {
+pub(crate) fn is_quota(reply: &UpstreamReply) -> bool {
     reply.text.contains("SubmissionQuotaExceeded") || reply.text.contains("Submission quota")
 }
 
 /// The reply to the client's final dot.
-pub fn reply_for(result: &Result<Delivered, RelayError>) -> Reply {
+pub(crate) fn reply_for(result: &Result<Delivered, RelayError>) -> Reply {
     match result {
         Ok(delivered) => accepted(&delivered.reply),
         Err(e) => match e.class() {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 /// Refuses a request whose `Host` is not a loopback name with `421 Misdirected Request`.
 /// A request without `Host` (HTTP/1.0) passes: browsers always send one.
-pub async fn loopback_only(request: Request, next: Next) -> Response {
+pub(crate) async fn loopback_only(request: Request, next: Next) -> Response {
     if host_allowed(request.headers()) {
         return next.run(request).await;
     }

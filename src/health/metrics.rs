@@ -26,7 +26,7 @@ fn esc(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-pub fn render(state: &State) -> String {
+pub(crate) fn render(state: &State) -> String {
     let mut out = String::with_capacity(4096);
     process(&mut out, state);
     let mut routes = state.relay.routes();

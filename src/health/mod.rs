@@ -22,13 +22,13 @@ use tokio_util::sync::CancellationToken;
 use crate::relay::Relay;
 use crate::stats::Stats;
 
-pub use status::readiness;
+pub(crate) use status::readiness;
 
 /// What the endpoints read: the statistics, the relay's routes and the listener's address.
-pub struct State {
-    pub stats: Arc<Stats>,
-    pub relay: Arc<Relay>,
-    pub smtp: SocketAddr,
+pub(crate) struct State {
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) relay: Arc<Relay>,
+    pub(crate) smtp: SocketAddr,
 }
 
 impl State {
@@ -38,7 +38,7 @@ impl State {
 }
 
 /// Serves the endpoints on `listener` until `stop`.
-pub async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
+pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -13,15 +13,15 @@ use crate::stats::{AccountStats, TokenEvent};
 
 /// Whether the relay can send, and why not.
 #[derive(Debug)]
-pub struct Readiness {
-    pub ready: bool,
-    pub reasons: Vec<String>,
-    pub warnings: Vec<String>,
+pub(crate) struct Readiness {
+    pub(crate) ready: bool,
+    pub(crate) reasons: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Ready when the listener is bound, the relay is not draining, and every account holds a
 /// valid token and did not last fail with a configuration problem.
-pub fn readiness(state: &State) -> Readiness {
+pub(crate) fn readiness(state: &State) -> Readiness {
     let mut reasons = Vec::new();
     let mut warnings = Vec::new();
     if !state.stats.listener.bound.load(Ordering::Relaxed) {
@@ -66,7 +66,7 @@ fn account_reasons(route: &Route, reasons: &mut Vec<String>) {
 }
 
 /// The `/status` JSON document.
-pub fn document(state: &State) -> Value {
+pub(crate) fn document(state: &State) -> Value {
     let stats = &state.stats;
     let l = &stats.listener;
     let accounts: serde_json::Map<String, Value> = state
@@ -141,7 +141,7 @@ fn token(route: &Route, s: &AccountStats) -> Value {
 }
 
 /// Seconds until the current token of `route` expires (0 when there is none).
-pub fn token_seconds_left(route: &Route) -> u64 {
+pub(crate) fn token_seconds_left(route: &Route) -> u64 {
     let now = Instant::now();
     route.tokens.peek().map_or(0, |t| {
         t.expires_at().saturating_duration_since(now).as_secs()

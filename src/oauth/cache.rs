@@ -13,11 +13,11 @@ use super::{AccessToken, TokenError, TokenSource};
 
 /// A token handed out by the cache.
 #[derive(Debug, Clone)]
-pub struct Issued {
-    pub token: Arc<AccessToken>,
+pub(crate) struct Issued {
+    pub(crate) token: Arc<AccessToken>,
     /// Fetched for this request (as opposed to reused from the cache). A fresh token that the
     /// upstream refuses is not worth refetching.
-    pub fresh: bool,
+    pub(crate) fresh: bool,
 }
 
 #[derive(Default)]
@@ -27,7 +27,7 @@ struct State {
     failure: Option<(u64, TokenError)>,
 }
 
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     source: Arc<dyn TokenSource>,
     /// An async mutex, held across the fetch on purpose: that is what makes concurrent callers
     /// wait for the one request in flight instead of starting their own.
@@ -41,11 +41,11 @@ pub struct TokenCache {
 }
 
 /// First pause after a failed background refresh; it doubles up to [`MAX_BACKOFF`].
-pub const MIN_BACKOFF: Duration = Duration::from_secs(5);
-pub const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
+pub(crate) const MIN_BACKOFF: Duration = Duration::from_secs(5);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
 
 impl TokenCache {
-    pub fn new(source: Arc<dyn TokenSource>) -> Self {
+    pub(crate) fn new(source: Arc<dyn TokenSource>) -> Self {
         Self {
             source,
             state: Mutex::new(State::default()),
@@ -55,7 +55,7 @@ impl TokenCache {
     }
 
     /// The cached token, if any, without waiting (it may be past its refresh point).
-    pub fn peek(&self) -> Option<Arc<AccessToken>> {
+    pub(crate) fn peek(&self) -> Option<Arc<AccessToken>> {
         self.published
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -69,7 +69,7 @@ impl TokenCache {
     /// Keeps a fresh token in the cache until `stop`: fetches one now, then again at each
     /// refresh point, backing off after failures. An idle relay thus always holds a valid token
     /// and the first message after a quiet hour does not wait for the token endpoint.
-    pub async fn keep_fresh(self: Arc<Self>, stop: CancellationToken) {
+    pub(crate) async fn keep_fresh(self: Arc<Self>, stop: CancellationToken) {
         let mut backoff = MIN_BACKOFF;
         loop {
             let due = self.peek().map_or_else(Instant::now, |t| t.refresh_at());
@@ -101,7 +101,7 @@ impl TokenCache {
     }
 
     /// A token that is good for a while, fetching one if needed.
-    pub async fn get(&self) -> Result<Issued, TokenError> {
+    pub(crate) async fn get(&self) -> Result<Issued, TokenError> {
         let seen = self.fetches.load(Ordering::Acquire);
         let mut state = self.state.lock().await;
         let now = Instant::now();
@@ -144,22 +144,12 @@ impl TokenCache {
     }
 
     /// Forgets `token` after the upstream refused it, unless it was already replaced.
-    pub async fn invalidate(&self, token: &Arc<AccessToken>) {
+    pub(crate) async fn invalidate(&self, token: &Arc<AccessToken>) {
         let mut state = self.state.lock().await;
         if state.token.as_ref().is_some_and(|t| Arc::ptr_eq(t, token)) {
             state.token = None;
             self.publish(None);
         }
-    }
-
-    /// When the cached token expires, if there is one (for status reports).
-    pub async fn expires_at(&self) -> Option<Instant> {
-        self.state
-            .lock()
-            .await
-            .token
-            .as_ref()
-            .map(|t| t.expires_at())
     }
 }
 

@@ -6,24 +6,24 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
-pub struct Claims {
+pub(crate) struct Claims {
     #[serde(default)]
-    pub roles: Vec<String>,
-    pub aud: Option<String>,
-    pub tid: Option<String>,
-    pub appid: Option<String>,
-    pub exp: Option<i64>,
+    pub(crate) roles: Vec<String>,
+    pub(crate) aud: Option<String>,
+    pub(crate) tid: Option<String>,
+    pub(crate) appid: Option<String>,
+    pub(crate) exp: Option<i64>,
 }
 
 impl Claims {
     /// The payload of a JWT (`header.payload.signature`), or `None` when it is not one.
-    pub fn decode(token: &str) -> Option<Self> {
+    pub(crate) fn decode(token: &str) -> Option<Self> {
         let payload = token.split('.').nth(1)?;
         let json = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
         serde_json::from_slice(&json).ok()
     }
 
-    pub fn has_role(&self, role: &str) -> bool {
+    pub(crate) fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r.eq_ignore_ascii_case(role))
     }
 }

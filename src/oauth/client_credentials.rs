@@ -15,7 +15,7 @@ use crate::secret::Secret;
 /// A token response is a few KiB; anything far larger is not one.
 const MAX_BODY: usize = 256 * 1024;
 
-pub struct ClientCredentials {
+pub(crate) struct ClientCredentials {
     http: reqwest::Client,
     url: String,
     client_id: String,
@@ -36,7 +36,7 @@ struct TokenResponse {
 impl ClientCredentials {
     /// `tls` decides which certificates are trusted (built-in roots plus the account's
     /// `ca_file`), the same as for the SMTP host.
-    pub fn new(
+    pub(crate) fn new(
         account: &Account,
         tls: Arc<rustls::ClientConfig>,
         timeouts: &Timeouts,

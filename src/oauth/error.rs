@@ -10,20 +10,20 @@ use crate::reply::sanitize;
 /// authorization error codes"), reduced to what helps a person.
 /// `error_description` never carries request secrets, but it is still bounded and sanitised.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OAuthError {
+pub(crate) struct OAuthError {
     /// The OAuth `error` field, e.g. `invalid_client`.
-    pub error: String,
+    pub(crate) error: String,
     /// AADSTS numbers from `error_codes`.
-    pub codes: Vec<u32>,
+    pub(crate) codes: Vec<u32>,
     /// First line of `error_description`.
-    pub summary: String,
-    pub trace_id: Option<String>,
-    pub correlation_id: Option<String>,
+    pub(crate) summary: String,
+    pub(crate) trace_id: Option<String>,
+    pub(crate) correlation_id: Option<String>,
 }
 
 impl OAuthError {
     /// Parses Entra's JSON error body; `None` when the body is something else.
-    pub fn parse(body: &[u8]) -> Option<Self> {
+    pub(crate) fn parse(body: &[u8]) -> Option<Self> {
         let v: serde_json::Value = serde_json::from_slice(body).ok()?;
         let error = v.get("error")?.as_str()?.to_string();
         let text = |k: &str| {
@@ -53,7 +53,7 @@ impl OAuthError {
     }
 
     /// `AADSTS7000215` when a code is known, else the OAuth `error`.
-    pub fn code_label(&self) -> String {
+    pub(crate) fn code_label(&self) -> String {
         match self.codes.first() {
             Some(code) => format!("AADSTS{code}"),
             None => self.error.clone(),
@@ -69,7 +69,7 @@ fn first_line(description: &str) -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error("the token endpoint did not answer within {0:?}")]
     Timeout(Duration),
     #[error("cannot reach the token endpoint: {0}")]

@@ -1,9 +1,9 @@
 //! OAuth2 access tokens for the upstream: the [`TokenSource`] trait, the client-credentials
 //! implementation, a single-flight cache and JWT claim decoding for diagnostics.
 
-pub mod cache;
-pub mod claims;
-pub mod client_credentials;
+pub(crate) mod cache;
+pub(crate) mod claims;
+pub(crate) mod client_credentials;
 mod error;
 
 use std::sync::Arc;
@@ -15,24 +15,24 @@ use crate::BoxFuture;
 use crate::secret::Secret;
 use crate::stats::AccountStats;
 
-pub use cache::TokenCache;
-pub use error::{OAuthError, TokenError};
+pub(crate) use cache::TokenCache;
+pub(crate) use error::{OAuthError, TokenError};
 
 /// MSAL treats a token as expired 5 minutes early (MSAL.NET's `AccessTokenExpirationBuffer`); so do we.
-pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+pub(crate) const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 /// A bearer token for the upstream and when it stops being usable.
 #[derive(Debug)]
-pub struct AccessToken {
-    pub value: Secret<String>,
+pub(crate) struct AccessToken {
+    pub(crate) value: Secret<String>,
     /// When the token endpoint issued it (tokio's clock, so tests can pause time).
-    pub acquired: Instant,
+    pub(crate) acquired: Instant,
     /// `expires_in` as the endpoint said.
-    pub lifetime: Duration,
+    pub(crate) lifetime: Duration,
 }
 
 impl AccessToken {
-    pub fn new(value: String, lifetime: Duration) -> Self {
+    pub(crate) fn new(value: String, lifetime: Duration) -> Self {
         Self {
             value: Secret::new(value),
             acquired: Instant::now(),
@@ -40,31 +40,31 @@ impl AccessToken {
         }
     }
 
-    pub fn expires_at(&self) -> Instant {
+    pub(crate) fn expires_at(&self) -> Instant {
         self.acquired + self.lifetime
     }
 
     /// From this instant on a new token is fetched: 5 minutes before expiry, or half-way for
     /// tokens that live less than 10 minutes (so a short-lived token is still reused).
-    pub fn refresh_at(&self) -> Instant {
+    pub(crate) fn refresh_at(&self) -> Instant {
         self.expires_at() - REFRESH_MARGIN.min(self.lifetime / 2)
     }
 
     /// Still accepted upstream at `now`, with a little room for the SMTP round trips.
-    pub fn usable_at(&self, now: Instant) -> bool {
+    pub(crate) fn usable_at(&self, now: Instant) -> bool {
         now + Duration::from_secs(30) < self.expires_at()
     }
 }
 
 /// Where tokens come from (client secret today; certificates or other providers later).
-pub trait TokenSource: Send + Sync {
+pub(crate) trait TokenSource: Send + Sync {
     fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, TokenError>>;
 }
 
 /// A token source whose every fetch is recorded in the account's statistics.
-pub struct Observed {
-    pub inner: Arc<dyn TokenSource>,
-    pub stats: Arc<AccountStats>,
+pub(crate) struct Observed {
+    pub(crate) inner: Arc<dyn TokenSource>,
+    pub(crate) stats: Arc<AccountStats>,
 }
 
 impl TokenSource for Observed {

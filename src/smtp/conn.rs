@@ -30,50 +30,50 @@ const READ_CHUNK: usize = 16 * 1024;
 /// The period over which `min_data_rate` is measured.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 /// Longest a TLS handshake may take.
-pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Once the grace period is over, how long a client gets to read its `421`.
 const FORCED_WRITE: Duration = Duration::from_secs(5);
 
 /// What every connection shares. Users and the relay can be replaced by a reload; a session
 /// takes the current ones when it needs them.
-pub struct Services {
-    pub users: Swap<Users>,
+pub(crate) struct Services {
+    pub(crate) users: Swap<Users>,
     /// Runs every argon2 check; outlives reloads of `users`.
-    pub passwords: Arc<Argon2Pool>,
-    pub relay: Arc<dyn Submit>,
-    pub idle_timeout: Duration,
-    pub auth_failure_delay: Duration,
-    pub session_lifetime: Duration,
+    pub(crate) passwords: Arc<Argon2Pool>,
+    pub(crate) relay: Arc<dyn Submit>,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) auth_failure_delay: Duration,
+    pub(crate) session_lifetime: Duration,
     /// From connect until AUTH must have succeeded; commands do not extend it.
-    pub login_timeout: Duration,
-    pub min_data_rate: usize,
-    pub guard: Arc<IpGuard>,
-    pub stats: Arc<Stats>,
+    pub(crate) login_timeout: Duration,
+    pub(crate) min_data_rate: usize,
+    pub(crate) guard: Arc<IpGuard>,
+    pub(crate) stats: Arc<Stats>,
     /// Cancelled when the shutdown grace period is over: a session still open is told
     /// `421 4.3.0` even mid-command, since a client without a 250 still owns its message.
-    pub force: CancellationToken,
+    pub(crate) force: CancellationToken,
 }
 
 /// How one listener's sessions behave.
 #[derive(Clone)]
-pub struct Listener {
-    pub limits: SessionLimits,
+pub(crate) struct Listener {
+    pub(crate) limits: SessionLimits,
     /// Set when the listener offers STARTTLS or speaks implicit TLS.
-    pub tls: Option<TlsAcceptor>,
+    pub(crate) tls: Option<TlsAcceptor>,
     /// TLS from the first byte (SMTPS).
-    pub implicit_tls: bool,
+    pub(crate) implicit_tls: bool,
 }
 
 /// Why the connection ended, for the debug log.
 #[derive(Debug)]
-pub enum Ended {
+pub(crate) enum Ended {
     Closed,
     ClientLeft,
     Io(std::io::Error),
 }
 
 /// Serves one client until it quits, times out, fails too often, or the server shuts down.
-pub async fn serve(
+pub(crate) async fn serve(
     stream: Stream,
     peer: SocketAddr,
     services: Arc<Services>,

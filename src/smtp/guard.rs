@@ -19,12 +19,12 @@ const PRUNE_AT: usize = 10_000;
 
 /// Whose failed logins share one budget: today the client address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct LoginKey {
+pub(crate) struct LoginKey {
     ip: IpAddr,
 }
 
 impl LoginKey {
-    pub fn address(ip: IpAddr) -> Self {
+    pub(crate) fn address(ip: IpAddr) -> Self {
         Self {
             ip: ip.to_canonical(),
         }
@@ -68,23 +68,23 @@ struct Tables {
 
 /// Why a connection is refused at the door.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     LockedOut,
     TooManyConnections,
 }
 
 /// The key is locked out: no check may start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockedOut;
+pub(crate) struct LockedOut;
 
 /// After a failed AUTH: how many failures this key has, and whether it is now locked out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Failure {
-    pub failures: u32,
-    pub locked_out: bool,
+pub(crate) struct Failure {
+    pub(crate) failures: u32,
+    pub(crate) locked_out: bool,
 }
 
-pub struct IpGuard {
+pub(crate) struct IpGuard {
     tables: Mutex<Tables>,
     /// Wakes checks waiting for budget whenever a check in flight ends.
     finished: Notify,
@@ -94,7 +94,7 @@ pub struct IpGuard {
 }
 
 /// A connection slot of one address, released on drop.
-pub struct Permit {
+pub(crate) struct Permit {
     guard: Arc<IpGuard>,
     ip: IpAddr,
 }
@@ -113,14 +113,14 @@ impl Drop for Permit {
 
 /// One guess counted against its key's budget. Say how it ended with [`Guess::failed`] or
 /// [`Guess::succeeded`]; dropped without either (the check could not run), it is given back.
-pub struct Guess {
+pub(crate) struct Guess {
     guard: Arc<IpGuard>,
     key: LoginKey,
 }
 
 impl Guess {
     /// The password was wrong: the guess becomes a failure, which may lock the key out.
-    pub fn failed(self) -> Failure {
+    pub(crate) fn failed(self) -> Failure {
         let guard = &self.guard;
         let now = Instant::now();
         let mut tables = guard.lock();
@@ -141,7 +141,7 @@ impl Guess {
     }
 
     /// A successful AUTH clears the key's failures.
-    pub fn succeeded(self) {
+    pub(crate) fn succeeded(self) {
         if let Some(b) = self.guard.lock().logins.get_mut(&self.key) {
             b.failures = 0;
             b.window_start = None;
@@ -166,7 +166,7 @@ enum Reserve {
 }
 
 impl IpGuard {
-    pub fn new(max_connections: usize, max_failures: u32, lockout: Duration) -> Arc<Self> {
+    pub(crate) fn new(max_connections: usize, max_failures: u32, lockout: Duration) -> Arc<Self> {
         Arc::new(Self {
             tables: Mutex::new(Tables::default()),
             finished: Notify::new(),
@@ -182,7 +182,7 @@ impl IpGuard {
     }
 
     /// Lets a new connection from `ip` in, or says why not.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
+    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
         let ip = ip.to_canonical();
         let now = Instant::now();
         let mut tables = self.lock();
@@ -203,7 +203,7 @@ impl IpGuard {
 
     /// Counts a guess for `key` before its check starts, waiting while checks in flight hold
     /// the rest of the budget; `LockedOut` when the key is (or becomes) locked out.
-    pub async fn reserve(self: &Arc<Self>, key: LoginKey) -> Result<Guess, LockedOut> {
+    pub(crate) async fn reserve(self: &Arc<Self>, key: LoginKey) -> Result<Guess, LockedOut> {
         loop {
             // Registered before looking, so a check ending in between still wakes us.
             let finished = self.finished.notified();

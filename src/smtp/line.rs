@@ -6,7 +6,7 @@ use memchr::memchr;
 
 /// What one call to [`LineBuffer::push`] found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Framed {
+pub(crate) enum Framed {
     /// A whole line (LF included) is available from [`LineBuffer::line`].
     Line,
     /// A line longer than the limit ended; its bytes were dropped.
@@ -16,7 +16,7 @@ pub enum Framed {
 }
 
 #[derive(Debug, Default)]
-pub struct LineBuffer {
+pub(crate) struct LineBuffer {
     buf: Vec<u8>,
     /// The current line already exceeded the limit; drop bytes until LF.
     discarding: bool,
@@ -26,7 +26,7 @@ pub struct LineBuffer {
 
 impl LineBuffer {
     /// Consumes bytes from `input` up to the end of one line. `max` counts the LF (and CR).
-    pub fn push(&mut self, input: &mut &[u8], max: usize) -> Framed {
+    pub(crate) fn push(&mut self, input: &mut &[u8], max: usize) -> Framed {
         if self.taken {
             self.buf.clear();
             self.taken = false;
@@ -48,18 +48,18 @@ impl LineBuffer {
     }
 
     /// The line found by the last `push` that returned [`Framed::Line`].
-    pub fn line(&self) -> &[u8] {
+    pub(crate) fn line(&self) -> &[u8] {
         &self.buf
     }
 
     /// The line without its CRLF (or bare LF).
-    pub fn line_trimmed(&self) -> &[u8] {
+    pub(crate) fn line_trimmed(&self) -> &[u8] {
         let line = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
         line.strip_suffix(b"\r").unwrap_or(line)
     }
 
     /// True when part of a line is buffered.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.taken || (self.buf.is_empty() && !self.discarding)
     }
 

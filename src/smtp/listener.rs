@@ -26,13 +26,13 @@ const REFUSAL_WRITE: Duration = Duration::from_secs(5);
 /// that have not logged in may hold at most half of them (rounded up), so idle connections
 /// from many addresses cannot crowd out the clients that have.
 #[derive(Clone)]
-pub struct Slots {
+pub(crate) struct Slots {
     all: Arc<Semaphore>,
     not_logged_in: Arc<Semaphore>,
 }
 
 impl Slots {
-    pub fn new(max_connections: usize) -> Self {
+    pub(crate) fn new(max_connections: usize) -> Self {
         Self {
             all: Arc::new(Semaphore::new(max_connections)),
             not_logged_in: Arc::new(Semaphore::new(max_connections.div_ceil(2))),
@@ -50,7 +50,7 @@ struct Permits {
 
 /// Accepts clients on `socket` until `shutdown` fires. `slots` is shared by all listeners (the
 /// global connection limit); connection tasks go on `tasks` so the caller can wait for them.
-pub async fn accept_loop(
+pub(crate) async fn accept_loop(
     socket: TcpListener,
     services: Arc<Services>,
     listener: Listener,

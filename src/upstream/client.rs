@@ -35,7 +35,7 @@ type Tls = SmtpClient<TlsStream<TcpStream>>;
 /// Size of the pieces the body is written in; each piece gets the data-block deadline.
 const WRITE_CHUNK: usize = 64 * 1024;
 
-pub struct SmtpUpstream {
+pub(crate) struct SmtpUpstream {
     host: String,
     port: u16,
     mailbox: String,
@@ -55,7 +55,7 @@ struct Conversation {
 }
 
 impl SmtpUpstream {
-    pub fn new(
+    pub(crate) fn new(
         account: &Account,
         helo: &str,
         tls: Arc<rustls::ClientConfig>,
@@ -158,7 +158,6 @@ impl SmtpUpstream {
     async fn check(&self, token: &AccessToken) -> Result<Probe, UpstreamError> {
         let conversation = self.open(token).await?;
         let probe = Probe {
-            extensions: extension_names(&conversation.caps),
             tls_version: conversation
                 .client
                 .tls_connection()

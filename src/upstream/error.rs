@@ -7,7 +7,7 @@ use super::UpstreamReply;
 
 /// Steps of the upstream conversation, each with its own deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Phase {
+pub(crate) enum Phase {
     Connect,
     Greeting,
     Ehlo,
@@ -38,7 +38,7 @@ impl fmt::Display for Phase {
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     #[error("cannot connect to {host}: {detail}")]
     Connect { host: String, detail: String },
     #[error("no answer during {phase} within {after:?}")]
@@ -73,7 +73,7 @@ pub enum UpstreamError {
 /// Which part of the TLS set-up failed: the operator's fix differs (trust a CA, or find out
 /// what is answering on the SMTP port).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsFailure {
+pub(crate) enum TlsFailure {
     /// The server's certificate did not verify: unknown issuer, wrong name, expired, ...
     Certificate,
     /// Anything else: no TLS version or cipher suite in common (a server older than TLS 1.2),
@@ -83,7 +83,7 @@ pub enum TlsFailure {
 
 impl TlsFailure {
     /// Classifies the error rustls returned from the handshake.
-    pub fn of(error: &rustls::Error) -> Self {
+    pub(crate) fn of(error: &rustls::Error) -> Self {
         use rustls::Error as E;
         match error {
             E::InvalidCertificate(_)
@@ -110,7 +110,7 @@ fn recipient_note(recipient: &Option<String>) -> String {
 
 impl UpstreamError {
     /// Turns a mail-send error into ours, naming the phase it happened in.
-    pub fn from_mail_send(phase: Phase, after: Duration, e: mail_send::Error) -> Self {
+    pub(crate) fn from_mail_send(phase: Phase, after: Duration, e: mail_send::Error) -> Self {
         use mail_send::Error as E;
         match e {
             E::Io(io) => UpstreamError::Io {

@@ -2,7 +2,7 @@
 //! SASL XOAUTH2. The [`Upstream`] trait is the seam where a connection pool, another transport
 //! (Graph) or a fake can be put in.
 
-pub mod client;
+pub(crate) mod client;
 mod error;
 pub mod xoauth2;
 
@@ -13,24 +13,24 @@ use crate::message::Envelope;
 use crate::oauth::AccessToken;
 use crate::reply::{Enhanced, sanitize};
 
-pub use client::SmtpUpstream;
-pub use error::{Phase, TlsFailure, UpstreamError};
+pub(crate) use client::SmtpUpstream;
+pub(crate) use error::{Phase, TlsFailure, UpstreamError};
 
 /// A reply from the upstream server, as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamReply {
-    pub code: u16,
-    pub enhanced: Option<Enhanced>,
-    pub text: String,
+pub(crate) struct UpstreamReply {
+    pub(crate) code: u16,
+    pub(crate) enhanced: Option<Enhanced>,
+    pub(crate) text: String,
 }
 
 impl UpstreamReply {
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         (400..500).contains(&self.code)
     }
 
     /// True when the enhanced code is `class.subject.detail` or the text mentions `needle`.
-    pub fn matches(&self, enhanced: (u8, u16, u16), needle: &str) -> bool {
+    pub(crate) fn matches(&self, enhanced: (u8, u16, u16), needle: &str) -> bool {
         let (c, s, d) = enhanced;
         self.enhanced == Some(Enhanced(c, s, d))
             || (!needle.is_empty()
@@ -64,21 +64,19 @@ impl fmt::Display for UpstreamReply {
 
 /// The upstream accepted the message.
 #[derive(Debug, Clone)]
-pub struct Delivered {
+pub(crate) struct Delivered {
     /// The reply to the final dot (carries Exchange's message id).
-    pub reply: UpstreamReply,
+    pub(crate) reply: UpstreamReply,
 }
 
 /// What `check` learns from a connection without sending mail.
 #[derive(Debug, Clone)]
-pub struct Probe {
-    /// The EHLO keywords offered after STARTTLS.
-    pub extensions: Vec<String>,
-    pub tls_version: String,
+pub(crate) struct Probe {
+    pub(crate) tls_version: String,
 }
 
 /// Delivers messages for one account.
-pub trait Upstream: Send + Sync {
+pub(crate) trait Upstream: Send + Sync {
     /// Sends one message with all its recipients, or none of them.
     fn deliver<'a>(
         &'a self,
