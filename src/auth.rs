@@ -10,7 +10,7 @@
 
 mod pool;
 
-pub use pool::{Argon2Pool, Busy};
+pub(crate) use pool::Argon2Pool;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -27,7 +27,7 @@ use crate::secret::Secret;
 
 /// The result of [`Users::check`].
 #[derive(Debug)]
-pub enum Checked {
+pub(crate) enum Checked {
     Accepted(Arc<Submitter>),
     Rejected,
     /// Too many checks are waiting for the argon2 workers; the client should retry later.
@@ -49,7 +49,7 @@ struct Entry {
 }
 
 /// All local users, built once from the configuration.
-pub struct Users {
+pub(crate) struct Users {
     /// Keyed by the lowercase name.
     by_name: HashMap<String, Entry>,
     /// Users with `networks`, in configuration order: the first match wins.
@@ -63,7 +63,7 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ZHVtbXlzYWx0ZHVtbXk$0m4
 
 impl Users {
     /// Builds the user table. The HMAC key is fresh per process and never leaves memory.
-    pub fn from_config(config: &Config) -> Self {
+    pub(crate) fn from_config(config: &Config) -> Self {
         let key = hmac_key();
         let mut trusted = Vec::new();
         let mut by_name = HashMap::new();
@@ -98,7 +98,7 @@ impl Users {
     }
 
     /// The user a client at `ip` is without AUTH, if its address is in some user's `networks`.
-    pub fn trusted_for(&self, ip: IpAddr) -> Option<Arc<Submitter>> {
+    pub(crate) fn trusted_for(&self, ip: IpAddr) -> Option<Arc<Submitter>> {
         let found = self
             .trusted
             .iter()
@@ -109,7 +109,7 @@ impl Users {
     /// Checks a username and password. A remembered or plain password that is right is
     /// answered at once; anything else runs exactly one argon2 evaluation in `pool` (the dummy
     /// hash when there is no argon2 hash to check).
-    pub async fn check(
+    pub(crate) async fn check(
         &self,
         pool: &Arc<Argon2Pool>,
         username: &str,
@@ -166,7 +166,7 @@ fn hmac_key() -> hmac::Key {
 }
 
 /// Delay before answering the `failures`-th failed AUTH (1-based): doubles each time, capped.
-pub fn failure_delay(base: Duration, failures: u32) -> Duration {
+pub(crate) fn failure_delay(base: Duration, failures: u32) -> Duration {
     let factor = 1u32 << failures.saturating_sub(1).min(5);
     (base * factor).min(Duration::from_secs(30))
 }

@@ -198,7 +198,7 @@ async fn send_test<W: Write>(
 }
 
 /// A minimal RFC 5322 message.
-pub fn test_message(from: &str, to: &str, hostname: &str) -> Vec<u8> {
+pub(crate) fn test_message(from: &str, to: &str, hostname: &str) -> Vec<u8> {
     let now = std::time::SystemTime::now();
     let secs = now
         .duration_since(std::time::UNIX_EPOCH)

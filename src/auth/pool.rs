@@ -13,12 +13,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::secret::Secret;
 
 /// Most evaluations at once, whatever the machine: each holds up to `m` KiB.
-pub const MAX_WORKERS: usize = 4;
+pub(crate) const MAX_WORKERS: usize = 4;
 /// Checks that may wait for a worker; the next one is told to try again later (454).
-pub const QUEUE: usize = 256;
+pub(crate) const QUEUE: usize = 256;
 
 /// Argon2 workers shared by every connection; built once, kept across reloads.
-pub struct Argon2Pool {
+pub(crate) struct Argon2Pool {
     workers: Arc<Semaphore>,
     /// Buffers not in use; there are never more than `workers` of them. They are kept for the
     /// life of the process (freed, glibc would keep such chunks in per-thread arenas anyway, and
@@ -35,10 +35,10 @@ pub struct Argon2Pool {
 
 /// The queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Busy;
+pub(crate) struct Busy;
 
 /// A place in the queue; release it by dropping.
-pub struct Ticket {
+pub(crate) struct Ticket {
     pool: Arc<Argon2Pool>,
 }
 
@@ -50,7 +50,7 @@ impl Drop for Ticket {
 
 impl Argon2Pool {
     /// `workers` evaluations at once, and at most `queue` more waiting.
-    pub fn new(workers: usize, queue: usize) -> Arc<Self> {
+    pub(crate) fn new(workers: usize, queue: usize) -> Arc<Self> {
         let workers = workers.max(1);
         Arc::new(Self {
             workers: Arc::new(Semaphore::new(workers)),
@@ -64,14 +64,14 @@ impl Argon2Pool {
     }
 
     /// One worker per core, at most [`MAX_WORKERS`].
-    pub fn for_this_machine() -> Arc<Self> {
+    pub(crate) fn for_this_machine() -> Arc<Self> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self::new(cores.min(MAX_WORKERS), QUEUE)
     }
 
     /// A place in the queue, or `Busy` when it is full. Synchronous, so the bound holds however
     /// many connections ask at once.
-    pub fn admit(self: &Arc<Self>) -> Result<Ticket, Busy> {
+    pub(crate) fn admit(self: &Arc<Self>) -> Result<Ticket, Busy> {
         let taken = self.admitted.fetch_add(1, Ordering::AcqRel);
         let ticket = Ticket { pool: self.clone() };
         if taken >= self.max_admitted {
@@ -81,12 +81,14 @@ impl Argon2Pool {
     }
 
     /// Argon2 evaluations finished so far.
-    pub fn evaluations(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn evaluations(&self) -> u64 {
         self.evaluations.load(Ordering::Acquire)
     }
 
     /// The most evaluations that ever ran at the same time.
-    pub fn peak_running(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn peak_running(&self) -> usize {
         self.peak_running.load(Ordering::Acquire)
     }
 
@@ -124,7 +126,7 @@ impl Argon2Pool {
 
 impl Ticket {
     /// True when `password` matches the PHC string `phc`. Waits for a worker first.
-    pub async fn verify(self, phc: Arc<str>, password: Secret<String>) -> bool {
+    pub(crate) async fn verify(self, phc: Arc<str>, password: Secret<String>) -> bool {
         let pool = self.pool.clone();
         // The semaphore is never closed, so acquiring only fails if that invariant broke; then
         // the check fails closed.
