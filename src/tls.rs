@@ -30,7 +30,7 @@ pub fn install_crypto_provider() {
 
 /// Reads a PEM certificate chain and private key for the listener, with a message that names
 /// the file at fault.
-pub fn load_server_identity(
+pub(crate) fn load_server_identity(
     cert: &std::path::Path,
     key: &std::path::Path,
 ) -> Result<
@@ -47,7 +47,7 @@ pub fn load_server_identity(
 }
 
 /// Reads a PEM certificate chain; empty is an error.
-pub fn load_certs(cert: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn load_certs(cert: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
     use rustls_pki_types::pem::PemObject;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<_, _>>())
@@ -59,7 +59,7 @@ pub fn load_certs(cert: &std::path::Path) -> Result<Vec<CertificateDer<'static>>
 }
 
 /// Parses a PEM private key read from `path` (named in the message).
-pub fn parse_key(
+pub(crate) fn parse_key(
     pem: &[u8],
     path: &std::path::Path,
 ) -> Result<rustls_pki_types::PrivateKeyDer<'static>, String> {
@@ -69,7 +69,7 @@ pub fn parse_key(
 }
 
 /// The listener's TLS configuration: TLS 1.2 or newer, ring.
-pub fn server_config(
+pub(crate) fn server_config(
     certs: Vec<CertificateDer<'static>>,
     key: rustls_pki_types::PrivateKeyDer<'static>,
 ) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
@@ -82,7 +82,7 @@ pub fn server_config(
 }
 
 /// SHA-256 fingerprint of a certificate as clients show it: `AB:CD:…`.
-pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+pub(crate) fn fingerprint(cert: &CertificateDer<'_>) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
     let hex: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
     hex.join(":")
@@ -90,7 +90,7 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
 
 /// A self-signed certificate for the listener (ECDSA P-256) valid for `names`, as PEM
 /// (certificate, private key).
-pub fn self_signed(names: Vec<String>) -> Result<(String, String), rcgen::Error> {
+pub(crate) fn self_signed(names: Vec<String>) -> Result<(String, String), rcgen::Error> {
     let key = rcgen::KeyPair::generate()?;
     let mut params = rcgen::CertificateParams::new(names)?;
     params

@@ -13,7 +13,7 @@ const SHARED_BITS: u32 = 0o077;
 
 /// Refuses a symbolic link at `path`: writing through it would put our key, or truncate a
 /// file, wherever it points.
-pub fn refuse_link(path: &Path) -> Result<(), String> {
+pub(crate) fn refuse_link(path: &Path) -> Result<(), String> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => Err(format!(
             "{} is a symbolic link; refusing to follow it. Remove it to have the relay \
@@ -25,7 +25,7 @@ pub fn refuse_link(path: &Path) -> Result<(), String> {
 }
 
 /// Writes a new file with `mode` (unix). Fails if anything, a link included, is at `path`.
-pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
+pub(crate) fn create_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -43,7 +43,7 @@ pub fn create_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
 }
 
 /// Reads the generated key, first making sure only we can read it.
-pub fn read_private(path: &Path) -> Result<Vec<u8>, String> {
+pub(crate) fn read_private(path: &Path) -> Result<Vec<u8>, String> {
     let mut options = OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -107,7 +107,7 @@ fn make_private(_file: &File, _path: &Path) -> Result<(), String> {
 /// Warns when the configured `listen.tls_key` can be read by other users; it is the
 /// operator's file, so it is left as it is.
 #[cfg(unix)]
-pub fn warn_if_shared(path: &Path) {
+pub(crate) fn warn_if_shared(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let Ok(meta) = std::fs::metadata(path) else {
         return;
@@ -124,4 +124,4 @@ pub fn warn_if_shared(path: &Path) {
 }
 
 #[cfg(not(unix))]
-pub fn warn_if_shared(_path: &Path) {}
+pub(crate) fn warn_if_shared(_path: &Path) {}

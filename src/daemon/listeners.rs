@@ -23,10 +23,10 @@ const SELF_SIGNED_CERT: &str = "listener-cert.pem";
 const SELF_SIGNED_KEY: &str = "listener-key.pem";
 
 /// The bound sockets.
-pub struct Sockets {
-    pub smtp: TcpListener,
-    pub submissions: Option<TcpListener>,
-    pub health: Option<TcpListener>,
+pub(crate) struct Sockets {
+    pub(crate) smtp: TcpListener,
+    pub(crate) submissions: Option<TcpListener>,
+    pub(crate) health: Option<TcpListener>,
 }
 
 /// Pending connections the kernel queues before we accept them. tokio's default of 128
@@ -134,7 +134,7 @@ fn limits(config: &Config, starttls: bool, tls_required_for_auth: bool) -> Sessi
 
 /// Starts the accept loops; the future completes with the connection tasks once every loop has
 /// stopped accepting (on `shutdown`).
-pub fn spawn(
+pub(crate) fn spawn(
     config: &Config,
     smtp: TcpListener,
     submissions: Option<TcpListener>,

@@ -33,7 +33,7 @@ mod signals;
 const FORCED_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub use listeners::{bind, tls_acceptor};
-pub use signals::termination_signal;
+pub(crate) use signals::termination_signal;
 use signals::{hangup_signals, next_hangup};
 
 #[derive(Debug, thiserror::Error)]
@@ -229,7 +229,7 @@ pub async fn start(config: &Config, smtp: TcpListener) -> Result<Running, StartE
 }
 
 /// Like [`start`], with every socket already bound and the TLS acceptor (if any) built.
-pub fn start_with(
+pub(crate) fn start_with(
     config: &Config,
     sockets: listeners::Sockets,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -366,13 +366,13 @@ fn launch(route: Route, shutdown: &CancellationToken) -> Live {
 
 /// Where `run` reloads its configuration from on SIGHUP.
 #[derive(Clone)]
-pub struct ReloadSource {
-    pub path: PathBuf,
-    pub env: HashMap<String, String>,
+pub(crate) struct ReloadSource {
+    pub(crate) path: PathBuf,
+    pub(crate) env: HashMap<String, String>,
 }
 
 /// `xoauth-relay run`: bind, serve until `stop_signal` completes, reload on SIGHUP, then drain.
-pub async fn run(
+pub(crate) async fn run(
     config: Config,
     reload: Option<ReloadSource>,
     stop_signal: impl Future<Output = ()>,

@@ -1,12 +1,12 @@
 //! The signals `run` reacts to: SIGTERM/SIGINT stop, SIGHUP reloads.
 
 #[cfg(unix)]
-pub type Hangups = Option<tokio::signal::unix::Signal>;
+pub(crate) type Hangups = Option<tokio::signal::unix::Signal>;
 #[cfg(not(unix))]
-pub type Hangups = Option<()>;
+pub(crate) type Hangups = Option<()>;
 
 /// Listens for SIGHUP from now on (registering once, so no signal is missed between reloads).
-pub fn hangup_signals() -> Hangups {
+pub(crate) fn hangup_signals() -> Hangups {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -17,7 +17,7 @@ pub fn hangup_signals() -> Hangups {
 }
 
 /// Completes on the next SIGHUP; never where there are none.
-pub async fn next_hangup(hangups: &mut Hangups) {
+pub(crate) async fn next_hangup(hangups: &mut Hangups) {
     #[cfg(unix)]
     if let Some(h) = hangups {
         h.recv().await;
@@ -28,7 +28,7 @@ pub async fn next_hangup(hangups: &mut Hangups) {
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).
-pub async fn termination_signal() {
+pub(crate) async fn termination_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
