@@ -13,7 +13,6 @@
 //! Each fake stops (and closes all its connections) when its value is dropped.
 
 mod aad;
-mod http;
 pub mod pki;
 pub mod relay_config;
 mod server_task;
