@@ -32,6 +32,15 @@ pub use smtp_server::{FakeUpstream, Phase, Received, Script};
 pub use token_endpoint::{DEFAULT_SCOPE, FakeTokenEndpoint, TokenRequest};
 pub use tokens::{TokenGrant, TokenInfo, TokenRegistry};
 
+/// An environment for code that takes one as a map instead of reading the process's, so tests
+/// never change (or race on) the real one.
+pub fn env(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// Installs rustls' ring provider as the process default unless one is installed already.
 ///
 /// The fakes never need it (they pass the provider explicitly); it is for test clients such as
