@@ -70,7 +70,6 @@ struct Settings {
     mode: TokenMode,
     client_id: Option<String>,
     client_secret: Option<Secret<String>>,
-    scope: String,
     tenants: Option<Vec<String>>,
     expires_in: u64,
     roles: Vec<String>,
@@ -82,7 +81,6 @@ impl Default for Settings {
             mode: TokenMode::Ok,
             client_id: None,
             client_secret: None,
-            scope: DEFAULT_SCOPE.to_string(),
             tenants: None,
             expires_in: DEFAULT_EXPIRES_IN,
             roles: vec![SMTP_ROLE.to_string()],
@@ -127,16 +125,11 @@ pub struct FakeTokenEndpoint {
 impl FakeTokenEndpoint {
     /// Starts the HTTPS server on `127.0.0.1:0` with `pki`'s certificate. Needs a tokio runtime.
     pub fn start(pki: &TestPki) -> io::Result<Self> {
-        Self::start_with_registry(pki, TokenRegistry::new())
-    }
-
-    /// Like [`start`](Self::start), recording tokens into an existing registry.
-    pub fn start_with_registry(pki: &TestPki, registry: TokenRegistry) -> io::Result<Self> {
         let shared = Arc::new(Shared {
             settings: Mutex::new(Settings::default()),
             log: Mutex::new(Log::default()),
             calls: watch::Sender::new(0),
-            registry,
+            registry: TokenRegistry::new(),
         });
         let mut tls = (*pki.server_config()).clone();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -171,11 +164,6 @@ impl FakeTokenEndpoint {
         let mut settings = self.settings();
         settings.client_id = Some(client_id.to_string());
         settings.client_secret = Some(Secret::new(client_secret.to_string()));
-    }
-
-    /// The only accepted `scope` (default [`DEFAULT_SCOPE`]).
-    pub fn set_expected_scope(&self, scope: &str) {
-        self.settings().scope = scope.to_string();
     }
 
     /// Only these tenants exist (others get AADSTS90002); `None` (default) accepts any.
@@ -311,7 +299,7 @@ impl Shared {
         }
         check_grant_type(&request.grant_type)?;
         check_client(&settings, request)?;
-        check_scope(&settings, &request.scope)?;
+        check_scope(&request.scope)?;
         Ok(TokenGrant {
             tenant: request.tenant.clone(),
             client_id: request.client_id.clone(),
@@ -361,11 +349,11 @@ fn check_client(settings: &Settings, request: &TokenRequest) -> Result<(), AadEr
     Ok(())
 }
 
-fn check_scope(settings: &Settings, scope: &str) -> Result<(), AadError> {
+fn check_scope(scope: &str) -> Result<(), AadError> {
     if scope.is_empty() {
         return Err(AadError::missing_parameter("scope"));
     }
-    if scope != settings.scope {
+    if scope != DEFAULT_SCOPE {
         return Err(AadError::invalid_scope(scope));
     }
     Ok(())
