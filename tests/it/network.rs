@@ -2,13 +2,11 @@
 //! client, the STARTTLS injection case, AUTH refused before TLS, trusted networks, and the
 //! abuse limits (per-address cap and lockout, slow clients, session lifetime).
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::binary::Scratch;
-use common::*;
+use crate::common::binary::Scratch;
+use crate::common::*;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
