@@ -455,7 +455,7 @@ fn respond(status: u16, content_type: &'static str, body: String) -> Response {
     let mut response = (status, Body::from(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    // Entra's token responses forbid caching; clients that honour it must see it here too.
+    // RFC 6749 §5.1: token responses must not be cached.
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store, no-cache"),
@@ -494,5 +494,33 @@ mod tests {
         assert_eq!(token_path_tenant("//oauth2/v2.0/token"), None);
         assert_eq!(token_path_tenant("/a/b/oauth2/v2.0/token"), None);
         assert_eq!(token_path_tenant("/contoso/oauth2/token"), None);
+    }
+
+    #[test]
+    fn form_and_basic_credentials_are_decoded_leniently() {
+        let body = b"grant_type=client_credentials&scope=https%3A%2F%2Fx%2F.default\
+                     &client_id=a+b&bad=%zz%4&empty=&flag";
+        let request = parse_token_request("t", &HeaderMap::new(), body);
+        assert_eq!(request.grant_type, "client_credentials");
+        assert_eq!(request.scope, "https://x/.default");
+        assert_eq!(request.client_id, "a b");
+        assert!(!request.has_secret());
+        let form: Vec<_> = form_urlencoded::parse(b"bad=%zz%4&empty=&flag").collect();
+        assert_eq!(form[0], ("bad".into(), "%zz%4".into()));
+        assert_eq!(form[1], ("empty".into(), "".into()));
+        assert_eq!(form[2], ("flag".into(), "".into()));
+
+        let mut headers = HeaderMap::new();
+        let basic = format!("Basic {}", STANDARD.encode("id%2B1:s+%26%3D"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&basic).expect("header"),
+        );
+        let request = parse_token_request("t", &headers, b"");
+        assert_eq!(request.client_id, "id+1");
+        assert_eq!(
+            request.client_secret.as_ref().map(|s| s.expose().as_str()),
+            Some("s &=")
+        );
     }
 }
