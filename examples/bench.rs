@@ -14,10 +14,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use base64::Engine;
 use common::{relay_binary, rss_kib, start};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader as TokioBufReader};
-use tokio::net::TcpStream;
+use xoauth_relay::testkit::smtp_client::{SmtpClient, auth_plain_line, dot_stuff};
 use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, TestPki, init_crypto};
 
 const USER: &str = "bench";
@@ -25,6 +23,7 @@ const PASSWORD: &str = "bench-password";
 const MAILBOX: &str = "sender@contoso.example";
 const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 const SECRET: &str = "bench-secret";
+const BODY: &[u8] = b"Subject: bench\r\n\r\nA short message body.\r\n";
 
 #[tokio::main]
 async fn main() {
@@ -158,69 +157,48 @@ async fn run_clients(addr: SocketAddr, total: usize, parallel: usize, send: bool
 
 /// One login, then `count` messages in a row on the same connection.
 async fn one_connection(addr: SocketAddr, count: usize) {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (r, mut w) = stream.into_split();
-    let mut r = TokioBufReader::new(r);
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
-    expect(&mut r, "220").await;
-    w.write_all(format!("EHLO bench\r\nAUTH PLAIN {auth}\r\n").as_bytes())
-        .await
-        .expect("write");
-    expect(&mut r, "250").await;
-    expect(&mut r, "235").await;
+    let mut c = logged_in(addr).await;
     let message = format!("MAIL FROM:<{MAILBOX}>\r\nRCPT TO:<someone@example.net>\r\nDATA\r\n");
+    let body = dot_stuff(BODY);
     for _ in 0..count {
-        w.write_all(message.as_bytes()).await.expect("write");
-        for code in ["250", "250", "354"] {
-            expect(&mut r, code).await;
+        c.send_raw(message.as_bytes()).await;
+        for code in [250, 250, 354] {
+            c.read_reply().await.expect_code(code);
         }
-        w.write_all(b"Subject: bench\r\n\r\nA short message body.\r\n.\r\n")
-            .await
-            .expect("write");
-        expect(&mut r, "250").await;
+        c.send_raw(&body).await;
+        c.read_reply().await.expect_code(250);
     }
 }
 
 async fn session(addr: SocketAddr, send: bool) -> Option<f64> {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    let (r, mut w) = stream.into_split();
-    let mut r = TokioBufReader::new(r);
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
-    expect(&mut r, "220").await;
-    w.write_all(format!("EHLO bench\r\nAUTH PLAIN {auth}\r\n").as_bytes())
-        .await
-        .expect("write");
-    expect(&mut r, "250").await;
-    expect(&mut r, "235").await;
+    let mut c = logged_in(addr).await;
     let mut latency = None;
     if send {
         let cmds = format!("MAIL FROM:<{MAILBOX}>\r\nRCPT TO:<someone@example.net>\r\nDATA\r\n");
-        w.write_all(cmds.as_bytes()).await.expect("write");
-        for code in ["250", "250", "354"] {
-            expect(&mut r, code).await;
+        c.send_raw(cmds.as_bytes()).await;
+        for code in [250, 250, 354] {
+            c.read_reply().await.expect_code(code);
         }
         let started = Instant::now();
-        w.write_all(b"Subject: bench\r\n\r\nA short message body.\r\n.\r\n")
-            .await
-            .expect("write");
-        expect(&mut r, "250").await;
+        c.send_raw(&dot_stuff(BODY)).await;
+        c.read_reply().await.expect_code(250);
         latency = Some(started.elapsed().as_secs_f64() * 1000.0);
     }
-    w.write_all(b"QUIT\r\n").await.expect("write");
-    expect(&mut r, "221").await;
+    c.cmd("QUIT").await.expect_code(221);
     latency
 }
 
-async fn expect<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R, code: &str) {
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line).await.expect("read");
-        assert!(line.starts_with(code), "expected {code}, got {line:?}");
-        if line.as_bytes().get(3) == Some(&b' ') {
-            return;
-        }
-    }
+/// Connected, greeted and logged in, with EHLO and AUTH pipelined in one write the way a
+/// busy client sends them.
+async fn logged_in(addr: SocketAddr) -> SmtpClient {
+    let mut c = SmtpClient::connect(addr).await;
+    c.greeting.expect_code(220);
+    let auth = auth_plain_line(USER, PASSWORD);
+    c.send_raw(format!("EHLO bench\r\n{auth}\r\n").as_bytes())
+        .await;
+    c.read_reply().await.expect_code(250);
+    c.read_reply().await.expect_code(235);
+    c
 }
 
 fn percentile(values: &[f64], p: usize) -> f64 {

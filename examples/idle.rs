@@ -10,8 +10,7 @@
 mod common;
 
 use common::{relay_binary, rss_kib, start};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use xoauth_relay::testkit::SmtpClient;
 
 #[tokio::main]
 async fn main() {
@@ -37,15 +36,9 @@ async fn main() {
     );
     let mut held = Vec::with_capacity(count);
     for _ in 0..count {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        let mut greeting = [0u8; 64];
-        let n = stream.read(&mut greeting).await.expect("greeting");
-        assert!(
-            greeting[..n].starts_with(b"220 "),
-            "{:?}",
-            String::from_utf8_lossy(&greeting[..n])
-        );
-        held.push(stream);
+        let client = SmtpClient::connect(addr).await;
+        client.greeting.expect_code(220);
+        held.push(client);
     }
     let with = rss_kib(pid);
     println!(

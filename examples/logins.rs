@@ -17,10 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use common::{relay_binary, rss_kib, start};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use xoauth_relay::testkit::smtp_client::{SmtpClient, auth_plain_line};
 use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, TestPki, init_crypto};
 
 const USER: &str = "bench";
@@ -143,49 +141,27 @@ async fn attack(addr: SocketAddr, i: usize, stop: Arc<AtomicBool>, counts: Arc<C
     } else {
         format!("nobody{i}")
     };
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0wrong{i}"));
-    let line = format!("AUTH PLAIN {auth}\r\n");
+    let line = format!("{}\r\n", auth_plain_line(&user, &format!("wrong{i}")));
     while !stop.load(Ordering::Relaxed) {
-        let Ok(stream) = TcpStream::connect(addr).await else {
+        let Some(mut c) = SmtpClient::try_connect(addr).await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let (r, mut w) = stream.into_split();
-        let mut r = BufReader::new(r);
-        if w.write_all(b"EHLO attacker\r\n").await.is_err() || !skip_reply(&mut r).await {
+        if c.write(b"EHLO attacker\r\n").await.is_err() || c.read_reply().await.code == 0 {
             continue;
         }
-        skip_reply(&mut r).await;
         while !stop.load(Ordering::Relaxed) {
-            if w.write_all(line.as_bytes()).await.is_err() {
+            if c.write(line.as_bytes()).await.is_err() {
                 break;
             }
-            match reply_code(&mut r).await {
-                Some(535) => counts.rejected.fetch_add(1, Ordering::Relaxed),
-                Some(454) => counts.busy.fetch_add(1, Ordering::Relaxed),
+            match c.read_reply().await.code {
+                535 => counts.rejected.fetch_add(1, Ordering::Relaxed),
+                454 => counts.busy.fetch_add(1, Ordering::Relaxed),
                 _ => {
                     counts.other.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
             };
-        }
-    }
-}
-
-/// Reads one reply (greeting or EHLO); false when the connection closed.
-async fn skip_reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> bool {
-    reply_code(r).await.is_some()
-}
-
-/// The code of the next (possibly multi-line) reply; `None` when the connection closed.
-async fn reply_code<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Option<u16> {
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).await.ok()? == 0 {
-            return None;
-        }
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return line.get(..3)?.parse().ok();
         }
     }
 }

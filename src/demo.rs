@@ -6,12 +6,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use base64::Engine;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::daemon::{self, Running};
+use crate::testkit::smtp_client::{Reply, SmtpClient, auth_plain_line, dot_stuff};
 use crate::testkit::{FakeTokenEndpoint, FakeUpstream, Identity, Received, TestPki, relay_config};
 
 const USER: &str = "demo";
@@ -156,59 +155,48 @@ fn demo_message() -> Vec<u8> {
 
 /// Submits `body` like an ordinary mail client would: EHLO, AUTH PLAIN, MAIL, RCPT, DATA.
 async fn submit(relay: SocketAddr, body: &[u8]) -> Result<(), String> {
-    let stream = TcpStream::connect(relay)
+    let mut client = tokio::time::timeout(ARRIVAL_DEADLINE, SmtpClient::try_connect(relay))
         .await
-        .map_err(|e| format!("cannot connect to the relay: {e}"))?;
-    let (r, mut w) = stream.into_split();
-    let mut r = BufReader::new(r);
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
-    let mut data = Vec::new();
-    for line in body.split_inclusive(|b| *b == b'\n') {
-        if line.starts_with(b".") {
-            data.push(b'.');
-        }
-        data.extend_from_slice(line);
-    }
-    data.extend_from_slice(b".\r\n");
-    let steps: [(Vec<u8>, u16); 7] = [
-        (Vec::new(), 220),
+        .map_err(|_| "the relay did not answer".to_string())?
+        .ok_or_else(|| "cannot connect to the relay".to_string())?;
+    println!("  relay: {}", last_line(&client.greeting));
+    let steps: [(Vec<u8>, u16); 6] = [
         (b"EHLO demo-client\r\n".to_vec(), 250),
-        (format!("AUTH PLAIN {auth}\r\n").into_bytes(), 235),
+        (
+            format!("{}\r\n", auth_plain_line(USER, PASSWORD)).into_bytes(),
+            235,
+        ),
         (
             format!("MAIL FROM:<{MAILBOX}> BODY=8BITMIME\r\n").into_bytes(),
             250,
         ),
         (b"RCPT TO:<someone@example.net>\r\nDATA\r\n".to_vec(), 250),
         (Vec::new(), 354),
-        (data, 250),
+        (dot_stuff(body), 250),
     ];
     for (send, want) in steps {
-        w.write_all(&send).await.map_err(|e| e.to_string())?;
-        let reply = read_reply(&mut r).await?;
-        if !reply.starts_with(&want.to_string()) {
-            return Err(format!("the relay answered {reply:?} (expected {want})"));
+        client.write(&send).await.map_err(|e| e.to_string())?;
+        let reply = tokio::time::timeout(ARRIVAL_DEADLINE, client.read_reply())
+            .await
+            .map_err(|_| "the relay did not answer".to_string())?;
+        if reply.code == 0 {
+            return Err("the relay closed the connection".into());
         }
-        println!("  relay: {reply}");
+        if reply.code != want {
+            return Err(format!(
+                "the relay answered {:?} (expected {want})",
+                last_line(&reply)
+            ));
+        }
+        println!("  relay: {}", last_line(&reply));
     }
-    let _ = w.write_all(b"QUIT\r\n").await;
+    let _ = client.write(b"QUIT\r\n").await;
     Ok(())
 }
 
-async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Result<String, String> {
-    loop {
-        let mut line = String::new();
-        let n = tokio::time::timeout(ARRIVAL_DEADLINE, r.read_line(&mut line))
-            .await
-            .map_err(|_| "the relay did not answer".to_string())?
-            .map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("the relay closed the connection".into());
-        }
-        let line = line.trim_end();
-        if line.as_bytes().get(3) != Some(&b'-') {
-            return Ok(line.to_string());
-        }
-    }
+/// The last line of a reply, which carries its code and final text.
+fn last_line(reply: &Reply) -> &str {
+    reply.text.lines().last().unwrap_or("")
 }
 
 /// Prints what arrived and whether it is byte-identical to what was sent.

@@ -95,6 +95,7 @@ impl fmt::Debug for Untrusted<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::env;
 
     #[test]
     fn untrusted_values_cannot_break_a_log_line() {
@@ -117,13 +118,6 @@ mod tests {
         let long = shown(&"a".repeat(1000));
         assert_eq!(long.len(), MAX_LOGGED + 3);
         assert!(!shown(&"\n".repeat(1000)).contains('\n'));
-    }
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //!   Entra's JSON errors and switchable failure modes ([`TokenMode`]).
 //! - [`FakeUpstream`]: SMTP like `smtp.office365.com:587`: STARTTLS, `AUTH XOAUTH2` (both
 //!   forms), MAIL/RCPT/DATA, scripted failures ([`Script`]) and a record of what arrived.
+//! - [`SmtpClient`]: a line-level SMTP client, independent of the relay's parsers.
 //! - [`relay_config`]: a relay configuration pointed at the stand-ins.
 //! - [`TokenRegistry`]: the tokens issued by the endpoint, which the upstream accepts until
 //!   they are revoked or expire.
@@ -13,10 +14,10 @@
 //! Each fake stops (and closes all its connections) when its value is dropped.
 
 mod aad;
-mod http;
 pub mod pki;
 pub mod relay_config;
 mod server_task;
+pub mod smtp_client;
 pub mod smtp_server;
 mod smtp_session;
 mod smtp_wire;
@@ -26,9 +27,19 @@ pub mod tokens;
 pub use aad::{AadError, TokenMode};
 pub use pki::{PkiError, TestPki};
 pub use relay_config::{Identity, relay_config};
+pub use smtp_client::SmtpClient;
 pub use smtp_server::{FakeUpstream, Phase, Received, Script};
 pub use token_endpoint::{DEFAULT_SCOPE, FakeTokenEndpoint, TokenRequest};
 pub use tokens::{TokenGrant, TokenInfo, TokenRegistry};
+
+/// An environment for code that takes one as a map instead of reading the process's, so tests
+/// never change (or race on) the real one.
+pub fn env(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
 
 /// Installs rustls' ring provider as the process default unless one is installed already.
 ///

@@ -257,16 +257,6 @@ impl FakeUpstream {
         change(&mut self.shared.script());
     }
 
-    /// Replaces the whole script.
-    pub fn set_script(&self, script: Script) {
-        *self.shared.script() = script;
-    }
-
-    /// A copy of the current script.
-    pub fn current_script(&self) -> Script {
-        self.shared.script().clone()
-    }
-
     /// The registry tokens are checked against.
     pub fn token_registry(&self) -> TokenRegistry {
         self.shared.registry.clone()

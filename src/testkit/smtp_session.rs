@@ -126,7 +126,7 @@ impl Session {
             shared,
             index,
             peer,
-            io: Transport::Plain(tcp),
+            io: Transport::plain(tcp),
             input: Vec::new(),
             out: Vec::new(),
             scratch: vec![0u8; 16 * 1024],

@@ -1,4 +1,5 @@
-//! Byte-level helpers of the fake upstream: the plain-or-TLS transport, reply formatting
+//! Byte-level helpers of the fake upstream: the plain-or-TLS transport (the relay's own
+//! stream type, which carries bytes and parses nothing), reply formatting
 //! (including multi-line replies) and XOAUTH2 decoding. No session state lives here.
 
 use std::io;
@@ -10,48 +11,44 @@ use base64::engine::general_purpose::STANDARD;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
-/// The connection, before or after STARTTLS.
-pub(crate) enum Transport {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    /// After a failed upgrade: every operation fails.
-    Gone,
-}
+use crate::smtp::stream::Stream;
+
+/// The connection, before or after STARTTLS; `None` after a failed upgrade, when every
+/// operation fails.
+pub(crate) struct Transport(Option<Stream>);
 
 impl Transport {
+    pub fn plain(tcp: TcpStream) -> Self {
+        Self(Some(Stream::Plain(tcp)))
+    }
+
+    fn stream(&mut self) -> io::Result<&mut Stream> {
+        self.0
+            .as_mut()
+            .ok_or_else(|| io::ErrorKind::NotConnected.into())
+    }
+
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Transport::Plain(s) => s.read(buf).await,
-            Transport::Tls(s) => s.read(buf).await,
-            Transport::Gone => Err(io::ErrorKind::NotConnected.into()),
-        }
+        self.stream()?.read(buf).await
     }
 
     pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self {
-            Transport::Plain(s) => s.write_all(bytes).await,
-            Transport::Tls(s) => {
-                s.write_all(bytes).await?;
-                // rustls buffers records; flush so the reply actually leaves.
-                s.flush().await
-            }
-            Transport::Gone => Err(io::ErrorKind::NotConnected.into()),
-        }
+        let stream = self.stream()?;
+        stream.write_all(bytes).await?;
+        // rustls buffers records; flush so the reply actually leaves.
+        stream.flush().await
     }
 
     /// Ends the connection politely: TLS `close_notify`, then FIN.
     pub async fn shutdown(&mut self) {
-        let _ = match self {
-            Transport::Plain(s) => s.shutdown().await,
-            Transport::Tls(s) => s.shutdown().await,
-            Transport::Gone => Ok(()),
-        };
+        if let Ok(stream) = self.stream() {
+            let _ = stream.shutdown().await;
+        }
     }
 
     pub fn is_tls(&self) -> bool {
-        matches!(self, Transport::Tls(_))
+        self.0.as_ref().is_some_and(Stream::is_tls)
     }
 
     /// Runs the server side of the TLS handshake on the plain socket.
@@ -60,7 +57,7 @@ impl Transport {
         config: Arc<rustls::ServerConfig>,
         deadline: Duration,
     ) -> io::Result<()> {
-        let Transport::Plain(tcp) = std::mem::replace(self, Transport::Gone) else {
+        let Some(Stream::Plain(tcp)) = self.0.take() else {
             return Err(io::Error::other(
                 "STARTTLS on a connection that is not plain",
             ));
@@ -69,7 +66,7 @@ impl Transport {
         let tls = tokio::time::timeout(deadline, accept)
             .await
             .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-        *self = Transport::Tls(Box::new(tls));
+        self.0 = Some(Stream::Tls(Box::new(tls)));
         Ok(())
     }
 }

@@ -7,15 +7,20 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::aad::{AadError, TokenMode};
-use super::http::{self, HttpReader, HttpRequest, ReadError};
 use super::pki::TestPki;
 use super::server_task::{ServerTask, spawn_loopback_server};
 use super::tokens::{SMTP_ROLE, TokenGrant, TokenRegistry};
@@ -30,8 +35,11 @@ pub const DEFAULT_EXPIRES_IN: u64 = 3599;
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 
-/// How long reading one request (or waiting for the next on a kept-alive connection) may take.
+/// How long reading one request head may take.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Largest request body accepted; a token request is a few hundred bytes.
+const MAX_BODY: usize = 64 * 1024;
 
 /// What the endpoint saw in one token request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -62,7 +70,6 @@ struct Settings {
     mode: TokenMode,
     client_id: Option<String>,
     client_secret: Option<Secret<String>>,
-    scope: String,
     tenants: Option<Vec<String>>,
     expires_in: u64,
     roles: Vec<String>,
@@ -74,7 +81,6 @@ impl Default for Settings {
             mode: TokenMode::Ok,
             client_id: None,
             client_secret: None,
-            scope: DEFAULT_SCOPE.to_string(),
             tenants: None,
             expires_in: DEFAULT_EXPIRES_IN,
             roles: vec![SMTP_ROLE.to_string()],
@@ -119,24 +125,20 @@ pub struct FakeTokenEndpoint {
 impl FakeTokenEndpoint {
     /// Starts the HTTPS server on `127.0.0.1:0` with `pki`'s certificate. Needs a tokio runtime.
     pub fn start(pki: &TestPki) -> io::Result<Self> {
-        Self::start_with_registry(pki, TokenRegistry::new())
-    }
-
-    /// Like [`start`](Self::start), recording tokens into an existing registry.
-    pub fn start_with_registry(pki: &TestPki, registry: TokenRegistry) -> io::Result<Self> {
         let shared = Arc::new(Shared {
             settings: Mutex::new(Settings::default()),
             log: Mutex::new(Log::default()),
             calls: watch::Sender::new(0),
-            registry,
+            registry: TokenRegistry::new(),
         });
         let mut tls = (*pki.server_config()).clone();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(tls));
-        let state = Arc::clone(&shared);
-        let (addr, task) = spawn_loopback_server(move |tcp| {
-            serve_connection(Arc::clone(&state), acceptor.clone(), tcp)
-        })?;
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&shared));
+        let (addr, task) =
+            spawn_loopback_server(move |tcp| serve_connection(app.clone(), acceptor.clone(), tcp))?;
         Ok(Self {
             addr,
             shared,
@@ -162,11 +164,6 @@ impl FakeTokenEndpoint {
         let mut settings = self.settings();
         settings.client_id = Some(client_id.to_string());
         settings.client_secret = Some(Secret::new(client_secret.to_string()));
-    }
-
-    /// The only accepted `scope` (default [`DEFAULT_SCOPE`]).
-    pub fn set_expected_scope(&self, scope: &str) {
-        self.settings().scope = scope.to_string();
     }
 
     /// Only these tenants exist (others get AADSTS90002); `None` (default) accepts any.
@@ -235,16 +232,15 @@ impl Shared {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Decides the answer to one parsed request.
-    fn answer(&self, request: &HttpRequest) -> Answer {
-        self.calls.send_modify(|calls| *calls += 1);
-        let Some(tenant) = token_path_tenant(&request.target) else {
+    /// Decides the answer to one request.
+    fn answer(&self, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Answer {
+        let Some(tenant) = token_path_tenant(path) else {
             return plain(404, "Not Found");
         };
-        if request.method != "POST" {
+        if method != Method::POST {
             return plain(405, "Method Not Allowed");
         }
-        let token_request = parse_token_request(tenant, request);
+        let token_request = parse_token_request(tenant, headers, body);
         self.log().last_request = Some(token_request.clone());
         let mode = self.settings().mode.clone();
         match mode {
@@ -303,7 +299,7 @@ impl Shared {
         }
         check_grant_type(&request.grant_type)?;
         check_client(&settings, request)?;
-        check_scope(&settings, &request.scope)?;
+        check_scope(&request.scope)?;
         Ok(TokenGrant {
             tenant: request.tenant.clone(),
             client_id: request.client_id.clone(),
@@ -353,11 +349,11 @@ fn check_client(settings: &Settings, request: &TokenRequest) -> Result<(), AadEr
     Ok(())
 }
 
-fn check_scope(settings: &Settings, scope: &str) -> Result<(), AadError> {
+fn check_scope(scope: &str) -> Result<(), AadError> {
     if scope.is_empty() {
         return Err(AadError::missing_parameter("scope"));
     }
-    if scope != settings.scope {
+    if scope != DEFAULT_SCOPE {
         return Err(AadError::invalid_scope(scope));
     }
     Ok(())
@@ -386,13 +382,16 @@ fn token_path_tenant(target: &str) -> Option<&str> {
     (!tenant.is_empty() && !tenant.contains('/')).then_some(tenant)
 }
 
-fn parse_token_request(tenant: &str, request: &HttpRequest) -> TokenRequest {
+/// The form fields of the body; like lenient servers, bad `%` escapes are kept literally and
+/// invalid UTF-8 is replaced.
+fn parse_token_request(tenant: &str, headers: &HeaderMap, body: &[u8]) -> TokenRequest {
     let mut out = TokenRequest {
         tenant: tenant.to_string(),
         ..TokenRequest::default()
     };
-    for (key, value) in http::parse_form(&request.body) {
-        match key.as_str() {
+    for (key, value) in form_urlencoded::parse(body) {
+        let value = value.into_owned();
+        match &*key {
             "grant_type" => out.grant_type = value,
             "client_id" => out.client_id = value,
             "client_secret" => out.client_secret = Some(Secret::new(value)),
@@ -401,7 +400,7 @@ fn parse_token_request(tenant: &str, request: &HttpRequest) -> TokenRequest {
         }
     }
     if out.client_secret.is_none()
-        && let Some((id, secret)) = basic_credentials(request)
+        && let Some((id, secret)) = basic_credentials(headers)
     {
         // RFC 6749 §2.3.1: Entra also accepts the client in an Authorization: Basic header.
         if out.client_id.is_empty() {
@@ -413,8 +412,8 @@ fn parse_token_request(tenant: &str, request: &HttpRequest) -> TokenRequest {
 }
 
 /// `Authorization: Basic base64(urlencode(id):urlencode(secret))`.
-fn basic_credentials(request: &HttpRequest) -> Option<(String, String)> {
-    let value = request.header("authorization")?;
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
@@ -422,63 +421,62 @@ fn basic_credentials(request: &HttpRequest) -> Option<(String, String)> {
     let decoded = STANDARD.decode(encoded.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
-    Some((
-        http::percent_decode(id.as_bytes()),
-        http::percent_decode(secret.as_bytes()),
-    ))
+    Some((form_decode(id), form_decode(secret)))
 }
 
-async fn serve_connection(shared: Arc<Shared>, acceptor: TlsAcceptor, tcp: TcpStream) {
-    let Ok(Ok(mut tls)) = tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(tcp)).await
-    else {
+/// Form decoding of one value: `+` is a space, then percent escapes.
+fn form_decode(value: &str) -> String {
+    let spaced = value.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Every request that HTTP could parse, whatever its path, method or body.
+async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return respond(413, "text/plain", String::new());
+    };
+    shared.calls.send_modify(|calls| *calls += 1);
+    match shared.answer(&parts.method, parts.uri.path(), &parts.headers, &body) {
+        Answer::Respond {
+            status,
+            content_type,
+            body,
+        } => respond(status, content_type, body),
+        // The connection stays open until the client gives up or the fake is dropped.
+        Answer::Hang => std::future::pending().await,
+    }
+}
+
+fn respond(status: u16, content_type: &'static str, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, Body::from(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // RFC 6749 §5.1: token responses must not be cached.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+async fn serve_connection(app: Router, acceptor: TlsAcceptor, tcp: TcpStream) {
+    let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(tcp)).await else {
         return;
     };
-    let mut reader = HttpReader::default();
-    loop {
-        let request = match reader.read_request(&mut tls, REQUEST_DEADLINE).await {
-            Ok(request) => request,
-            Err(ReadError::Bad(status)) => {
-                let _ = tls
-                    .write_all(&http::response(status, "text/plain", "", false))
-                    .await;
-                break;
-            }
-            Err(ReadError::Io(error)) => {
-                tracing::debug!(%error, "fake token endpoint read failed");
-                break;
-            }
-            Err(ReadError::Closed) => break,
-        };
-        let keep_alive = request.keep_alive();
-        match shared.answer(&request) {
-            Answer::Hang => return drain_until_closed(&mut tls).await,
-            Answer::Respond {
-                status,
-                content_type,
-                body,
-            } => {
-                let bytes = http::response(status, content_type, &body, keep_alive);
-                if tls.write_all(&bytes).await.is_err() || tls.flush().await.is_err() {
-                    return;
-                }
-            }
-        }
-        if !keep_alive {
-            break;
-        }
-    }
-    // Send close_notify so clients reading to EOF see a clean end.
-    let _ = tls.shutdown().await;
-}
-
-/// Keeps the connection open, discarding input, until the peer goes away (or the fake is
-/// dropped, which aborts this task).
-async fn drain_until_closed<S: AsyncRead + Unpin>(stream: &mut S) {
-    let mut sink = [0u8; 4096];
-    while let Ok(n) = stream.read(&mut sink).await {
-        if n == 0 {
-            break;
-        }
+    // hyper answers malformed requests itself (400, 431, 505), and on closing sends TLS
+    // close_notify through the stream's shutdown, so clients reading to EOF see a clean end.
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(REQUEST_DEADLINE)
+        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
+        .await;
+    if let Err(error) = served {
+        tracing::debug!(%error, "fake token endpoint connection failed");
     }
 }
 
@@ -496,5 +494,33 @@ mod tests {
         assert_eq!(token_path_tenant("//oauth2/v2.0/token"), None);
         assert_eq!(token_path_tenant("/a/b/oauth2/v2.0/token"), None);
         assert_eq!(token_path_tenant("/contoso/oauth2/token"), None);
+    }
+
+    #[test]
+    fn form_and_basic_credentials_are_decoded_leniently() {
+        let body = b"grant_type=client_credentials&scope=https%3A%2F%2Fx%2F.default\
+                     &client_id=a+b&bad=%zz%4&empty=&flag";
+        let request = parse_token_request("t", &HeaderMap::new(), body);
+        assert_eq!(request.grant_type, "client_credentials");
+        assert_eq!(request.scope, "https://x/.default");
+        assert_eq!(request.client_id, "a b");
+        assert!(!request.has_secret());
+        let form: Vec<_> = form_urlencoded::parse(b"bad=%zz%4&empty=&flag").collect();
+        assert_eq!(form[0], ("bad".into(), "%zz%4".into()));
+        assert_eq!(form[1], ("empty".into(), "".into()));
+        assert_eq!(form[2], ("flag".into(), "".into()));
+
+        let mut headers = HeaderMap::new();
+        let basic = format!("Basic {}", STANDARD.encode("id%2B1:s+%26%3D"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&basic).expect("header"),
+        );
+        let request = parse_token_request("t", &headers, b"");
+        assert_eq!(request.client_id, "id+1");
+        assert_eq!(
+            request.client_secret.as_ref().map(|s| s.expose().as_str()),
+            Some("s &=")
+        );
     }
 }

@@ -124,13 +124,6 @@ impl TokenRegistry {
         }
     }
 
-    /// Revokes every token issued so far (tokens issued later are valid).
-    pub fn revoke_all(&self) {
-        for info in self.lock().tokens.values_mut() {
-            info.revoked = true;
-        }
-    }
-
     /// Makes `token` expire now, as if its lifetime had run out. Returns false if unknown.
     pub fn expire(&self, token: &str) -> bool {
         match self.lock().tokens.get_mut(token) {

@@ -1,5 +1,5 @@
 //! Shared harness for the integration tests: the stand-ins for Microsoft 365, a relay built
-//! from a `Config` written in code and started on 127.0.0.1:0, and a line-level SMTP client.
+//! from a `Config` written in code and started on 127.0.0.1:0, and the test kit's SMTP client.
 #![allow(dead_code)]
 
 pub mod binary;
@@ -8,12 +8,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use xoauth_relay::config::{Account, Config};
 use xoauth_relay::daemon::{self, Running};
+// Not every test binary uses all three.
+#[allow(unused_imports)]
+pub use xoauth_relay::testkit::smtp_client::{Reply, SmtpClient as Client, dot_stuff};
 use xoauth_relay::testkit::{
     FakeTokenEndpoint, FakeUpstream, Identity, TestPki, init_crypto, relay_config,
 };
@@ -143,149 +145,6 @@ pub fn config_for(pki: &TestPki, tokens: &FakeTokenEndpoint, upstream: &FakeUpst
     config.hostname = "relay.test".into();
     config.limits.auth_failure_delay = Duration::ZERO;
     config
-}
-
-/// One SMTP reply: the code and all its lines joined with `\n`.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub code: u16,
-    pub text: String,
-}
-
-impl Reply {
-    #[track_caller]
-    pub fn expect_code(&self, code: u16) -> &Self {
-        assert_eq!(self.code, code, "unexpected reply: {}", self.text);
-        self
-    }
-
-    #[track_caller]
-    pub fn expect_start(&self, prefix: &str) -> &Self {
-        assert!(
-            self.text.starts_with(prefix),
-            "expected {prefix:?}, got {:?}",
-            self.text
-        );
-        self
-    }
-}
-
-/// A minimal SMTP client speaking raw lines, so tests see replies byte for byte.
-pub struct Client {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
-    pub greeting: Reply,
-}
-
-impl Client {
-    pub async fn connect(addr: SocketAddr) -> Client {
-        Self::try_connect(addr).await.expect("connect to relay")
-    }
-
-    /// `None` when nothing accepts connections at `addr`.
-    pub async fn try_connect(addr: SocketAddr) -> Option<Client> {
-        let stream = TcpStream::connect(addr).await.ok()?;
-        let (r, w) = stream.into_split();
-        let mut c = Client {
-            reader: BufReader::new(r),
-            writer: w,
-            greeting: Reply {
-                code: 0,
-                text: String::new(),
-            },
-        };
-        c.greeting = c.read_reply().await;
-        (c.greeting.code != 0).then_some(c)
-    }
-
-    pub async fn send_raw(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).await.expect("write to relay");
-    }
-
-    /// Sends one command line and reads its reply.
-    pub async fn cmd(&mut self, line: &str) -> Reply {
-        self.send_raw(format!("{line}\r\n").as_bytes()).await;
-        self.read_reply().await
-    }
-
-    /// Reads one (possibly multi-line) reply; code 0 when the connection closed.
-    pub async fn read_reply(&mut self) -> Reply {
-        let mut text = String::new();
-        loop {
-            let mut line = String::new();
-            let n = self.reader.read_line(&mut line).await.unwrap_or(0);
-            if n == 0 {
-                return Reply { code: 0, text };
-            }
-            let line = line.trim_end_matches(['\r', '\n']);
-            if !text.is_empty() {
-                text.push('\n');
-            }
-            text.push_str(line);
-            if line.len() < 4 || line.as_bytes()[3] == b' ' {
-                let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-                return Reply { code, text };
-            }
-        }
-    }
-
-    pub async fn ehlo(&mut self) -> Reply {
-        let r = self.cmd("EHLO client.test").await;
-        r.expect_code(250);
-        r
-    }
-
-    pub async fn auth_plain(&mut self, user: &str, password: &str) -> Reply {
-        use base64::Engine;
-        let blob =
-            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
-        self.cmd(&format!("AUTH PLAIN {blob}")).await
-    }
-
-    /// MAIL, RCPTs, DATA and the body (dot-stuffed here); returns the reply to the final dot,
-    /// or the first refusal before it.
-    pub async fn send_mail(&mut self, from: &str, rcpts: &[&str], body: &[u8]) -> Reply {
-        let r = self.cmd(&format!("MAIL FROM:<{from}>")).await;
-        if r.code != 250 {
-            return r;
-        }
-        for rcpt in rcpts {
-            let r = self.cmd(&format!("RCPT TO:<{rcpt}>")).await;
-            if r.code != 250 {
-                return r;
-            }
-        }
-        let r = self.cmd("DATA").await;
-        if r.code != 354 {
-            return r;
-        }
-        self.send_raw(&dot_stuff(body)).await;
-        self.read_reply().await
-    }
-
-    /// True when the relay closed the connection.
-    pub async fn is_closed(&mut self) -> bool {
-        let mut line = String::new();
-        matches!(self.reader.read_line(&mut line).await, Ok(0) | Err(_))
-    }
-}
-
-/// The body as a client puts it on the wire: leading dots doubled, then `.` CRLF.
-pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 64);
-    let mut line_start = true;
-    for (i, &b) in body.iter().enumerate() {
-        if line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        line_start = b == b'\n' && i > 0 && body[i - 1] == b'\r';
-    }
-    if !body.is_empty() && !body.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
 }
 
 /// A simple message from the mailbox to `to`.

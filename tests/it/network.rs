@@ -2,58 +2,15 @@
 //! client, the STARTTLS injection case, AUTH refused before TLS, trusted networks, and the
 //! abuse limits (per-address cap and lockout, slow clients, session lifetime).
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::binary::Scratch;
-use common::*;
+use crate::common::binary::Scratch;
+use crate::common::*;
 use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use xoauth_relay::config::{Config, Network, TlsMode};
-
-/// A line client over any stream (clear or TLS).
-struct Line<S> {
-    io: BufReader<S>,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Line<S> {
-    fn new(stream: S) -> Self {
-        Line {
-            io: BufReader::new(stream),
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.io.get_mut().write_all(bytes).await.unwrap();
-        self.io.get_mut().flush().await.unwrap();
-    }
-
-    async fn reply(&mut self) -> Reply {
-        let mut text = String::new();
-        loop {
-            let mut line = String::new();
-            if self.io.read_line(&mut line).await.unwrap_or(0) == 0 {
-                return Reply { code: 0, text };
-            }
-            let line = line.trim_end().to_string();
-            text.push_str(&line);
-            text.push('\n');
-            if line.as_bytes().get(3) != Some(&b'-') {
-                let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-                return Reply { code, text };
-            }
-        }
-    }
-
-    async fn cmd(&mut self, line: &str) -> Reply {
-        self.send(format!("{line}\r\n").as_bytes()).await;
-        self.reply().await
-    }
-}
 
 /// A TLS client trusting only `cert` (the relay's self-signed certificate).
 fn connector(cert: CertificateDer<'static>) -> TlsConnector {
@@ -92,8 +49,8 @@ fn auth_plain_line() -> String {
 async fn starttls_upgrade_then_auth_and_mail() {
     let state = Scratch::new("starttls");
     let w = World::start_with(with_tls(TlsMode::StartTls, &state)).await;
-    let mut c = Line::new(TcpStream::connect(w.addr()).await.unwrap());
-    c.reply().await.expect_code(220);
+    let mut c = Client::new(TcpStream::connect(w.addr()).await.unwrap());
+    c.read_reply().await.expect_code(220);
     let ehlo = c.cmd("EHLO client.test").await;
     assert!(
         ehlo.text.contains("STARTTLS") && !ehlo.text.contains("AUTH"),
@@ -105,7 +62,7 @@ async fn starttls_upgrade_then_auth_and_mail() {
         .await
         .expect_start("530 5.7.0 Must issue a STARTTLS");
     c.cmd("STARTTLS").await.expect_start("220 2.0.0");
-    let tcp = c.io.into_inner();
+    let tcp = c.into_inner();
     let tls = connector(listener_cert(&state))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
@@ -114,7 +71,7 @@ async fn starttls_upgrade_then_auth_and_mail() {
         tls.get_ref().1.protocol_version(),
         Some(rustls::ProtocolVersion::TLSv1_3)
     );
-    let mut c = Line::new(tls);
+    let mut c = Client::new(tls);
     let ehlo = c.cmd("EHLO client.test").await;
     assert!(
         ehlo.text.contains("AUTH PLAIN LOGIN") && !ehlo.text.contains("STARTTLS"),
@@ -127,8 +84,8 @@ async fn starttls_upgrade_then_auth_and_mail() {
         .expect_code(250);
     c.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
     c.cmd("DATA").await.expect_code(354);
-    c.send(b"Subject: over TLS\r\n\r\nhello\r\n.\r\n").await;
-    c.reply().await.expect_code(250);
+    c.send_raw(b"Subject: over TLS\r\n\r\nhello\r\n.\r\n").await;
+    c.read_reply().await.expect_code(250);
     assert_eq!(
         w.upstream.messages()[0].body,
         b"Subject: over TLS\r\n\r\nhello\r\n"
@@ -139,21 +96,18 @@ async fn starttls_upgrade_then_auth_and_mail() {
 async fn commands_pipelined_after_starttls_are_not_executed() {
     let state = Scratch::new("injection");
     let w = World::start_with(with_tls(TlsMode::StartTls, &state)).await;
-    let mut c = Line::new(TcpStream::connect(w.addr()).await.unwrap());
-    c.reply().await.expect_code(220);
+    let mut c = Client::new(TcpStream::connect(w.addr()).await.unwrap());
+    c.read_reply().await.expect_code(220);
     c.cmd("EHLO client.test").await.expect_code(250);
     // The classic injection: clear-text commands sent together with STARTTLS.
-    c.send(b"STARTTLS\r\nRSET\r\nMAIL FROM:<evil@attacker.test>\r\nNOOP\r\n")
+    c.send_raw(b"STARTTLS\r\nRSET\r\nMAIL FROM:<evil@attacker.test>\r\nNOOP\r\n")
         .await;
-    c.reply().await.expect_start("220 2.0.0");
+    c.read_reply().await.expect_start("220 2.0.0");
     let tls = connector(listener_cert(&state))
-        .connect(
-            ServerName::try_from("localhost").unwrap(),
-            c.io.into_inner(),
-        )
+        .connect(ServerName::try_from("localhost").unwrap(), c.into_inner())
         .await
         .unwrap();
-    let mut c = Line::new(tls);
+    let mut c = Client::new(tls);
     // The first reply inside TLS answers our EHLO, not the injected commands.
     let ehlo = c.cmd("EHLO client.test").await;
     assert!(
@@ -187,8 +141,8 @@ async fn implicit_tls_listener() {
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
-    let mut c = Line::new(tls);
-    c.reply().await.expect_code(220);
+    let mut c = Client::new(tls);
+    c.read_reply().await.expect_code(220);
     let ehlo = c.cmd("EHLO client.test").await;
     assert!(
         ehlo.text.contains("AUTH PLAIN LOGIN") && !ehlo.text.contains("STARTTLS"),
@@ -213,10 +167,10 @@ async fn a_tls_client_on_the_implicit_port_that_sends_clear_text_is_dropped() {
     })
     .await;
     let addr = w.relay.as_ref().unwrap().submissions_addr.unwrap();
-    let mut c = Line::new(TcpStream::connect(addr).await.unwrap());
-    c.send(b"EHLO plain\r\n").await;
+    let mut c = Client::new(TcpStream::connect(addr).await.unwrap());
+    c.send_raw(b"EHLO plain\r\n").await;
     assert_eq!(
-        c.reply().await.code,
+        c.read_reply().await.code,
         0,
         "no clear-text answer on the TLS port"
     );

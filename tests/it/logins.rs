@@ -2,11 +2,9 @@
 //! a check starts (parallel connections cannot run more checks than the budget), a lockout
 //! reaches connections that were already open, and user names match ignoring case.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn auth_plain_line(user: &str, password: &str) -> String {
     use base64::Engine;

@@ -1,11 +1,9 @@
 //! The client-facing listener over real sockets: AUTH variants and failures, MAIL before AUTH,
 //! sender policy, size and recipient limits, the connection cap and the idle timeout.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use xoauth_relay::config::{BareLineEndings, PasswordCheck, SenderRule};
 
 #[tokio::test]

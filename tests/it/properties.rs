@@ -12,6 +12,7 @@ use xoauth_relay::message::Submitter;
 use xoauth_relay::reply::Reply;
 use xoauth_relay::smtp::sasl;
 use xoauth_relay::smtp::session::{Action, Session, SessionLimits};
+use xoauth_relay::testkit::smtp_client::dot_stuff;
 
 fn limits(bare_line_endings: BareLineEndings) -> SessionLimits {
     SessionLimits {
@@ -57,21 +58,6 @@ fn relay_body(chunks: &[Vec<u8>], policy: BareLineEndings) -> Option<Vec<u8>> {
         }
     }
     got
-}
-
-/// What an RFC 5321 client puts on the wire for `body` (which ends with CRLF or is empty).
-fn dot_stuff(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + 8);
-    let mut line_start = true;
-    for (i, &b) in body.iter().enumerate() {
-        if line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        line_start = b == b'\n' && i > 0 && body[i - 1] == b'\r';
-    }
-    out.extend_from_slice(b".\r\n");
-    out
 }
 
 /// `body` with every CR or LF that is not part of a CRLF replaced by CRLF.

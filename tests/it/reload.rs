@@ -1,10 +1,8 @@
 //! SIGHUP on the built binary: a valid new configuration adds a user without dropping
 //! connections; an invalid one is refused with its problems logged and the old one kept.
 
-mod common;
-
-use common::binary::{RelayProcess, Scratch, config_text, write_ca};
-use common::*;
+use crate::common::binary::{RelayProcess, Scratch, config_text, write_ca};
+use crate::common::*;
 use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, TestPki, init_crypto};
 
 fn user(name: &str, password: &str) -> String {

@@ -1,10 +1,8 @@
 //! Every way the upstream can fail, what the client is told, and what the log explains.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use xoauth_relay::testkit::{Phase, TestPki};
 
 /// A change to the fake upstream's behaviour.

@@ -1,8 +1,6 @@
 //! `xoauth-relay check` against the stand-ins: the checklist, its fixes, and its verdict.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use xoauth_relay::testkit::TokenMode;
 
 async fn checklist(w: &World, send_to: Option<&str>) -> (bool, String) {

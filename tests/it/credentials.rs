@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use xoauth_relay::config::{Config, PasswordCheck, load};
+use xoauth_relay::testkit::env;
 
 /// A fresh directory for one test, under the system temp dir.
 fn scratch_dir(test: &str) -> PathBuf {
@@ -83,11 +84,7 @@ fn missing_credential_reports_the_config_dir_path() {
     std::fs::create_dir_all(&creds).unwrap();
     let config = write_config(&dir);
     std::fs::write(dir.join("user.password"), "pw\n").unwrap();
-    let env: HashMap<String, String> = [(
-        "CREDENTIALS_DIRECTORY".to_string(),
-        creds.display().to_string(),
-    )]
-    .into();
+    let env = env(&[("CREDENTIALS_DIRECTORY", &creds.display().to_string())]);
     let message = match load(&config, &env) {
         Err(e) => e.to_string(),
         Ok(_) => panic!("the secret file exists nowhere"),

@@ -3,13 +3,11 @@
 //! The relay is configured through a real TOML file and an environment override, listens on
 //! port 0, and its bound address is read from its own log line (no fixed ports, no sleeping).
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::binary::{RelayProcess, Scratch, config_text, write_ca};
-use common::*;
+use crate::common::binary::{RelayProcess, Scratch, config_text, write_ca};
+use crate::common::*;
 use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, TestPki, init_crypto};
 
 /// The Python side: every step prints one JSON line the test checks.

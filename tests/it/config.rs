@@ -12,6 +12,7 @@ use xoauth_relay::config::{
     self, Config, ConfigError, PasswordCheck, Problem, SenderRule, load, load_str, resolve_path,
     search_paths,
 };
+use xoauth_relay::testkit::env;
 
 const HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$+ttGNftbK5qlsOrZZlN4pZ3662tamxglmJtZs6203Jo";
@@ -20,13 +21,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/config")
         .join(name)
-}
-
-fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 fn load_ok(name: &str, vars: &[(&str, &str)]) -> Config {

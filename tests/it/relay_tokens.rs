@@ -1,11 +1,9 @@
 //! Tokens as the relay uses them: one request for many sessions, refresh before expiry,
 //! recovery from a revoked token, and each way the token endpoint can fail.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use xoauth_relay::testkit::TokenMode;
 
 #[tokio::test]

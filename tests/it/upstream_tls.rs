@@ -2,12 +2,10 @@
 //! certificate for another host name, or a server that only speaks TLS older than 1.2. And the
 //! TLS client configuration offers nothing below TLS 1.2.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use xoauth_relay::testkit::{FakeUpstream, TestPki};

@@ -1,9 +1,7 @@
 //! Messages through the relay to the stand-in for Microsoft 365: byte-exact bodies, envelopes,
 //! many recipients, all-or-nothing recipients, and the per-account connection cap.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn message_arrives_byte_exact_with_xoauth2_as_the_mailbox() {

@@ -1,11 +1,9 @@
 //! The loopback HTTP endpoints and what they report: readiness transitions, the status
 //! document, metrics after messages, background token refresh, secret-expiry warnings, reloads.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use xoauth_relay::testkit::{Phase, TokenMode};
 
 #[tokio::test]

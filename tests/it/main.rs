@@ -1,0 +1,27 @@
+//! The integration tests, one module per area, in one test binary: every test binary compiles
+//! the shared harness and links the crate and all its dependencies on its own, and separate
+//! binaries run one after another, so one binary builds and runs about a quarter faster than
+//! eighteen. Tests that install a process-global log subscriber (`tests/relay_logs.rs`,
+//! `tests/listener_key.rs`) stay in binaries of their own.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod check;
+mod cli;
+mod config;
+mod credentials;
+mod e2e_smtplib;
+mod health;
+mod logins;
+mod network;
+mod notify;
+mod properties;
+mod relay_delivery;
+mod relay_listener;
+mod relay_tokens;
+mod relay_upstream;
+mod reload;
+mod service;
+mod testkit;
+mod upstream_tls;
