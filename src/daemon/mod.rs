@@ -380,6 +380,8 @@ pub(crate) async fn run(
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    // Before READY=1: a SIGHUP in between would otherwise end the process (its default).
+    let mut hangups = hangup_signals();
     let listener = bind(config.listen.smtp).await?;
     let running = start(&config, listener).await?;
     crate::notify::ready();
@@ -394,7 +396,6 @@ pub(crate) async fn run(
         .map(|a| a.to_string())
         .unwrap_or_else(|| "off".into());
     tracing::info!(smtp = %running.smtp_addr, health = %health, users = config.users.len(), accounts = ?accounts, "xoauth-relay listening");
-    let mut hangups = hangup_signals();
     tokio::pin!(stop_signal);
     loop {
         tokio::select! {
