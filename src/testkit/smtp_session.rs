@@ -519,7 +519,7 @@ impl Session {
         let max = self.shared.script().max_message_size;
         let mut receiver = DataReceiver::new();
         let mut body = Vec::new();
-        // Pitfall P1: the receiver starts mid-line, so a first line of "." or "..x" would not
+        // smtp-proto 0.2.5: the receiver starts mid-line, so a first line of "." or "..x" would not
         // be seen as a line start. Feed it a CRLF first and strip that CRLF at the end.
         receiver.ingest(&mut b"\r\n".iter(), &mut body);
         loop {

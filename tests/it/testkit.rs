@@ -133,7 +133,7 @@ fn builder(ca: CertificateDer<'static>, upstream: &FakeUpstream) -> SmtpClientBu
         .helo_host("relay.test")
         .timeout(Duration::from_secs(10))
         .say_ehlo(false);
-    // Dial the fake's port while verifying the certificate for "localhost" (pitfall P6).
+    // Dial the fake's port while verifying the certificate for "localhost" (mail-send derives the connect address from the TLS name, so both are set).
     b.addr = upstream.addr().to_string();
     b
 }
@@ -575,7 +575,7 @@ async fn bodies_arrive_byte_exact() {
     client.data(&body).await.expect("DATA");
 
     let mut expected = body.clone();
-    expected.extend_from_slice(b"\r\n"); // mail-send's terminator adds the final CRLF (P3)
+    expected.extend_from_slice(b"\r\n"); // mail-send's terminator adds the final CRLF
     assert_eq!(stack.upstream.next_message().await.body, expected);
 }
 
