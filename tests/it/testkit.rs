@@ -133,7 +133,8 @@ fn builder(ca: CertificateDer<'static>, upstream: &FakeUpstream) -> SmtpClientBu
         .helo_host("relay.test")
         .timeout(Duration::from_secs(10))
         .say_ehlo(false);
-    // Dial the fake's port while verifying the certificate for "localhost" (mail-send derives the connect address from the TLS name, so both are set).
+    // Dial the fake's port while verifying the certificate for "localhost": mail-send derives
+    // the connect address from the TLS name, so the address is set after.
     b.addr = upstream.addr().to_string();
     b
 }
