@@ -60,13 +60,7 @@ fn non_empty<'a>(env: &'a HashMap<String, String>, name: &str) -> Option<&'a str
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testkit::env;
 
     #[test]
     fn xdg_config_home_comes_first_then_etc() {
