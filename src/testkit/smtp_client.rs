@@ -151,6 +151,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SmtpClient<S> {
         self.read_reply().await
     }
 
+    /// MAIL FROM `from`, RCPT TO `rcpt`, DATA, expecting
+    /// `250`, `250` and `354`: the client is then inside the message.
+    pub async fn open_data(&mut self, from: &str, rcpt: &str) {
+        self.cmd(&format!("MAIL FROM:<{from}>"))
+            .await
+            .expect_code(250);
+        self.cmd(&format!("RCPT TO:<{rcpt}>"))
+            .await
+            .expect_code(250);
+        self.cmd("DATA").await.expect_code(354);
+    }
+
     /// True when the server closed the connection.
     pub async fn is_closed(&mut self) -> bool {
         let mut line = String::new();

@@ -209,11 +209,7 @@ async fn draining_is_not_ready_while_a_message_finishes() {
         .script(|s| s.delay_at = Some((Phase::DataEnd, Duration::from_secs(20))));
     let health = w.health();
     let mut c = w.logged_in().await;
-    c.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
-        .await
-        .expect_code(250);
-    c.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
-    c.cmd("DATA").await.expect_code(354);
+    c.open_data(MAILBOX, "a@example.net").await;
     c.send_raw(b"Subject: x\r\n\r\nx\r\n.\r\n").await;
     w.upstream.wait_for_connections(1).await;
     let stopping = tokio::spawn(w.relay.take().unwrap().stop());

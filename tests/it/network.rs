@@ -79,11 +79,7 @@ async fn starttls_upgrade_then_auth_and_mail() {
         ehlo.text
     );
     c.cmd(&auth_plain_line()).await.expect_code(235);
-    c.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
-        .await
-        .expect_code(250);
-    c.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
-    c.cmd("DATA").await.expect_code(354);
+    c.open_data(MAILBOX, "a@example.net").await;
     c.send_raw(b"Subject: over TLS\r\n\r\nhello\r\n.\r\n").await;
     c.read_reply().await.expect_code(250);
     assert_eq!(
@@ -299,11 +295,7 @@ async fn an_address_that_keeps_failing_is_locked_out_then_let_back() {
 async fn a_client_trickling_data_is_cut_off() {
     let w = World::start_with(|c| c.limits.min_data_rate = 100).await;
     let mut c = w.logged_in().await;
-    c.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
-        .await
-        .expect_code(250);
-    c.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
-    c.cmd("DATA").await.expect_code(354);
+    c.open_data(MAILBOX, "a@example.net").await;
     let started = tokio::time::Instant::now();
     // A few bytes every 50 seconds: never idle for 5 minutes, but far below 100 octets/s.
     let mut closed_with = None;

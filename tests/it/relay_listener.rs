@@ -169,11 +169,7 @@ async fn shutdown_lets_the_message_in_flight_finish_and_closes_idle_sessions() {
         .script(|s| s.delay_at = Some((xoauth_relay::testkit::Phase::DataEnd, slow)));
     let mut busy = w.logged_in().await;
     let mut idle = w.logged_in().await;
-    busy.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
-        .await
-        .expect_code(250);
-    busy.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
-    busy.cmd("DATA").await.expect_code(354);
+    busy.open_data(MAILBOX, "a@example.net").await;
     busy.send_raw(b"Subject: x\r\n\r\nx\r\n.\r\n").await;
     w.upstream.wait_for_connections(1).await;
     let addr = w.addr();
@@ -286,11 +282,7 @@ async fn addresses_are_relayed_as_sent_or_refused() {
 async fn smuggled_message_never_reaches_the_upstream() {
     let w = World::start().await;
     let mut c = w.logged_in().await;
-    c.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
-        .await
-        .expect_code(250);
-    c.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
-    c.cmd("DATA").await.expect_code(354);
+    c.open_data(MAILBOX, "a@example.net").await;
     let smuggled = format!(
         "Subject: hi\r\n\r\nhello\r\n.\r\r\nMAIL FROM:<{MAILBOX}>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n.\r\n"
     );
@@ -313,11 +305,7 @@ async fn smuggled_message_never_reaches_the_upstream() {
 async fn normalized_bare_line_endings_arrive_as_crlf() {
     let w = World::start_with(|c| c.limits.bare_line_endings = BareLineEndings::Normalize).await;
     let mut c = w.logged_in().await;
-    c.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
-        .await
-        .expect_code(250);
-    c.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
-    c.cmd("DATA").await.expect_code(354);
+    c.open_data(MAILBOX, "a@example.net").await;
     c.send_raw(b"Subject: x\n\nline\n.\nMAIL FROM:<x@y.z>\r\nend\r\n.\r\n")
         .await;
     c.read_reply().await.expect_code(250);
@@ -334,11 +322,7 @@ async fn past_the_grace_period_a_client_mid_message_is_told_421() {
     let grace = Duration::from_secs(10);
     let mut w = World::start_with(|c| c.timeouts.shutdown_grace = grace).await;
     let mut c = w.logged_in().await;
-    c.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
-        .await
-        .expect_code(250);
-    c.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
-    c.cmd("DATA").await.expect_code(354);
+    c.open_data(MAILBOX, "a@example.net").await;
     c.send_raw(b"Subject: half a message\r\n\r\n").await;
     let started = tokio::time::Instant::now();
     let stopping = tokio::spawn(w.relay.take().unwrap().stop());
