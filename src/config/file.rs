@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use super::defaults::*;
 use super::{Limits, Timeouts, TlsMode, values};
 use crate::dates::Day;
 
@@ -37,32 +36,27 @@ pub(crate) struct File {
     pub accounts: BTreeMap<String, AccountFile>,
 }
 
-/// `[listen]`.
-#[derive(Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct ListenFile {
-    #[serde(deserialize_with = "values::socket_address")]
-    pub smtp: SocketAddr,
-    pub smtp_tls: TlsMode,
-    #[serde(deserialize_with = "values::optional_socket_address")]
-    pub submissions: Option<SocketAddr>,
-    pub tls_cert: Option<String>,
-    pub tls_key: Option<String>,
-    #[serde(deserialize_with = "values::optional_socket_address")]
-    pub health: Option<SocketAddr>,
-}
+/// Loopback by default: a network address needs TLS and a decision by the operator.
+pub const DEFAULT_SMTP_LISTEN: &str = "127.0.0.1:2525";
+/// Loopback only: `/status` tells anyone who can reach it which mailboxes exist.
+pub const DEFAULT_HEALTH_LISTEN: &str = "127.0.0.1:8025";
+pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+/// The Exchange Online resource for SMTP/IMAP/POP client credentials (Microsoft Learn,
+/// "Authenticate an IMAP, POP or SMTP connection using OAuth").
+pub const DEFAULT_SCOPE: &str = "https://outlook.office365.com/.default";
+pub const DEFAULT_SMTP_HOST: &str = "smtp.office365.com";
 
-impl Default for ListenFile {
-    fn default() -> Self {
-        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
-        Self {
-            smtp: DEFAULT_SMTP_LISTEN.parse().unwrap_or(loopback(2525)),
-            smtp_tls: TlsMode::None,
-            submissions: None,
-            tls_cert: None,
-            tls_key: None,
-            health: DEFAULT_HEALTH_LISTEN.parse().ok(),
-        }
+settings! {
+    /// `[listen]`.
+    pub(crate) struct ListenFile {
+        smtp: SocketAddr = DEFAULT_SMTP_LISTEN.parse().unwrap_or(([127, 0, 0, 1], 2525).into())
+            => "values::socket_address";
+        smtp_tls: TlsMode = TlsMode::None;
+        submissions: Option<SocketAddr> = None => "values::optional_socket_address";
+        tls_cert: Option<String> = None;
+        tls_key: Option<String> = None;
+        health: Option<SocketAddr> = DEFAULT_HEALTH_LISTEN.parse().ok()
+            => "values::optional_socket_address";
     }
 }
 
@@ -82,50 +76,34 @@ pub(crate) struct UserFile {
     pub networks: Option<Vec<String>>,
 }
 
-/// One `[accounts.NAME]` table.
-#[derive(Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct AccountFile {
-    pub mailbox: Option<String>,
-    pub tenant: Option<String>,
-    pub client_id: Option<String>,
-    pub client_secret: Option<String>,
-    pub client_secret_file: Option<String>,
-    pub client_secret_env: Option<String>,
-    pub authority: String,
-    /// Without it, made from `authority` and `tenant`.
-    pub token_url: Option<String>,
-    pub scope: String,
-    pub smtp_host: String,
-    #[serde(deserialize_with = "values::port")]
-    pub smtp_port: u16,
-    pub ca_file: Option<String>,
-    #[serde(deserialize_with = "values::count")]
-    pub max_connections: usize,
-    #[serde(deserialize_with = "values::day")]
-    pub client_secret_expires: Option<Day>,
-    #[serde(deserialize_with = "values::warn_days")]
-    pub client_secret_warn_days: u32,
-}
-
-impl Default for AccountFile {
-    fn default() -> Self {
-        Self {
-            mailbox: None,
-            tenant: None,
-            client_id: None,
-            client_secret: None,
-            client_secret_file: None,
-            client_secret_env: None,
-            authority: DEFAULT_AUTHORITY.to_owned(),
-            token_url: None,
-            scope: DEFAULT_SCOPE.to_owned(),
-            smtp_host: DEFAULT_SMTP_HOST.to_owned(),
-            smtp_port: DEFAULT_SMTP_PORT,
-            ca_file: None,
-            max_connections: DEFAULT_ACCOUNT_MAX_CONNECTIONS,
-            client_secret_expires: None,
-            client_secret_warn_days: DEFAULT_SECRET_WARN_DAYS,
-        }
+settings! {
+    /// One `[accounts.NAME]` table: the keys checked together with others (in `load/accounts`),
+    /// then those of [`AccountSettings`].
+    pub(crate) struct AccountFile {
+        mailbox: Option<String> = None;
+        tenant: Option<String> = None;
+        client_id: Option<String> = None;
+        client_secret: Option<String> = None;
+        client_secret_file: Option<String> = None;
+        client_secret_env: Option<String> = None;
+        authority: String = DEFAULT_AUTHORITY.to_owned();
+        /// Without it, made from `authority` and `tenant`.
+        token_url: Option<String> = None;
+        ca_file: Option<String> = None;
+    }
+    /// The keys of an account that need nothing but their reader: a new one is a line here.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    with pub struct AccountSettings {
+        scope: String = DEFAULT_SCOPE.to_owned();
+        smtp_host: String = DEFAULT_SMTP_HOST.to_owned();
+        smtp_port: u16 = 587 => "values::port", const DEFAULT_SMTP_PORT;
+        /// Concurrent upstream SMTP sessions for this account.
+        // Exchange Online allows 3 concurrent submissions per mailbox; a 4th gets `432 4.3.2`.
+        max_connections: usize = 3 => "values::count", const DEFAULT_ACCOUNT_MAX_CONNECTIONS;
+        /// When the client secret expires (`client_secret_expires`), if the operator said.
+        client_secret_expires: Option<Day> = None => "values::day";
+        /// Days before that expiry from which a warning is logged daily and shown in `/status`.
+        // A month is enough to get a new secret through most change processes.
+        client_secret_warn_days: u32 = 30 => "values::warn_days", const DEFAULT_SECRET_WARN_DAYS;
     }
 }

@@ -1,12 +1,13 @@
 //! The validated, typed configuration the rest of the crate runs on.
 //!
 //! Loading (TOML file + `XOAUTH_RELAY__…` environment overrides, every problem reported at once)
-//! lives in `load`. `[limits]` and `[timeouts]` are read straight into the types here, each leaf
-//! through its reader in `values`; the sections that need more than one key to make a value are
-//! read into `file` first. Everything here is already checked: a `Config` value can be used
+//! lives in `load`. `[limits]` and `[timeouts]` are read straight into the types here, declared
+//! with `settings!` (each key once: doc, default, reader in `values`); the sections that need
+//! more than one key to make a value are read into `file` first. Everything here is already checked: a `Config` value can be used
 //! without further validation, and tests build one in code.
 
-mod defaults;
+#[macro_use]
+mod settings;
 mod file;
 mod load;
 mod values;
@@ -18,11 +19,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
-use serde::Deserialize;
 
 use crate::secret::Secret;
 
-pub use defaults::*;
+pub use file::{
+    AccountSettings, DEFAULT_ACCOUNT_MAX_CONNECTIONS, DEFAULT_AUTHORITY, DEFAULT_HEALTH_LISTEN,
+    DEFAULT_SCOPE, DEFAULT_SECRET_WARN_DAYS, DEFAULT_SMTP_HOST, DEFAULT_SMTP_LISTEN,
+    DEFAULT_SMTP_PORT,
+};
 pub use load::{ConfigError, Problem, load, load_str, resolve_path, search_paths};
 
 /// The whole relay configuration.
@@ -131,89 +135,109 @@ impl std::fmt::Display for Network {
     }
 }
 
-/// `[limits]`: bounds on what one client may make the relay hold or do.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// Largest message accepted, in octets (advertised as SIZE).
-    #[serde(deserialize_with = "values::size")]
-    pub max_message_size: usize,
-    /// Recipients per message; the next RCPT gets `452 4.5.3`.
-    #[serde(deserialize_with = "values::count")]
-    pub max_recipients: usize,
-    /// Longest command line, CRLF included.
-    #[serde(deserialize_with = "values::line_length")]
-    pub max_line_length: usize,
-    /// What a bare CR or LF in a message means.
-    pub bare_line_endings: BareLineEndings,
-    /// Concurrent client connections; the next one gets `421 4.7.0`.
-    #[serde(deserialize_with = "values::count")]
-    pub max_connections: usize,
-    /// Failed AUTH attempts before the connection is closed.
-    #[serde(deserialize_with = "values::count")]
-    pub max_auth_failures: u32,
-    /// Delay before answering the first failed AUTH; it doubles with each further failure.
-    #[serde(deserialize_with = "values::duration")]
-    pub auth_failure_delay: Duration,
-    /// Concurrent connections from one client address.
-    #[serde(deserialize_with = "values::count")]
-    pub max_connections_per_ip: usize,
-    /// Failed AUTH attempts from one address (within `auth_lockout`) before it is locked out.
-    #[serde(deserialize_with = "values::count")]
-    pub auth_failures_per_ip: u32,
-    /// How long a locked-out address is refused (`421 4.7.0`), and the window failures count in.
-    #[serde(deserialize_with = "values::duration")]
-    pub auth_lockout: Duration,
-    /// Longest a connection may last, whatever it does.
-    #[serde(deserialize_with = "values::duration")]
-    pub session_lifetime: Duration,
-    /// How long after connecting a client has to log in (`421 4.7.0` after it); not extended
-    /// by commands. Clients trusted by network address count as logged in.
-    #[serde(deserialize_with = "values::duration")]
-    pub login_timeout: Duration,
-    /// Slowest a client may send message data, in octets per second (measured per minute).
-    #[serde(deserialize_with = "values::size")]
-    pub min_data_rate: usize,
-    /// Bad commands (unknown, syntax errors, out of sequence) before the connection is closed.
-    #[serde(deserialize_with = "values::count")]
-    pub max_errors: u32,
+settings! {
+    /// `[limits]`: bounds on what one client may make the relay hold or do.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Limits {
+        /// Largest message accepted, in octets (advertised as SIZE).
+        // Exchange Online's default mailbox send limit (35 MB, counted in MiB as Exchange does).
+        max_message_size: usize = 35 * 1024 * 1024 => "values::size",
+            const DEFAULT_MAX_MESSAGE_SIZE;
+        /// Recipients per message; the next RCPT gets `452 4.5.3`.
+        // Exchange Online's default recipient limit per message.
+        max_recipients: usize = 500 => "values::count", const DEFAULT_MAX_RECIPIENTS;
+        /// Longest command line, CRLF included.
+        // smtp-proto's own cap; RFC 5321 asks for at least 512 and clients with many MAIL
+        // parameters exceed that.
+        max_line_length: usize = 4096 => "values::line_length", const DEFAULT_MAX_LINE_LENGTH;
+        /// What a bare CR or LF in a message means.
+        bare_line_endings: BareLineEndings = BareLineEndings::Reject;
+        /// Concurrent client connections; the next one gets `421 4.7.0`.
+        // A small host rarely has more than a few clients; this bounds memory and file descriptors.
+        max_connections: usize = 100 => "values::count", const DEFAULT_MAX_CONNECTIONS;
+        /// Failed AUTH attempts before the connection is closed.
+        // Three tries cover a typo; more only helps someone guessing.
+        max_auth_failures: u32 = 3 => "values::count", const DEFAULT_MAX_AUTH_FAILURES;
+        /// Delay before answering the first failed AUTH; it doubles with each further failure.
+        auth_failure_delay: Duration = seconds(1) => "values::duration",
+            const DEFAULT_AUTH_FAILURE_DELAY;
+        /// Concurrent connections from one client address.
+        // A busy office printer opens a few connections; twenty from one address is an attack
+        // or a bug.
+        max_connections_per_ip: usize = 20 => "values::count";
+        /// Failed AUTH attempts from one address (within `auth_lockout`) before it is locked out.
+        // Ten wrong passwords from one address in the lockout window is guessing, not typing.
+        auth_failures_per_ip: u32 = 10 => "values::count";
+        /// How long a locked-out address is refused (`421 4.7.0`), and the window failures
+        /// count in.
+        auth_lockout: Duration = minutes(15) => "values::duration";
+        /// Longest a connection may last, whatever it does.
+        // Long enough for a 35 MB message on a slow line, short enough that a slot is not held
+        // forever.
+        session_lifetime: Duration = minutes(60) => "values::duration";
+        /// How long after connecting a client has to log in (`421 4.7.0` after it); not extended
+        /// by commands. Clients trusted by network address count as logged in.
+        // A program logs in within a second; a person typing into telnet within a minute.
+        // Longer only lets idle connections hold slots.
+        login_timeout: Duration = minutes(1) => "values::duration", const DEFAULT_LOGIN_TIMEOUT;
+        /// Slowest a client may send message data, in octets per second (measured per minute).
+        // 1 KiB/s: a 35 MB message at this rate takes 10 hours, so any real client is far
+        // faster; a slowloris client that trickles bytes is not.
+        min_data_rate: usize = 1024 => "values::size";
+        /// Bad commands (unknown, syntax errors, out of sequence) before the connection is closed.
+        // Clients make the odd mistake; twenty in one session is a scanner or a broken program.
+        max_errors: u32 = 20 => "values::count";
+    }
 }
 
-/// `[timeouts]`: every network wait has one of these deadlines.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Timeouts {
-    /// Waiting for the client's next command (`421 4.4.2` after it).
-    #[serde(deserialize_with = "values::duration")]
-    pub idle: Duration,
-    #[serde(deserialize_with = "values::duration")]
-    pub upstream_connect: Duration,
-    /// Upstream 220 greeting, and the TLS handshake.
-    #[serde(deserialize_with = "values::duration")]
-    pub upstream_greeting: Duration,
-    /// EHLO, STARTTLS, AUTH, MAIL, RCPT, RSET, QUIT.
-    #[serde(deserialize_with = "values::duration")]
-    pub upstream_command: Duration,
-    /// DATA until `354`.
-    #[serde(deserialize_with = "values::duration")]
-    pub upstream_data_start: Duration,
-    /// Writing the message body.
-    #[serde(deserialize_with = "values::duration")]
-    pub upstream_data_block: Duration,
-    /// After the final dot, until the upstream's verdict.
-    #[serde(deserialize_with = "values::duration")]
-    pub upstream_data_end: Duration,
-    /// How long a message waits for a free upstream connection slot of its account.
-    #[serde(deserialize_with = "values::duration")]
-    pub upstream_slot_wait: Duration,
-    #[serde(deserialize_with = "values::duration")]
-    pub token_connect: Duration,
-    /// The whole token request, connect included.
-    #[serde(deserialize_with = "values::duration")]
-    pub token_total: Duration,
-    /// On SIGTERM: how long transactions in flight may take to finish.
-    #[serde(deserialize_with = "values::duration")]
-    pub shutdown_grace: Duration,
+settings! {
+    /// `[timeouts]`: every network wait has one of these deadlines.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Timeouts {
+        /// Waiting for the client's next command (`421 4.4.2` after it).
+        // RFC 5321 §4.5.3.2.7: a server should wait at least 5 minutes for the next command.
+        idle: Duration = minutes(5) => "values::duration", const DEFAULT_IDLE_TIMEOUT;
+        upstream_connect: Duration = seconds(30) => "values::duration",
+            const DEFAULT_UPSTREAM_CONNECT;
+        /// Upstream 220 greeting, and the TLS handshake.
+        // RFC 5321 §4.5.3.2.1: initial 220 message, 5 minutes.
+        upstream_greeting: Duration = minutes(5) => "values::duration",
+            const DEFAULT_UPSTREAM_GREETING;
+        /// EHLO, STARTTLS, AUTH, MAIL, RCPT, RSET, QUIT.
+        // RFC 5321 §4.5.3.2.2–3: MAIL and RCPT, 5 minutes.
+        upstream_command: Duration = minutes(5) => "values::duration",
+            const DEFAULT_UPSTREAM_COMMAND;
+        /// DATA until `354`.
+        // RFC 5321 §4.5.3.2.4: DATA initiation, 2 minutes.
+        upstream_data_start: Duration = minutes(2) => "values::duration",
+            const DEFAULT_UPSTREAM_DATA_START;
+        /// Writing the message body.
+        // RFC 5321 §4.5.3.2.5: data block, 3 minutes.
+        upstream_data_block: Duration = minutes(3) => "values::duration",
+            const DEFAULT_UPSTREAM_DATA_BLOCK;
+        /// After the final dot, until the upstream's verdict.
+        // RFC 5321 §4.5.3.2.6: DATA termination, 10 minutes (shorter risks duplicates).
+        upstream_data_end: Duration = minutes(10) => "values::duration",
+            const DEFAULT_UPSTREAM_DATA_END;
+        /// How long a message waits for a free upstream connection slot of its account.
+        // Long enough to ride out a burst through 3 connections, short enough for a client to
+        // retry.
+        upstream_slot_wait: Duration = minutes(1) => "values::duration",
+            const DEFAULT_UPSTREAM_SLOT_WAIT;
+        token_connect: Duration = seconds(10) => "values::duration", const DEFAULT_TOKEN_CONNECT;
+        /// The whole token request, connect included.
+        token_total: Duration = seconds(30) => "values::duration", const DEFAULT_TOKEN_TOTAL;
+        /// On SIGTERM: how long transactions in flight may take to finish.
+        shutdown_grace: Duration = seconds(30) => "values::duration", const DEFAULT_SHUTDOWN_GRACE;
+    }
+}
+
+const fn seconds(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+const fn minutes(n: u64) -> Duration {
+    Duration::from_secs(n * 60)
 }
 
 /// A local SMTP AUTH identity, or a device trusted by its network address.
@@ -279,17 +303,25 @@ pub struct Account {
     pub client_secret: Secret<String>,
     pub authority: String,
     pub token_url: String,
-    pub scope: String,
-    pub smtp_host: String,
-    pub smtp_port: u16,
     /// Where `extra_roots` came from, for messages.
     pub ca_file: Option<PathBuf>,
     /// Trust anchors added to the built-in roots for both the token endpoint and SMTP.
     pub extra_roots: Vec<CertificateDer<'static>>,
-    /// Concurrent upstream SMTP sessions for this account.
-    pub max_connections: usize,
-    /// When the client secret expires (`client_secret_expires`), if the operator said.
-    pub client_secret_expires: Option<crate::dates::Day>,
-    /// Days before that expiry from which a warning is logged daily and shown in `/status`.
-    pub client_secret_warn_days: u32,
+    /// The keys read as they are; `account.smtp_port` reaches them through `Deref`.
+    pub settings: AccountSettings,
+}
+
+/// An account is used as its settings wherever one of them is needed; they are kept apart only
+/// so that a new one is declared once (in `file`).
+impl std::ops::Deref for Account {
+    type Target = AccountSettings;
+    fn deref(&self) -> &AccountSettings {
+        &self.settings
+    }
+}
+
+impl std::ops::DerefMut for Account {
+    fn deref_mut(&mut self) -> &mut AccountSettings {
+        &mut self.settings
+    }
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::{FakeTokenEndpoint, FakeUpstream, TestPki};
 use crate::config::{
-    Account, Config, DEFAULT_ACCOUNT_MAX_CONNECTIONS, DEFAULT_SCOPE, DEFAULT_SECRET_WARN_DAYS,
-    Limits, Listen, PasswordCheck, SenderRule, Timeouts, TlsMode, User,
+    Account, AccountSettings, Config, Limits, Listen, PasswordCheck, SenderRule, Timeouts, TlsMode,
+    User,
 };
 use crate::secret::Secret;
 
@@ -41,14 +41,13 @@ pub fn relay_config(
         client_secret: Secret::new(who.client_secret.into()),
         authority: format!("https://{}", tokens.addr()),
         token_url: tokens.url(who.tenant),
-        scope: DEFAULT_SCOPE.into(),
-        smtp_host: "127.0.0.1".into(),
-        smtp_port: upstream.port(),
         ca_file: None,
         extra_roots: vec![pki.ca_der()],
-        max_connections: DEFAULT_ACCOUNT_MAX_CONNECTIONS,
-        client_secret_expires: None,
-        client_secret_warn_days: DEFAULT_SECRET_WARN_DAYS,
+        settings: AccountSettings {
+            smtp_host: "127.0.0.1".into(),
+            smtp_port: upstream.port(),
+            ..AccountSettings::default()
+        },
     };
     let user = User {
         name: who.user.into(),
@@ -86,13 +85,8 @@ pub fn example_account() -> Account {
         authority: crate::config::DEFAULT_AUTHORITY.into(),
         token_url: "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
             .into(),
-        scope: DEFAULT_SCOPE.into(),
-        smtp_host: crate::config::DEFAULT_SMTP_HOST.into(),
-        smtp_port: crate::config::DEFAULT_SMTP_PORT,
         ca_file: None,
         extra_roots: Vec::new(),
-        max_connections: DEFAULT_ACCOUNT_MAX_CONNECTIONS,
-        client_secret_expires: None,
-        client_secret_warn_days: DEFAULT_SECRET_WARN_DAYS,
+        settings: AccountSettings::default(),
     }
 }

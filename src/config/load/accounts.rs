@@ -8,7 +8,7 @@ use super::check::{Context, Problems};
 use super::syntax::{address_problem, is_domain, is_guid};
 use super::{roots, secrets};
 use crate::config::Account;
-use crate::config::defaults::*;
+use crate::config::DEFAULT_SCOPE;
 use crate::config::file::AccountFile;
 use crate::secret::Secret;
 
@@ -41,6 +41,8 @@ fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &AccountFile) -> Ac
         Some(url) => https_url(p, &key("token_url"), url),
         None => format!("{authority}/{tenant}/oauth2/v2.0/token"),
     };
+    scope(p, &key("scope"), &raw.scope);
+    smtp_host(p, &key("smtp_host"), &raw.smtp_host);
     let (ca_file, extra_roots) = roots::extra_roots(p, ctx, &key("ca_file"), raw.ca_file.as_ref());
     Account {
         name: name.to_owned(),
@@ -50,14 +52,9 @@ fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &AccountFile) -> Ac
         client_secret: client_secret(p, ctx, &table, raw).unwrap_or_default(),
         authority,
         token_url,
-        scope: scope(p, &key("scope"), &raw.scope),
-        smtp_host: smtp_host(p, &key("smtp_host"), &raw.smtp_host),
-        smtp_port: raw.smtp_port,
         ca_file,
         extra_roots,
-        max_connections: raw.max_connections,
-        client_secret_expires: raw.client_secret_expires,
-        client_secret_warn_days: raw.client_secret_warn_days,
+        settings: raw.settings(),
     }
 }
 
@@ -173,22 +170,20 @@ fn https_url(p: &mut Problems, key: &str, text: &str) -> String {
     text.trim().to_owned()
 }
 
-fn smtp_host(p: &mut Problems, key: &str, host: &str) -> String {
+fn smtp_host(p: &mut Problems, key: &str, host: &str) {
     if !is_domain(host) && host.parse::<std::net::IpAddr>().is_err() {
         p.push(
             key,
             format!("{host:?} is not a host name such as smtp.office365.com"),
         );
     }
-    host.to_owned()
 }
 
-fn scope(p: &mut Problems, key: &str, scope: &str) -> String {
+fn scope(p: &mut Problems, key: &str, scope: &str) {
     if scope.trim().is_empty() {
         p.push(
             key,
             format!("is empty; remove it to use the default {DEFAULT_SCOPE}"),
         );
     }
-    scope.to_owned()
 }
