@@ -26,6 +26,7 @@ pub(crate) const SECTIONS: &[&str] = &[
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct File {
     /// Name used in our greeting and in EHLO towards the upstream.
+    #[serde(deserialize_with = "values::hostname")]
     pub hostname: Option<String>,
     /// Where the relay keeps what it generates (the self-signed listener certificate).
     pub state_dir: Option<String>,
@@ -64,6 +65,7 @@ settings! {
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct UserFile {
+    #[serde(deserialize_with = "values::user_name")]
     pub name: Option<String>,
     pub password_hash: Option<String>,
     pub password: Option<String>,
@@ -80,22 +82,22 @@ settings! {
     /// One `[accounts.NAME]` table: the keys checked together with others (in `load/accounts`),
     /// then those of [`AccountSettings`].
     pub(crate) struct AccountFile {
-        mailbox: Option<String> = None;
-        tenant: Option<String> = None;
-        client_id: Option<String> = None;
+        mailbox: Option<String> = None => "values::mailbox";
+        tenant: Option<String> = None => "values::tenant";
+        client_id: Option<String> = None => "values::client_id";
         client_secret: Option<String> = None;
         client_secret_file: Option<String> = None;
         client_secret_env: Option<String> = None;
-        authority: String = DEFAULT_AUTHORITY.to_owned();
+        authority: String = DEFAULT_AUTHORITY.to_owned() => "values::authority";
         /// Without it, made from `authority` and `tenant`.
-        token_url: Option<String> = None;
+        token_url: Option<String> = None => "values::optional_https_url";
         ca_file: Option<String> = None;
     }
     /// The keys of an account that need nothing but their reader: a new one is a line here.
     #[derive(Debug, Clone, PartialEq, Eq)]
     with pub struct AccountSettings {
-        scope: String = DEFAULT_SCOPE.to_owned();
-        smtp_host: String = DEFAULT_SMTP_HOST.to_owned();
+        scope: String = DEFAULT_SCOPE.to_owned() => "values::scope";
+        smtp_host: String = DEFAULT_SMTP_HOST.to_owned() => "values::smtp_host";
         smtp_port: u16 = 587 => "values::port", const DEFAULT_SMTP_PORT;
         /// Concurrent upstream SMTP sessions for this account.
         // Exchange Online allows 3 concurrent submissions per mailbox; a 4th gets `432 4.3.2`.

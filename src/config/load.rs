@@ -16,7 +16,6 @@ mod paths;
 mod roots;
 mod secrets;
 mod source;
-mod syntax;
 mod users;
 
 use std::collections::{BTreeMap, HashMap};
@@ -107,7 +106,7 @@ fn section_rank(key: &str) -> usize {
 /// The typed config, with stand-ins wherever a problem was recorded (then it is discarded).
 fn build(p: &mut Problems, ctx: &Context, file: &File) -> Config {
     let mut warnings = Vec::new();
-    let hostname = listen::hostname(p, file.hostname.as_ref());
+    let hostname = listen::hostname(file.hostname.as_ref());
     let listen = listen::listen(p, ctx, &file.listen, &mut warnings);
     let state_dir = listen::state_dir(ctx, file.state_dir.as_ref());
     if listen.uses_tls() && listen.tls_files.is_none() && state_dir.is_none() {

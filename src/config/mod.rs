@@ -10,6 +10,7 @@
 mod settings;
 mod file;
 mod load;
+mod syntax;
 mod values;
 
 use std::collections::BTreeMap;

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
 
-use super::{BareLineEndings, TlsMode};
+use super::syntax::{address_problem, is_domain, is_guid};
+use super::{BareLineEndings, DEFAULT_SCOPE, TlsMode};
 use crate::dates::Day;
 
 /// RFC 5321 §4.5.3.1.4: a server must accept command lines of 512 octets.
@@ -177,6 +178,139 @@ pub fn day<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Day>, D::Error> {
              column in Entra)"
         ))),
     }
+}
+
+/// A string that `check` accepts (or refuses with a message ready to follow the key).
+fn text<'de, D: Deserializer<'de>, T>(
+    d: D,
+    check: impl FnOnce(String) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    check(String::deserialize(d)?).map_err(D::Error::custom)
+}
+
+/// A blank value passes, for the check of required keys to call it empty.
+fn unless_blank<'de, D: Deserializer<'de>>(
+    d: D,
+    problem: impl FnOnce(&str) -> Option<String>,
+) -> Result<Option<String>, D::Error> {
+    text(d, |text| match problem(&text) {
+        Some(message) if !text.trim().is_empty() => Err(message),
+        _ => Ok(Some(text)),
+    })
+}
+
+/// `hostname`, our name in the greeting and in EHLO.
+pub fn hostname<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    text(d, |name| match is_domain(&name) {
+        true => Ok(Some(name)),
+        false => Err(format!(
+            "{name:?} is not a host name such as relay.example.com"
+        )),
+    })
+}
+
+pub fn smtp_host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    text(d, |host| {
+        match is_domain(&host) || host.parse::<std::net::IpAddr>().is_ok() {
+            true => Ok(host),
+            false => Err(format!(
+                "{host:?} is not a host name such as smtp.office365.com"
+            )),
+        }
+    })
+}
+
+pub fn scope<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    text(d, |scope| match scope.trim().is_empty() {
+        true => Err(format!(
+            "is empty; remove it to use the default {DEFAULT_SCOPE}"
+        )),
+        false => Ok(scope),
+    })
+}
+
+/// Tokens and client secrets travel to this URL, so it must be https.
+pub fn https_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    text(d, |text| {
+        let url = reqwest::Url::parse(text.trim());
+        match url
+            .is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()))
+        {
+            true => Ok(text.trim().to_owned()),
+            false => Err(format!(
+                "{text:?} is not an https:// URL; the client secret is sent there, so plain http is refused"
+            )),
+        }
+    })
+}
+
+/// `authority`, without a trailing `/` (the token URL is made from it).
+pub fn authority<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    https_url(d).map(|url| url.trim_end_matches('/').to_owned())
+}
+
+pub fn optional_https_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    https_url(d).map(Some)
+}
+
+/// What to put in `mailbox`, also when it is missing.
+pub const MAILBOX: &str =
+    "set the address of the Exchange mailbox to send as, such as sender@contoso.com";
+
+pub fn mailbox<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    unless_blank(d, |mailbox| {
+        let problem = address_problem(mailbox)?;
+        Some(format!(
+            "{mailbox:?} is not a valid e-mail address: {problem}"
+        ))
+    })
+}
+
+/// What to put in `tenant`, also when it is missing.
+pub const TENANT: &str = "set the directory (tenant) ID, a GUID, or a verified domain such as \
+                          contoso.onmicrosoft.com";
+
+/// Tenant aliases for multi-tenant sign-in; client credentials need the real tenant there
+/// (Entra answers AADSTS9001023 otherwise).
+const ALIASES: &[&str] = &["common", "consumers", "organizations"];
+
+/// A tenant goes into the token URL path: a GUID or a domain, nothing else.
+pub fn tenant<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    unless_blank(d, |tenant| {
+        if ALIASES.contains(&tenant.to_ascii_lowercase().as_str()) {
+            Some(format!(
+                "{tenant:?} is a multi-tenant alias, where client credentials do not \
+                 work (AADSTS9001023); {TENANT}"
+            ))
+        } else if is_guid(tenant) || (is_domain(tenant) && tenant.contains('.')) {
+            None
+        } else {
+            Some(format!(
+                "{tenant:?} is neither a GUID nor a domain name; {TENANT}"
+            ))
+        }
+    })
+}
+
+/// What to put in `client_id`, also when it is missing.
+pub const CLIENT_ID: &str = "set the Application (client) ID of the app registration (Entra \
+     admin center → App registrations → Overview), a GUID such as \
+     00000000-0000-0000-0000-000000000000";
+
+/// The value is not echoed: a client secret pasted here by mistake must not reach a log.
+pub fn client_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let id = unless_blank(d, |id| {
+        (!is_guid(id.trim())).then(|| format!("is not a GUID; {CLIENT_ID}"))
+    })?;
+    Ok(id.map(|id| id.trim().to_owned()))
+}
+
+/// The AUTH user name: any text a client can send, e-mail addresses included.
+pub fn user_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    unless_blank(d, |name| {
+        let control = name.chars().any(char::is_control);
+        control.then(|| "contains control characters, which SMTP AUTH cannot carry".to_owned())
+    })
 }
 
 /// A list of strings: a TOML array, or one string of comma-separated items (the only way to
@@ -430,6 +564,38 @@ mod tests {
             Some(BareLineEndings::Normalize)
         );
         assert!(message(TlsMode::deserialize(text("ssl"))).contains("is not one of"));
+    }
+
+    #[test]
+    fn single_key_checks_refuse_with_the_key_and_pass_blanks_on() {
+        assert_eq!(
+            smtp_host(text("10.0.0.1")).ok().as_deref(),
+            Some("10.0.0.1")
+        );
+        assert!(message(smtp_host(text("smtp host"))).contains("is not a host name"));
+        assert!(message(scope(text(" "))).starts_with("is empty; remove it"));
+        assert_eq!(
+            authority(text(" https://a.example/ ")).ok().as_deref(),
+            Some("https://a.example")
+        );
+        let url = optional_https_url(text("https://a.example/t/"));
+        assert_eq!(url.ok().flatten().as_deref(), Some("https://a.example/t/"));
+        assert!(message(hostname(text("a b"))).contains("is not a host name"));
+        assert!(message(user_name(text("a\u{7}b"))).contains("control characters"));
+        assert_eq!(user_name(text("\t")).ok().flatten().as_deref(), Some("\t"));
+        assert_eq!(mailbox(text(" ")).ok().flatten().as_deref(), Some(" "));
+        assert_eq!(
+            client_id(text(" 00000000-0000-0000-0000-000000000000 "))
+                .ok()
+                .flatten()
+                .as_deref(),
+            Some("00000000-0000-0000-0000-000000000000")
+        );
+        let secret = "hunter2~not-a-guid";
+        let refused = message(client_id(text(secret)));
+        assert!(refused.starts_with("is not a GUID") && !refused.contains(secret));
+        assert!(message(tenant(text("Common"))).contains("multi-tenant alias"));
+        assert!(message(tenant(text("contoso"))).contains("neither a GUID nor a domain"));
     }
 
     #[test]

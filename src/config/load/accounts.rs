@@ -5,16 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::check::{Context, Problems};
-use super::syntax::{address_problem, is_domain, is_guid};
 use super::{roots, secrets};
 use crate::config::Account;
-use crate::config::DEFAULT_SCOPE;
 use crate::config::file::AccountFile;
+use crate::config::values;
 use crate::secret::Secret;
-
-/// Tenant aliases for multi-tenant sign-in; client credentials need the real tenant there
-/// (Entra answers AADSTS9001023 otherwise).
-const ALIASES: &[&str] = &["common", "consumers", "organizations"];
 
 pub fn accounts(
     p: &mut Problems,
@@ -33,22 +28,21 @@ fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &AccountFile) -> Ac
     let table = format!("accounts.{name}");
     check_name(p, &table, name);
     let key = |field: &str| format!("{table}.{field}");
-    let tenant = tenant(p, &key("tenant"), raw.tenant.as_ref());
-    let authority = https_url(p, &key("authority"), &raw.authority)
-        .trim_end_matches('/')
-        .to_owned();
+    let mut required = |field, value, missing| p.required(&key(field), value, missing);
+    let mailbox = required("mailbox", raw.mailbox.as_ref(), values::MAILBOX);
+    let tenant = required("tenant", raw.tenant.as_ref(), values::TENANT).unwrap_or_default();
+    let client_id = required("client_id", raw.client_id.as_ref(), values::CLIENT_ID);
+    let authority = raw.authority.clone();
     let token_url = match &raw.token_url {
-        Some(url) => https_url(p, &key("token_url"), url),
+        Some(url) => url.clone(),
         None => format!("{authority}/{tenant}/oauth2/v2.0/token"),
     };
-    scope(p, &key("scope"), &raw.scope);
-    smtp_host(p, &key("smtp_host"), &raw.smtp_host);
     let (ca_file, extra_roots) = roots::extra_roots(p, ctx, &key("ca_file"), raw.ca_file.as_ref());
     Account {
         name: name.to_owned(),
-        mailbox: mailbox(p, &key("mailbox"), raw.mailbox.as_ref()),
+        mailbox: mailbox.unwrap_or_default(),
         tenant,
-        client_id: client_id(p, &key("client_id"), raw.client_id.as_ref()),
+        client_id: client_id.unwrap_or_default(),
         client_secret: client_secret(p, ctx, &table, raw).unwrap_or_default(),
         authority,
         token_url,
@@ -97,54 +91,6 @@ fn suggest_name(name: &str) -> String {
     }
 }
 
-fn mailbox(p: &mut Problems, key: &str, value: Option<&String>) -> String {
-    let missing = "set the address of the Exchange mailbox to send as, such as sender@contoso.com";
-    let mailbox = p.required(key, value, missing).unwrap_or_default();
-    if !mailbox.is_empty()
-        && let Some(problem) = address_problem(&mailbox)
-    {
-        p.push(
-            key,
-            format!("{mailbox:?} is not a valid e-mail address: {problem}"),
-        );
-    }
-    mailbox
-}
-
-fn tenant(p: &mut Problems, key: &str, value: Option<&String>) -> String {
-    let missing = "set the directory (tenant) ID, a GUID, or a verified domain such as contoso.onmicrosoft.com";
-    let tenant = p.required(key, value, missing).unwrap_or_default();
-    if ALIASES.contains(&tenant.to_ascii_lowercase().as_str()) {
-        let message = format!(
-            "{tenant:?} is a multi-tenant alias, where client credentials do not work \
-             (AADSTS9001023); {missing}"
-        );
-        p.push(key, message);
-    } else if !tenant.is_empty() && !is_tenant_shape(&tenant) {
-        p.push(
-            key,
-            format!("{tenant:?} is neither a GUID nor a domain name; {missing}"),
-        );
-    }
-    tenant
-}
-
-/// A tenant goes into the token URL path: a GUID or a domain, nothing else.
-fn is_tenant_shape(tenant: &str) -> bool {
-    is_guid(tenant) || (is_domain(tenant) && tenant.contains('.'))
-}
-
-fn client_id(p: &mut Problems, key: &str, value: Option<&String>) -> String {
-    let what = "set the Application (client) ID of the app registration (Entra admin center → \
-                App registrations → Overview), a GUID such as 00000000-0000-0000-0000-000000000000";
-    let id = p.required(key, value, what).unwrap_or_default();
-    // The value is not echoed: a client secret pasted here by mistake must not reach a log.
-    if !id.is_empty() && !is_guid(id.trim()) {
-        p.push(key, format!("is not a GUID; {what}"));
-    }
-    id.trim().to_owned()
-}
-
 fn client_secret(
     p: &mut Problems,
     ctx: &Context,
@@ -158,32 +104,4 @@ fn client_secret(
     ];
     let (name, value) = secrets::pick_one(p, ctx, table, "client_secret", &options)?;
     secrets::read(p, ctx, &format!("{table}.{name}"), name, value)
-}
-
-/// Tokens and client secrets travel to this URL, so it must be https.
-fn https_url(p: &mut Problems, key: &str, text: &str) -> String {
-    let fine = reqwest::Url::parse(text.trim())
-        .is_ok_and(|url| url.scheme() == "https" && url.host_str().is_some_and(|h| !h.is_empty()));
-    if !fine {
-        p.push(key, format!("{text:?} is not an https:// URL; the client secret is sent there, so plain http is refused"));
-    }
-    text.trim().to_owned()
-}
-
-fn smtp_host(p: &mut Problems, key: &str, host: &str) {
-    if !is_domain(host) && host.parse::<std::net::IpAddr>().is_err() {
-        p.push(
-            key,
-            format!("{host:?} is not a host name such as smtp.office365.com"),
-        );
-    }
-}
-
-fn scope(p: &mut Problems, key: &str, scope: &str) {
-    if scope.trim().is_empty() {
-        p.push(
-            key,
-            format!("is empty; remove it to use the default {DEFAULT_SCOPE}"),
-        );
-    }
 }

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use super::check::{Context, Problems};
 use super::secrets;
-use super::syntax::is_domain;
 use crate::config::file::ListenFile;
+use crate::config::syntax::is_domain;
 use crate::config::{Listen, TlsFiles, TlsMode};
 
 pub fn listen(
@@ -89,20 +89,10 @@ fn missing_pair(p: &mut Problems, key: &str, other: &str) -> Option<TlsFiles> {
     None
 }
 
-/// The name for our greeting and upstream EHLO: the setting, else the machine's host name if it
-/// is a valid domain (EHLO needs one), else `localhost`.
-pub fn hostname(p: &mut Problems, value: Option<&String>) -> String {
-    match value {
-        Some(name) if is_domain(name) => name.clone(),
-        Some(name) => {
-            p.push(
-                "hostname",
-                format!("{name:?} is not a host name such as relay.example.com"),
-            );
-            name.clone()
-        }
-        None => machine_hostname(),
-    }
+/// The name for our greeting and upstream EHLO: the setting (checked by its reader), else the
+/// machine's host name if it is a valid domain (EHLO needs one), else `localhost`.
+pub fn hostname(value: Option<&String>) -> String {
+    value.cloned().unwrap_or_else(machine_hostname)
 }
 
 fn machine_hostname() -> String {

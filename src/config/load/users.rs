@@ -11,8 +11,8 @@ use argon2::{Algorithm, Params};
 
 use super::check::{Context, Problems};
 use super::secrets;
-use super::syntax::{address_problem, is_domain};
 use crate::config::file::UserFile;
+use crate::config::syntax::{address_problem, is_domain};
 use crate::config::{Account, Network, PasswordCheck, SenderRule, User};
 
 pub fn users(
@@ -47,7 +47,8 @@ fn user(
     accounts: &BTreeMap<String, Arc<Account>>,
     warnings: &mut Vec<String>,
 ) -> Option<User> {
-    let name = user_name(p, &format!("{table}.name"), raw.name.as_ref());
+    let what = "set the user name that clients give in SMTP AUTH";
+    let name = p.required(&format!("{table}.name"), raw.name.as_ref(), what);
     let networks = networks(
         p,
         &format!("{table}.networks"),
@@ -158,22 +159,6 @@ fn is_private(addr: IpAddr) -> bool {
         IpAddr::V4(a) => a.is_private() || a.is_loopback() || a.is_link_local(),
         IpAddr::V6(a) => a.is_loopback() || a.is_unique_local() || a.is_unicast_link_local(),
     }
-}
-
-/// The AUTH user name: any text a client can send, e-mail addresses included.
-fn user_name(p: &mut Problems, key: &str, value: Option<&String>) -> Option<String> {
-    let name = p.required(
-        key,
-        value,
-        "set the user name that clients give in SMTP AUTH",
-    )?;
-    if name.chars().any(char::is_control) {
-        p.push(
-            key,
-            "contains control characters, which SMTP AUTH cannot carry",
-        );
-    }
-    Some(name)
 }
 
 /// `account = "…"` must name an `[accounts.NAME]` table; the message lists the ones there are.
