@@ -7,11 +7,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use serde_path_to_error::{Path, Segment};
+use serde_path_to_error::Segment;
 use toml::{Table, Value};
 
 use super::Problem;
-use super::env::{Override, apply, overrides};
+use super::env::{Override, Step, apply, dotted, overrides};
 use crate::config::file::File;
 
 /// Key used for problems that belong to the file as a whole (a TOML syntax error).
@@ -63,14 +63,15 @@ fn deserialize(mut root: Value, overrides: &[Override], out: &mut Parsed) -> Fil
             Ok(file) => return file,
             Err(error) => error,
         };
-        let key = error.path().to_string();
+        let path: Vec<Step> = error.path().iter().map(step).collect();
+        let key = dotted(&path);
         let message = error.inner().message();
         let unknown = unknown_field(message);
         match &unknown {
             Some(known) => out.first.push(unknown_key(&key, known, overrides)),
             None => out.wrong.push(Problem::new(key, without_value(message))),
         }
-        let Some(dropped) = drop_key(&mut root, error.path()) else {
+        let Some(dropped) = drop_key(&mut root, &path) else {
             return File::default();
         };
         if unknown.is_none() {
@@ -79,37 +80,31 @@ fn deserialize(mut root: Value, overrides: &[Override], out: &mut Parsed) -> Fil
     }
 }
 
+/// The same steps as the environment's key paths, so both are written by one `dotted`.
+fn step(segment: &Segment) -> Step {
+    match segment {
+        Segment::Seq { index } => Step::Index(*index),
+        other => Step::Key(other.to_string()),
+    }
+}
+
 /// Removes the value at `path`, or for an item of a list the whole list, so the next attempt
 /// gets past it (and indices of other items do not shift). Returns the key removed.
-fn drop_key(root: &mut Value, path: &Path) -> Option<String> {
-    let segments: Vec<&Segment> = path.iter().collect();
-    let last = segments
-        .iter()
-        .rposition(|s| matches!(s, Segment::Map { .. }))?;
+fn drop_key(root: &mut Value, path: &[Step]) -> Option<String> {
+    let last = path.iter().rposition(|s| matches!(s, Step::Key(_)))?;
+    let (Step::Key(key), parents) = path[..=last].split_last()? else {
+        return None;
+    };
     let mut at = root;
-    for segment in &segments[..last] {
-        at = match (segment, at) {
-            (Segment::Map { key }, Value::Table(table)) => table.get_mut(key)?,
-            (Segment::Seq { index }, Value::Array(items)) => items.get_mut(*index)?,
+    for step in parents {
+        at = match (step, at) {
+            (Step::Key(key), Value::Table(table)) => table.get_mut(key)?,
+            (Step::Index(index), Value::Array(items)) => items.get_mut(*index)?,
             _ => return None,
         };
     }
-    let Segment::Map { key } = segments[last] else {
-        return None;
-    };
     at.as_table_mut()?.remove(key)?;
-    Some(dotted(&segments[..=last]))
-}
-
-fn dotted(segments: &[&Segment]) -> String {
-    let mut text = String::new();
-    for segment in segments {
-        if !text.is_empty() && !matches!(segment, Segment::Seq { .. }) {
-            text.push('.');
-        }
-        text.push_str(&segment.to_string());
-    }
-    text
+    Some(dotted(&path[..=last]))
 }
 
 /// The line and column of a syntax error, and what is wrong. toml's own `Display` quotes the
