@@ -47,42 +47,18 @@ fn user(
     accounts: &BTreeMap<String, Arc<Account>>,
     warnings: &mut Vec<String>,
 ) -> Option<User> {
+    let key = |field: &str| format!("{table}.{field}");
     let what = "set the user name that clients give in SMTP AUTH";
-    let name = p.required(&format!("{table}.name"), raw.name.as_ref(), what);
-    let networks = networks(
-        p,
-        &format!("{table}.networks"),
-        raw.networks.as_deref(),
-        warnings,
-    );
-    let password = if networks.is_empty() || has_password(raw) {
-        Some(password(
-            p,
-            ctx,
-            table,
-            raw,
-            name.as_deref().unwrap_or(table),
-            warnings,
-        ))
-    } else {
-        None
-    };
-    let account = account(
-        p,
-        &format!("{table}.account"),
-        raw.account.as_ref(),
-        accounts,
-    );
-    let mailbox = account
-        .as_ref()
-        .and_then(|name| accounts.get(name))
-        .map(|a| a.mailbox.clone());
-    let allowed_senders = senders(
-        p,
-        &format!("{table}.allowed_senders"),
-        raw.allowed_senders.as_deref(),
-        mailbox,
-    );
+    let name = p.required(&key("name"), raw.name.as_ref(), what);
+    let networks = networks(p, &key("networks"), raw.networks.as_deref(), warnings);
+    let shown = name.as_deref().unwrap_or(table);
+    let password = (networks.is_empty() || has_password(raw))
+        .then(|| password(p, ctx, table, raw, shown, warnings));
+    let account = account(p, &key("account"), raw.account.as_ref(), accounts);
+    let mailbox = account.as_ref().and_then(|name| accounts.get(name));
+    let mailbox = mailbox.map(|a| a.mailbox.clone());
+    let listed = raw.allowed_senders.as_deref();
+    let allowed_senders = senders(p, &key("allowed_senders"), listed, mailbox);
     let password = match password {
         Some(check) => Some(check?),
         None => None,
@@ -97,10 +73,19 @@ fn user(
 }
 
 fn has_password(raw: &UserFile) -> bool {
-    raw.password_hash.is_some()
-        || raw.password.is_some()
-        || raw.password_file.is_some()
-        || raw.password_env.is_some()
+    password_options(raw)
+        .iter()
+        .any(|(_, value)| value.is_some())
+}
+
+/// The ways to give a password, in the order they are named in messages.
+fn password_options(raw: &UserFile) -> [(&'static str, Option<&String>); 4] {
+    [
+        ("password_hash", raw.password_hash.as_ref()),
+        ("password", raw.password.as_ref()),
+        ("password_file", raw.password_file.as_ref()),
+        ("password_env", raw.password_env.as_ref()),
+    ]
 }
 
 /// `networks = ["192.168.1.0/24"]`: addresses that may send as this user without AUTH. The
@@ -193,12 +178,7 @@ fn password(
     user: &str,
     warnings: &mut Vec<String>,
 ) -> Option<PasswordCheck> {
-    let options = [
-        ("password_hash", raw.password_hash.as_ref()),
-        ("password", raw.password.as_ref()),
-        ("password_file", raw.password_file.as_ref()),
-        ("password_env", raw.password_env.as_ref()),
-    ];
+    let options = password_options(raw);
     let (name, value) = secrets::pick_one(p, ctx, table, "password", &options)?;
     let key = format!("{table}.{name}");
     if name == "password_hash" {
