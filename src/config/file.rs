@@ -1,7 +1,7 @@
 //! The file's shape where it differs from [`Config`](super::Config): a secret given one of
 //! three ways, a certificate given as two paths, defaults that depend on other keys. Leaves are
-//! already typed (see `values`); what needs more than one key is checked in `load`. Nothing
-//! here derives `Debug`, because secrets pass through these types.
+//! already typed (see `values`); what needs more than one key is checked in `load`. Only
+//! `AccountSettings`, which holds no secret, derives `Debug`: secrets pass through the others.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
