@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use super::{Limits, Timeouts, TlsMode, values};
+use super::{Limits, Pool, Timeouts, TlsMode, values};
 use crate::dates::Day;
 
 /// The top-level keys, in the order their problems are reported.
@@ -18,6 +18,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "state_dir",
     "limits",
     "timeouts",
+    "pool",
     "accounts",
     "users",
 ];
@@ -33,6 +34,7 @@ pub(crate) struct File {
     pub listen: ListenFile,
     pub limits: Limits,
     pub timeouts: Timeouts,
+    pub pool: Pool,
     pub users: Vec<UserFile>,
     pub accounts: BTreeMap<String, AccountFile>,
 }
@@ -107,5 +109,16 @@ settings! {
         /// Days before that expiry from which a warning is logged daily and shown in `/status`.
         // A month is enough to get a new secret through most change processes.
         client_secret_warn_days: u32 = 30 => "values::warn_days", const DEFAULT_SECRET_WARN_DAYS;
+        /// Messages sent per rolling minute; the next waits for a slot. `0`: no limit.
+        // Exchange Online's submission limit per mailbox (30 a minute); above it Exchange
+        // delays the message itself.
+        max_messages_per_minute: u32 = 30 => "values::per_minute",
+            const DEFAULT_MESSAGES_PER_MINUTE;
+        /// Recipients per rolling 24 hours; a message that would pass it gets `452 4.5.3`.
+        /// `0`: no limit.
+        // Exchange Online's 10,000 recipients a day per mailbox; past it, Exchange refuses
+        // every message with `554 5.2.0` after its data.
+        max_recipients_per_day: u32 = 10_000 => "values::count_or_off",
+            const DEFAULT_RECIPIENTS_PER_DAY;
     }
 }

@@ -26,7 +26,7 @@ use crate::secret::Secret;
 pub use file::{
     AccountSettings, DEFAULT_ACCOUNT_MAX_CONNECTIONS, DEFAULT_AUTHORITY, DEFAULT_HEALTH_LISTEN,
     DEFAULT_SCOPE, DEFAULT_SECRET_WARN_DAYS, DEFAULT_SMTP_HOST, DEFAULT_SMTP_LISTEN,
-    DEFAULT_SMTP_PORT,
+    DEFAULT_MESSAGES_PER_MINUTE, DEFAULT_RECIPIENTS_PER_DAY, DEFAULT_SMTP_PORT,
 };
 pub use load::{ConfigError, Problem, load, load_str, resolve_path, search_paths};
 
@@ -36,6 +36,8 @@ pub struct Config {
     pub listen: Listen,
     pub limits: Limits,
     pub timeouts: Timeouts,
+    /// When a warm upstream session is closed.
+    pub pool: Pool,
     /// Name used in our greeting and in EHLO towards the upstream.
     pub hostname: String,
     pub users: Vec<User>,
@@ -230,6 +232,22 @@ settings! {
         token_total: Duration = seconds(30) => "values::duration", const DEFAULT_TOKEN_TOTAL;
         /// On SIGTERM: how long transactions in flight may take to finish.
         shutdown_grace: Duration = seconds(30) => "values::duration", const DEFAULT_SHUTDOWN_GRACE;
+    }
+}
+
+settings! {
+    /// `[pool]`: when an authenticated upstream session kept for the next message is closed.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Pool {
+        /// Unused this long.
+        // Exchange's idle timeout is not documented; RFC 5321 §4.5.3.2.7 asks servers to wait
+        // 5 minutes, and half a minute covers the gaps in a burst without holding a slot long.
+        idle: Duration = seconds(30) => "values::duration", const DEFAULT_POOL_IDLE;
+        /// This long after it was opened, whatever it did.
+        // Well inside a token's lifetime (60–90 minutes), so a session never outlives its token.
+        max_age: Duration = minutes(5) => "values::duration", const DEFAULT_POOL_MAX_AGE;
+        /// After this many messages.
+        max_messages: u32 = 100 => "values::count", const DEFAULT_POOL_MAX_MESSAGES;
     }
 }
 

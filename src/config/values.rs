@@ -91,6 +91,20 @@ pub fn count<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<T, D::E
     narrow(whole(d, 1, u64::MAX)?)
 }
 
+/// A count where `0` turns the limit off.
+pub fn count_or_off<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<T, D::Error> {
+    narrow(whole(d, 0, u32::MAX.into())?)
+}
+
+/// `max_messages_per_minute`: `0` (off) to 10,000, because the relay remembers the time of each
+/// of the last that many messages.
+pub fn per_minute<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<T, D::Error> {
+    narrow(whole(d, 0, MAX_PER_MINUTE)?)
+}
+
+/// Far above Exchange's 30; a host that needs more turns pacing off.
+const MAX_PER_MINUTE: u64 = 10_000;
+
 pub fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     narrow(whole(d, 1, u16::MAX.into())?)
 }

@@ -175,6 +175,7 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         ("listen", old.listen != new.listen),
         ("limits", old.limits != new.limits),
         ("timeouts", old.timeouts != new.timeouts),
+        ("pool", old.pool != new.pool),
         ("hostname", old.hostname != new.hostname),
     ];
     changed

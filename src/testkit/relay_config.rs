@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use super::{FakeTokenEndpoint, FakeUpstream, TestPki};
 use crate::config::{
-    Account, AccountSettings, Config, Limits, Listen, PasswordCheck, SenderRule, Timeouts, TlsMode,
+    Account, AccountSettings, Config, Limits, Listen, PasswordCheck, Pool, SenderRule, Timeouts,
+    TlsMode,
     User,
 };
 use crate::secret::Secret;
@@ -66,6 +67,7 @@ pub fn relay_config(
         },
         limits: Limits::default(),
         timeouts: Timeouts::default(),
+        pool: Pool::default(),
         hostname: "relay.stand-in.test".into(),
         users: vec![user],
         accounts: BTreeMap::from([(who.account.to_string(), Arc::new(account))]),

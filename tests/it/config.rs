@@ -1030,3 +1030,64 @@ fn health_listener_and_secret_expiry() {
     assert_problem(&p, "listen.health", "is not an IP address and port");
     assert_problem(&p, "accounts.contoso.client_secret_warn_days", "");
 }
+
+#[test]
+fn pool_and_pacing_keys_default_set_and_turn_off() {
+    let base = std::fs::read_to_string(fixture("minimal.toml")).unwrap();
+    let dir = Path::new("/");
+    let with = |pool: &str, account: &str| {
+        let text = format!(
+            "[pool]\n{pool}\n{}\n{account}\n",
+            base.trim_start_matches(|c| c != '[')
+        );
+        load_str(&text, dir, &HashMap::new())
+    };
+    let c = with("", "").unwrap();
+    assert_eq!(c.pool.idle, config::DEFAULT_POOL_IDLE);
+    assert_eq!(c.pool.idle, Duration::from_secs(30));
+    assert_eq!(c.pool.max_age, Duration::from_secs(300));
+    assert_eq!(c.pool.max_messages, config::DEFAULT_POOL_MAX_MESSAGES);
+    assert_eq!(c.pool.max_messages, 100);
+    let a = &c.accounts["contoso"];
+    assert_eq!(a.max_messages_per_minute, 30);
+    assert_eq!(a.max_recipients_per_day, 10_000);
+
+    let c = with(
+        "idle = \"10s\"\nmax_age = \"1h\"\nmax_messages = 7",
+        "max_messages_per_minute = 5\nmax_recipients_per_day = \"250\"",
+    )
+    .unwrap();
+    assert_eq!(
+        (c.pool.idle, c.pool.max_age, c.pool.max_messages),
+        (Duration::from_secs(10), Duration::from_secs(3600), 7)
+    );
+    let a = &c.accounts["contoso"];
+    assert_eq!((a.max_messages_per_minute, a.max_recipients_per_day), (5, 250));
+
+    // 0 turns pacing off (unlike other counts), but not the pool's bounds.
+    let c = with("", "max_messages_per_minute = 0\nmax_recipients_per_day = 0").unwrap();
+    let a = &c.accounts["contoso"];
+    assert_eq!((a.max_messages_per_minute, a.max_recipients_per_day), (0, 0));
+    let p = problems_of(with(
+        "idle = \"0s\"\nmax_messages = 0",
+        "max_messages_per_minute = -1\nmax_recipients_per_day = 5000000000",
+    ));
+    assert_problem(&p, "pool.idle", "must be more than zero");
+    assert_problem(&p, "pool.max_messages", "of at least 1, found 0");
+    assert_problem(
+        &p,
+        "accounts.contoso.max_messages_per_minute",
+        "from 0 to 10000, found -1",
+    );
+    assert_problem(
+        &p,
+        "accounts.contoso.max_recipients_per_day",
+        "of at least 0, found 5000000000",
+    );
+    let p = problems_of(with("", "max_messages_per_minute = 10001"));
+    assert_problem(
+        &p,
+        "accounts.contoso.max_messages_per_minute",
+        "from 0 to 10000, found 10001",
+    );
+}
