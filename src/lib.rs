@@ -30,7 +30,8 @@
 //!    client towards Microsoft 365, behind the `Upstream` trait), [`error`] (failure classes,
 //!    the one reply mapping, and `error::explain`, the plain-words fixes), [`expiry`] (client
 //!    secret expiry warnings), [`notify`] (`sd_notify`).
-//! 3. [`relay`]: token → upstream delivery, retry on a refused cached token, one log line per
+//! 3. [`pacing`]: Exchange's per-mailbox message rate and daily recipients, kept before
+//!    sending; [`relay`]: token → upstream delivery, retry on a refused cached token, one log line per
 //!    message; [`health`]: `/healthz`, `/readyz`, `/status`, `/metrics` on loopback.
 //! 4. [`daemon`]: the one composition root: builds everything from a `Config`, runs, reloads,
 //!    drains.
@@ -54,6 +55,7 @@ pub(crate) mod logging;
 pub mod message;
 pub(crate) mod notify;
 pub(crate) mod oauth;
+pub(crate) mod pacing;
 pub(crate) mod relay;
 pub mod reply;
 pub mod secret;

@@ -17,10 +17,11 @@ use crate::error::{Class, RelayError, reply_for};
 use crate::logging::Untrusted;
 use crate::message::{Submission, Submit};
 use crate::oauth::TokenCache;
+use crate::pacing::Pacer;
 use crate::reply::Reply;
 use crate::stats::{AccountStats, Outcome};
 use crate::swap::Swap;
-use crate::upstream::{Delivered, Upstream, UpstreamError};
+use crate::upstream::{Delivered, Phase, Upstream, UpstreamError};
 
 /// One upstream account: its settings, tokens, transport and statistics.
 pub(crate) struct Route {
@@ -28,6 +29,7 @@ pub(crate) struct Route {
     pub(crate) tokens: Arc<TokenCache>,
     pub(crate) upstream: Arc<dyn Upstream>,
     pub(crate) stats: Arc<AccountStats>,
+    pub(crate) pacer: Arc<Pacer>,
 }
 
 /// The routes by account name.
@@ -92,7 +94,17 @@ impl Relay {
     async fn submit_and_log(&self, message: &Submission) -> Reply {
         let started = Instant::now();
         let route = self.routes.load().get(&message.submitter.account).cloned();
+        let ticket = match &route {
+            Some(r) => match r.pacer.admit(message.envelope.rcpts.len()).await {
+                Ok(ticket) => Some(ticket),
+                Err(refusal) => return paced(r, message, refusal, started),
+            },
+            None => None,
+        };
         let result = self.deliver(route.as_deref(), message).await;
+        if let (Some(r), Some(ticket)) = (&route, ticket) {
+            r.pacer.settle(ticket, may_have_arrived(&result)).await;
+        }
         let reply = reply_for(&result);
         if let Some(route) = &route {
             record(&route.stats, message, &result, &reply, started.elapsed());
@@ -173,6 +185,39 @@ fn by_name(routes: impl IntoIterator<Item = Arc<Route>>) -> Routes {
 /// unexplained 535), not "SMTP AUTH is disabled" (5.7.139), which no token changes.
 fn token_may_be_stale(reply: &crate::upstream::UpstreamReply) -> bool {
     !reply.is_transient() && explain_reply(reply).is_none_or(|x| x == TOKEN_REJECTED)
+}
+
+/// Pacing refused the message before any upstream work: counted and logged here, so the
+/// delivery path stays as it is.
+fn paced(route: &Route, message: &Submission, refusal: Reply, started: Instant) -> Reply {
+    let outcome = match refusal.is_transient() {
+        true => Outcome::TemporaryFailure,
+        false => Outcome::RejectedLocally,
+    };
+    route.stats.count(outcome);
+    route.stats.delivered(refusal.to_string());
+    let (who, ms) = (&message.submitter, started.elapsed().as_millis() as u64);
+    let rcpts = message.envelope.rcpts.len();
+    tracing::warn!(user = %who.user, mailbox = %route.account.mailbox, rcpts, reply = %refusal, ms, "message not sent: pacing limit");
+    refusal
+}
+
+/// Exchange counts the recipients of what it accepted; a message whose verdict was lost
+/// after its final dot may have been accepted, so it counts too.
+fn may_have_arrived(result: &Result<Delivered, RelayError>) -> bool {
+    matches!(
+        result,
+        Ok(_)
+            | Err(RelayError::Upstream(
+                UpstreamError::Timeout {
+                    phase: Phase::DataEnd,
+                    ..
+                } | UpstreamError::Io {
+                    phase: Phase::DataEnd,
+                    ..
+                }
+            ))
+    )
 }
 
 /// Counts the outcome in the account's statistics.

@@ -116,6 +116,13 @@ pub(crate) struct AccountStats {
     last_delivery: Mutex<Option<DeliveryEvent>>,
     config_problem: Mutex<Option<ConfigProblem>>,
     pub(crate) durations: Histogram,
+    /// Messages that waited for a slot under `max_messages_per_minute`.
+    pub(crate) pacing_waits: AtomicU64,
+    /// Messages refused by either pacing limit.
+    pub(crate) pacing_refusals: AtomicU64,
+    /// Recipients counted against `max_recipients_per_day` in the last 24 hours, as of the
+    /// account's last message (or start).
+    pub(crate) recipients_24h: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

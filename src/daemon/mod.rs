@@ -18,6 +18,7 @@ use crate::auth::{Argon2Pool, Users};
 use crate::config::{Account, Config};
 use crate::oauth::client_credentials::ClientCredentials;
 use crate::oauth::{Observed, TokenCache};
+use crate::pacing::{Clock, Limits as PacingLimits, Pacer};
 use crate::relay::{Relay, Route};
 use crate::smtp::conn::Services;
 use crate::smtp::guard::IpGuard;
@@ -78,6 +79,14 @@ pub(crate) fn build_route(
         })?;
     let upstream = SmtpUpstream::new(&account, &config.hostname, tls, &config.timeouts);
     let stats = stats.account(&name);
+    let pacer = Pacer::new(
+        &name,
+        pacing_limits(&account),
+        config.timeouts.upstream_slot_wait,
+        config.state_dir.as_deref(),
+        Clock::system(),
+        stats.clone(),
+    );
     let observed = Observed {
         inner: Arc::new(source),
         stats: stats.clone(),
@@ -87,7 +96,15 @@ pub(crate) fn build_route(
         tokens: Arc::new(TokenCache::new(Arc::new(observed))),
         upstream: Arc::new(upstream),
         stats,
+        pacer: Arc::new(pacer),
     })
+}
+
+fn pacing_limits(account: &Account) -> PacingLimits {
+    PacingLimits {
+        messages_per_minute: account.max_messages_per_minute,
+        recipients_per_day: account.max_recipients_per_day,
+    }
 }
 
 /// A route and the cancellation of its background tasks (token refresh, expiry warnings).
@@ -130,10 +147,13 @@ impl Daemon {
             }
         }
         let mut next = HashMap::new();
-        for (name, route) in built {
+        for (name, mut route) in built {
             summary.changed.push(name.clone());
             if let Some(old) = routes.remove(&name) {
                 old.tasks.cancel();
+                // What the mailbox sent so far still counts against Exchange's limits.
+                old.route.pacer.retune(pacing_limits(&route.account));
+                route.pacer = old.route.pacer.clone();
             }
             next.insert(name, launch(route, &self.shutdown));
         }

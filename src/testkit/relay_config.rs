@@ -9,8 +9,7 @@ use std::sync::Arc;
 use super::{FakeTokenEndpoint, FakeUpstream, TestPki};
 use crate::config::{
     Account, AccountSettings, Config, Limits, Listen, PasswordCheck, Pool, SenderRule, Timeouts,
-    TlsMode,
-    User,
+    TlsMode, User,
 };
 use crate::secret::Secret;
 

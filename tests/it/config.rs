@@ -1062,12 +1062,22 @@ fn pool_and_pacing_keys_default_set_and_turn_off() {
         (Duration::from_secs(10), Duration::from_secs(3600), 7)
     );
     let a = &c.accounts["contoso"];
-    assert_eq!((a.max_messages_per_minute, a.max_recipients_per_day), (5, 250));
+    assert_eq!(
+        (a.max_messages_per_minute, a.max_recipients_per_day),
+        (5, 250)
+    );
 
     // 0 turns pacing off (unlike other counts), but not the pool's bounds.
-    let c = with("", "max_messages_per_minute = 0\nmax_recipients_per_day = 0").unwrap();
+    let c = with(
+        "",
+        "max_messages_per_minute = 0\nmax_recipients_per_day = 0",
+    )
+    .unwrap();
     let a = &c.accounts["contoso"];
-    assert_eq!((a.max_messages_per_minute, a.max_recipients_per_day), (0, 0));
+    assert_eq!(
+        (a.max_messages_per_minute, a.max_recipients_per_day),
+        (0, 0)
+    );
     let p = problems_of(with(
         "idle = \"0s\"\nmax_messages = 0",
         "max_messages_per_minute = -1\nmax_recipients_per_day = 5000000000",
