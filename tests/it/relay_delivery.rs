@@ -198,3 +198,60 @@ async fn never_more_upstream_connections_than_the_account_allows() {
         w.upstream.max_concurrent()
     );
 }
+
+#[tokio::test]
+async fn the_daily_recipient_budget_refuses_before_the_upstream_and_survives_a_restart() {
+    let state = std::env::temp_dir().join(format!("xoauth-relay-budget-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let mut w = World::start_with(|c| {
+        account_mut(c).max_recipients_per_day = 3;
+        c.state_dir = Some(state.clone());
+    })
+    .await;
+    let mut c = w.logged_in().await;
+    let body = message("a@example.net", "budget");
+    c.send_mail(MAILBOX, &["a@example.net", "b@example.net"], &body)
+        .await
+        .expect_code(250);
+    let r = c
+        .send_mail(MAILBOX, &["c@example.net", "d@example.net"], &body)
+        .await;
+    r.expect_start("452 4.5.3 Daily recipient limit reached");
+    assert!(r.text.contains("at most 3 recipients in 24 hours"), "{r:?}");
+    assert_eq!(
+        w.upstream.messages().len(),
+        1,
+        "refused before the upstream"
+    );
+    drop(c);
+    w.restart().await;
+    let mut c = w.logged_in().await;
+    c.send_mail(MAILBOX, &["c@example.net", "d@example.net"], &body)
+        .await
+        .expect_code(452);
+    c.send_mail(MAILBOX, &["c@example.net"], &body)
+        .await
+        .expect_code(250);
+    assert_eq!(w.upstream.messages().len(), 2);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[tokio::test]
+async fn beyond_the_message_rate_and_the_slot_wait_the_client_gets_451() {
+    let w = World::start_with(|c| {
+        account_mut(c).max_messages_per_minute = 1;
+        c.timeouts.upstream_slot_wait = std::time::Duration::from_secs(5);
+    })
+    .await;
+    let mut c = w.logged_in().await;
+    let body = message("a@example.net", "rate");
+    c.send_mail(MAILBOX, &["a@example.net"], &body)
+        .await
+        .expect_code(250);
+    c.send_mail(MAILBOX, &["a@example.net"], &body)
+        .await
+        .expect_start(
+            "451 4.7.0 Sending rate limit reached: this account sends at most 1 messages a minute",
+        );
+    assert_eq!(w.upstream.messages().len(), 1);
+}
