@@ -124,7 +124,8 @@ fn write_config(
         "[listen]\nsmtp = \"127.0.0.1:0\"\nhealth = \"off\"\n[limits]\nmax_connections = 1000\n\n\
          [[users]]\nname = \"{USER}\"\npassword_hash = \"{hash}\"\naccount = \"bench\"\n\n\
          [accounts.bench]\nmailbox = \"{MAILBOX}\"\ntenant = \"contoso.example\"\nclient_id = \"{CLIENT_ID}\"\n\
-         client_secret = \"{SECRET}\"\ntoken_url = \"{}\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nca_file = \"ca.pem\"\n",
+         client_secret = \"{SECRET}\"\ntoken_url = \"{}\"\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nca_file = \"ca.pem\"\n\
+         max_messages_per_minute = 0\nmax_recipients_per_day = 0\n",
         tokens.url("contoso.example"),
         upstream.port()
     );
