@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 
-/// A whole hour in 2027, so minutes line up with the refusal text.
-const START: u64 = 1_800_000_000 - 1_800_000_000 % 3600;
+/// 2027-01-15 08:00:00Z: a whole hour, so minutes line up with the refusal text.
+const START: u64 = 1_800_000_000;
 
 fn pacer(per_minute: u32, per_day: u32, slot_wait: u64, dir: Option<&Path>) -> Pacer {
     let limits = Limits {
