@@ -29,7 +29,8 @@ pub(crate) struct File {
     /// Name used in our greeting and in EHLO towards the upstream.
     #[serde(deserialize_with = "values::hostname")]
     pub hostname: Option<String>,
-    /// Where the relay keeps what it generates (the self-signed listener certificate).
+    /// Where the relay keeps what it generates (the self-signed listener certificate, the
+    /// recipient counts of pacing).
     pub state_dir: Option<String>,
     pub listen: ListenFile,
     pub limits: Limits,

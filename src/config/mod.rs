@@ -45,7 +45,8 @@ pub struct Config {
     pub accounts: BTreeMap<String, Arc<Account>>,
     /// Things that work but deserve a word at start-up (for example a plain `password`).
     pub warnings: Vec<String>,
-    /// Where the relay keeps what it generates (the self-signed listener certificate).
+    /// Where the relay keeps what it generates (the self-signed listener certificate, the
+    /// recipient counts of pacing).
     pub state_dir: Option<PathBuf>,
 }
 
