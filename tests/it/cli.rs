@@ -122,6 +122,16 @@ fn json_logs_are_one_object_per_line() {
         stderr.contains("\"message\":\"message delivered\""),
         "{stderr}"
     );
+    let delivered: serde_json::Value = stderr
+        .lines()
+        .find(|l| l.contains("\"message delivered\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .expect("delivery line");
+    assert_eq!(
+        delivered["to"],
+        serde_json::json!(["someone@example.net"]),
+        "a list is a JSON array, not a string: {delivered}"
+    );
 }
 
 #[test]

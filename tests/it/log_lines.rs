@@ -63,3 +63,52 @@ async fn a_tls_handshake_on_the_plain_port_is_logged_at_info() {
     assert_eq!(lines.len(), 1, "{text}");
     assert!(lines[0].contains(" INFO "), "{text}");
 }
+
+/// The line for a delivered message, with `rcpts` and `body` sent through `w`.
+async fn delivered_line(w: &World, log: &LogCapture, rcpts: &[&str], body: &[u8]) -> String {
+    let mut c = w.logged_in().await;
+    c.send_mail(MAILBOX, rcpts, body).await.expect_code(250);
+    c.cmd("QUIT").await;
+    let text = log.text();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("message delivered"))
+        .collect();
+    lines.last().unwrap_or_else(|| panic!("{text}")).to_string()
+}
+
+#[tokio::test]
+async fn the_message_line_names_recipients_message_id_and_upstream_queue_id() {
+    let (log, _guard) = LogCapture::this_thread();
+    let w = World::start().await;
+    w.upstream.script(|s| {
+        s.final_reply = Some(
+            "250 2.6.0 <PH0PR11MB4871.1@PH0PR11MB4871.namprd11.prod.outlook.com> \
+             [InternalId=1176821656, Hostname=PH0PR11MB4871] Queued mail for delivery"
+                .into(),
+        )
+    });
+    let body = b"From: <sender@contoso.com>\r\nMessage-ID:\r\n <invoice-42\x1b[31m@billing.contoso.com>\r\nSubject: Invoice\r\n\r\nMessage-ID: <not-this@x>\r\n";
+    let line = delivered_line(&w, &log, &["a@example.net", "b@fabrikam.example"], body).await;
+    assert!(
+        line.contains(r#"to=["a@example.net","b@fabrikam.example"]"#),
+        "{line}"
+    );
+    assert!(
+        line.contains("message_id=<invoice-42\\u{1b}[31m@billing.contoso.com>"),
+        "escaped: {line}"
+    );
+    assert!(
+        line.contains("upstream_id=<PH0PR11MB4871.1@PH0PR11MB4871.namprd11.prod.outlook.com>"),
+        "{line}"
+    );
+
+    let line = delivered_line(
+        &w,
+        &log,
+        &["a@example.net"],
+        b"Subject: no id\r\n\r\nhi\r\n",
+    )
+    .await;
+    assert!(!line.contains("message_id="), "no header, no field: {line}");
+}
