@@ -31,6 +31,11 @@ fn demo_once_relays_a_message_end_to_end() {
     );
     assert!(stdout.contains("250 2.0.0 Delivered upstream"), "{stdout}");
     assert!(
+        !stdout.contains("Point a mail client at it"),
+        "--once exits, so no invitation to use it: {stdout}"
+    );
+    assert!(stdout.contains("security: none (loopback)"), "{stdout}");
+    assert!(
         !stdout.contains("demo-client-secret"),
         "the client secret must not be shown"
     );
