@@ -184,6 +184,17 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
         .to_string())
 }
 
+/// `hash-password --verify`: whether `password` matches the `password_hash` value `phc`; an
+/// error when `phc` is not an argon2 PHC string.
+pub fn verify_password(password: &str, phc: &str) -> Result<bool, String> {
+    use argon2::{PasswordHash, PasswordVerifier};
+    let hash = PasswordHash::new(phc.trim())
+        .map_err(|e| format!("not a password_hash value (expected \"$argon2id$v=19$...\"): {e}"))?;
+    Ok(Argon2::default()
+        .verify_password(password.as_bytes(), &hash)
+        .is_ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

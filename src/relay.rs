@@ -14,7 +14,7 @@ use crate::address::Address;
 use crate::config::Account;
 use crate::error::explain::{Explanation, TOKEN_REJECTED, explain, explain_reply};
 use crate::error::{Class, RelayError, reply_for};
-use crate::logging::Untrusted;
+use crate::logging::{List, Untrusted};
 use crate::message::{Submission, Submit};
 use crate::oauth::TokenCache;
 use crate::reply::Reply;
@@ -115,23 +115,32 @@ impl Relay {
         let sender = message.envelope.mail_from.as_ref().map(Address::to_string);
         let sender = sender.as_deref().unwrap_or("<>");
         let (rcpts, size) = (message.envelope.rcpts.len(), message.body().len());
+        let to = self.recipients(message);
+        let id = message.message_id();
+        let message_id = id.as_deref().map(|m| tracing::field::display(Untrusted(m)));
         match result {
             Ok(d) => {
                 self.forget(&who.account);
-                tracing::info!(user = %who.user, mailbox, sender = %Untrusted(sender), rcpts, size, upstream = %d.reply, ms, "message delivered");
+                let queued = queue_id(&d.reply).map(|q| tracing::field::display(Untrusted(q)));
+                tracing::info!(user = %who.user, mailbox, sender = %Untrusted(sender), to = ?to, rcpts, size, message_id, upstream_id = queued, upstream = %d.reply, ms, "message delivered");
             }
             Err(e) => {
                 let level_error = e.class() == Class::Misconfigured;
                 if level_error {
-                    tracing::error!(user = %who.user, mailbox, sender = %Untrusted(sender), rcpts, size, error = %e, reply = %reply, ms, "message not delivered");
+                    tracing::error!(user = %who.user, mailbox, sender = %Untrusted(sender), to = ?to, rcpts, size, message_id, error = %e, reply = %reply, ms, "message not delivered");
                 } else {
-                    tracing::warn!(user = %who.user, mailbox, sender = %Untrusted(sender), rcpts, size, error = %e, reply = %reply, ms, "message not delivered");
+                    tracing::warn!(user = %who.user, mailbox, sender = %Untrusted(sender), to = ?to, rcpts, size, message_id, error = %e, reply = %reply, ms, "message not delivered");
                 }
                 if let Some(x) = explain(e) {
                     self.explain_once(&who.account, mailbox, x);
                 }
             }
         }
+    }
+
+    /// The recipients for the log line.
+    fn recipients(&self, message: &Submission) -> List {
+        List::new(message.envelope.rcpts.iter().map(Address::to_string))
     }
 
     fn explain_once(&self, account: &str, mailbox: &str, x: Explanation) {
@@ -167,6 +176,17 @@ fn by_name(routes: impl IntoIterator<Item = Arc<Route>>) -> Routes {
         .into_iter()
         .map(|r| (r.account.name.clone(), r))
         .collect()
+}
+
+/// The upstream's id for the accepted message: the first `<…>` in its reply, where Exchange puts
+/// it (`250 2.6.0 <id@host> [InternalId=…] Queued mail for delivery`); what to search for in
+/// the message trace.
+fn queue_id(reply: &crate::upstream::UpstreamReply) -> Option<&str> {
+    let text = reply.text.as_str();
+    let start = text.find('<')?;
+    let len = text[start..].find('>')?;
+    let id = &text[start..=start + len];
+    (id.len() > 2).then_some(id)
 }
 
 /// A refusal a new token may cure: a permanent one that is about the token (`535 5.7.3` or an

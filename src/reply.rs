@@ -171,6 +171,13 @@ pub const BARE_LINE_ENDING: Reply = Reply::new(
     (5, 6, 0),
     "Message refused: it contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)",
 );
+/// Written in clear to a client that sent a TLS handshake; its TLS stack will not show it, but
+/// a person testing with a raw socket will.
+pub const TLS_IN_CLEAR: Reply = Reply::new(
+    500,
+    (5, 5, 1),
+    "TLS handshake on a plain-text port; use STARTTLS, or the port that speaks TLS from the start",
+);
 pub const NEEDS_SMTPUTF8: Reply = Reply::new(
     553,
     (5, 6, 7),

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Argon2Pool, Users};
 use crate::config::{Account, Config};
+use crate::logging::List;
 use crate::oauth::client_credentials::ClientCredentials;
 use crate::oauth::{Observed, TokenCache};
 use crate::relay::{Relay, Route};
@@ -390,7 +391,7 @@ pub(crate) async fn run(
     let watchdog = CancellationToken::new();
     crate::notify::spawn_watchdog(watchdog.clone());
     let _stop_watchdog = watchdog.drop_guard();
-    let accounts: Vec<&str> = config.accounts.keys().map(String::as_str).collect();
+    let accounts = List::new(config.accounts.keys());
     let health = running
         .health_addr
         .map(|a| a.to_string())
@@ -441,9 +442,9 @@ async fn reload_from(daemon: &Daemon, source: Option<&ReloadSource>) {
     }
     match daemon.reload(config) {
         Ok(s) => {
-            tracing::info!(users = s.users, changed = ?s.changed, removed = ?s.removed, "configuration reloaded");
+            tracing::info!(users = s.users, changed = ?List::new(&s.changed), removed = ?List::new(&s.removed), "configuration reloaded");
             if !s.restart_needed.is_empty() {
-                tracing::warn!(settings = ?s.restart_needed, "these settings changed but take effect only after a restart");
+                tracing::warn!(settings = ?List::new(&s.restart_needed), "these settings changed but take effect only after a restart");
             }
         }
         Err(e) => tracing::error!("reload refused, keeping the running configuration: {e}"),

@@ -257,6 +257,7 @@ impl Conn {
             let (used, action) = self.session.feed(input);
             input = &input[used..];
             self.count_local_rejections();
+            self.log_refusals();
             match action {
                 Action::Read | Action::Close => return Ok(()),
                 Action::Authenticate(credentials) => {
@@ -365,6 +366,22 @@ impl Conn {
                 let total = &self.services.stats.rejected_unauthenticated;
                 total.fetch_add(u64::from(n), Ordering::Relaxed);
             }
+        }
+    }
+
+    /// One line per message the session refused itself, and one for a TLS handshake sent in
+    /// clear, so an operator can answer "why did this not go out" from the log.
+    fn log_refusals(&mut self) {
+        if self.session.take_tls_in_clear() {
+            tracing::info!(peer = %self.peer, "client sent a TLS handshake to a plain-text port (it wants implicit TLS or should use STARTTLS); closing");
+        }
+        let refusals = self.session.take_refusals();
+        if refusals.is_empty() {
+            return;
+        }
+        let user = self.session.submitter().map_or("-", |s| s.user.as_str());
+        for r in refusals {
+            tracing::info!(peer = %self.peer, user = %Untrusted(user), sender = %Untrusted(&r.sender), reason = r.reason, "message refused locally");
         }
     }
 

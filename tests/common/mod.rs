@@ -172,6 +172,20 @@ impl LogCapture {
         LogCapture { buffer }
     }
 
+    /// Captures what this thread logs until the guard is dropped: for a `#[tokio::test]` on
+    /// its current-thread runtime, the relay's connection and relay tasks, and no other test's.
+    pub fn this_thread() -> (LogCapture, tracing::subscriber::DefaultGuard) {
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || SharedWriter(sink.clone()))
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        (LogCapture { buffer }, guard)
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.buffer.lock().unwrap()).into_owned()
     }
