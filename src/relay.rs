@@ -4,14 +4,14 @@
 //! first time it happens).
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
 use crate::BoxFuture;
 use crate::address::Address;
-use crate::config::Account;
+use crate::config::{Account, LogRecipients};
 use crate::error::explain::{Explanation, TOKEN_REJECTED, explain, explain_reply};
 use crate::error::{Class, RelayError, reply_for};
 use crate::logging::{List, Untrusted};
@@ -40,6 +40,8 @@ pub(crate) struct Relay {
     /// The explanation last logged per account, so a recurring failure is explained once and
     /// then only mentioned, until a success clears it.
     explained: Mutex<HashMap<String, &'static str>>,
+    /// `log.recipients = "domain"`: the per-message line shows only the recipients' domains.
+    recipient_domains_only: AtomicBool,
 }
 
 impl Relay {
@@ -47,7 +49,15 @@ impl Relay {
         Self {
             routes: Swap::new(Arc::new(by_name(routes))),
             explained: Mutex::new(HashMap::new()),
+            recipient_domains_only: AtomicBool::new(false),
         }
+    }
+
+    /// How the per-message line shows recipients; a reload may change it.
+    pub(crate) fn log_recipients(&self, detail: LogRecipients) {
+        let domains = detail == LogRecipients::Domain;
+        self.recipient_domains_only
+            .store(domains, Ordering::Relaxed);
     }
 
     /// Puts `routes` in place of the current ones (a reload).
@@ -138,9 +148,17 @@ impl Relay {
         }
     }
 
-    /// The recipients for the log line.
+    /// The recipients for the log line, as addresses or (for privacy) only their domains.
     fn recipients(&self, message: &Submission) -> List {
-        List::new(message.envelope.rcpts.iter().map(Address::to_string))
+        let rcpts = &message.envelope.rcpts;
+        if self.recipient_domains_only.load(Ordering::Relaxed) {
+            let mut domains: Vec<&str> = rcpts.iter().map(Address::domain).collect();
+            domains.sort_unstable();
+            domains.dedup();
+            List::new(domains)
+        } else {
+            List::new(rcpts.iter().map(Address::to_string))
+        }
     }
 
     fn explain_once(&self, account: &str, mailbox: &str, x: Explanation) {

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use super::{Limits, Timeouts, TlsMode, values};
+use super::{Limits, Log, Timeouts, TlsMode, values};
 use crate::dates::Day;
 
 /// The top-level keys, in the order their problems are reported.
@@ -18,6 +18,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "state_dir",
     "limits",
     "timeouts",
+    "log",
     "accounts",
     "users",
 ];
@@ -33,6 +34,7 @@ pub(crate) struct File {
     pub listen: ListenFile,
     pub limits: Limits,
     pub timeouts: Timeouts,
+    pub log: Log,
     pub users: Vec<UserFile>,
     pub accounts: BTreeMap<String, AccountFile>,
 }
@@ -58,6 +60,10 @@ settings! {
         tls_key: Option<String> = None;
         health: Option<SocketAddr> = DEFAULT_HEALTH_LISTEN.parse().ok()
             => "values::optional_socket_address";
+        /// `/healthz`, `/readyz` and `/metrics` answer other machines.
+        health_public: bool = false;
+        /// `/status` (which names the mailboxes) answers other machines too.
+        status_public: bool = false;
     }
 }
 

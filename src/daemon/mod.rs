@@ -148,6 +148,7 @@ impl Daemon {
             old.tasks.cancel();
         }
         self.relay.replace(next.values().map(|r| r.route.clone()));
+        self.relay.log_recipients(new.log.recipients);
         *routes = next;
         self.services
             .users
@@ -156,6 +157,7 @@ impl Daemon {
         current.users = new.users;
         current.accounts = new.accounts;
         current.warnings = new.warnings;
+        current.log = new.log;
         Ok(summary)
     }
 }
@@ -264,7 +266,16 @@ pub(crate) fn start_with(
             relay: daemon.relay.clone(),
             smtp: smtp_addr,
         });
-        tokio::spawn(crate::health::serve(h, state, health_stop.clone()));
+        let exposure = crate::health::Exposure {
+            health_public: config.listen.health_public,
+            status_public: config.listen.status_public,
+        };
+        tokio::spawn(crate::health::serve(
+            h,
+            state,
+            exposure,
+            health_stop.clone(),
+        ));
     }
     stats.listener.bound.store(true, Ordering::Relaxed);
     let accepting = listeners::spawn(
@@ -328,6 +339,7 @@ fn assemble(
         .map(|(name, route)| (name, launch(route, &shutdown)))
         .collect();
     let relay = Arc::new(Relay::new(routes.values().map(|r| r.route.clone())));
+    relay.log_recipients(config.log.recipients);
     let services = Arc::new(Services {
         users: Swap::new(Arc::new(Users::from_config(config))),
         passwords: Argon2Pool::for_this_machine(),

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::relay::Relay;
 use crate::stats::Stats;
 
+pub(crate) use host::Exposure;
 pub(crate) use status::readiness;
 
 /// What the endpoints read: the statistics, the relay's routes and the listener's address.
@@ -38,14 +39,20 @@ impl State {
 }
 
 /// Serves the endpoints on `listener` until `stop`.
-pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    exposure: Exposure,
+    stop: CancellationToken,
+) {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
-        .layer(axum::middleware::from_fn(host::loopback_only))
-        .with_state(state);
+        .layer(axum::middleware::from_fn_with_state(exposure, host::guard))
+        .with_state(state)
+        .into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await

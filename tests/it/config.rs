@@ -1029,4 +1029,34 @@ fn health_listener_and_secret_expiry() {
     ));
     assert_problem(&p, "listen.health", "is not an IP address and port");
     assert_problem(&p, "accounts.contoso.client_secret_warn_days", "");
+
+    assert!(
+        !c.listen.health_public && !c.listen.status_public,
+        "closed by default"
+    );
+    let c = with("health = \"0.0.0.0:8025\"\nhealth_public = true", "").unwrap();
+    assert!(c.listen.health_public && !c.listen.status_public);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("answers other machines") && w.contains("(not /status)")),
+        "{:?}",
+        c.warnings
+    );
+    let p = problems_of(with("status_public = true", ""));
+    assert_problem(&p, "listen.status_public", "needs listen.health_public");
+    let c = with("health_public = true\nstatus_public = true", "").unwrap();
+    assert!(c.listen.status_public);
+}
+
+#[test]
+fn log_recipients_full_by_default_or_domain() {
+    use xoauth_relay::config::LogRecipients;
+    let base = std::fs::read_to_string(fixture("minimal.toml")).unwrap();
+    let with = |log: &str| load_str(&format!("{base}\n{log}\n"), Path::new("/"), &HashMap::new());
+    assert_eq!(with("").unwrap().log.recipients, LogRecipients::Full);
+    let c = with("[log]\nrecipients = \"domain\"").unwrap();
+    assert_eq!(c.log.recipients, LogRecipients::Domain);
+    let p = problems_of(with("[log]\nrecipients = \"none\""));
+    assert_problem(&p, "log.recipients", "is not \"full\" or \"domain\"");
 }

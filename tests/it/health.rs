@@ -278,3 +278,30 @@ async fn only_loopback_host_names_are_answered() {
         assert!(body.contains(MAILBOX), "{host}: {body}");
     }
 }
+
+#[tokio::test]
+async fn health_public_opens_monitoring_endpoints_but_not_status() {
+    let lan_host = "Host: 192.168.1.10:8025\r\n";
+    let w = World::start_with(|c| {
+        with_health(c);
+        c.listen.health_public = true;
+    })
+    .await;
+    for path in ["/metrics", "/readyz", "/healthz"] {
+        let (code, body) = http_get_host(w.health(), path, lan_host).await;
+        assert!(code == 200 || code == 503, "{path}: {code} {body}");
+    }
+    let (code, body) = http_get_host(w.health(), "/status", lan_host).await;
+    assert_eq!(code, 421, "/status stays loopback: {body}");
+    assert!(!body.contains(MAILBOX));
+
+    let w = World::start_with(|c| {
+        with_health(c);
+        c.listen.health_public = true;
+        c.listen.status_public = true;
+    })
+    .await;
+    let (code, body) = http_get_host(w.health(), "/status", lan_host).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(MAILBOX), "{body}");
+}

@@ -112,3 +112,21 @@ async fn the_message_line_names_recipients_message_id_and_upstream_queue_id() {
     .await;
     assert!(!line.contains("message_id="), "no header, no field: {line}");
 }
+
+#[tokio::test]
+async fn log_recipients_domain_keeps_addresses_out_of_the_log() {
+    let (log, _guard) = LogCapture::this_thread();
+    let w =
+        World::start_with(|c| c.log.recipients = xoauth_relay::config::LogRecipients::Domain).await;
+    let rcpts = [
+        "alice@fabrikam.example",
+        "bob@example.net",
+        "carol@fabrikam.example",
+    ];
+    let line = delivered_line(&w, &log, &rcpts, &message("x", "s")).await;
+    assert!(
+        line.contains(r#"to=["example.net","fabrikam.example"]"#),
+        "{line}"
+    );
+    assert!(!line.contains("alice") && !line.contains("bob"), "{line}");
+}
