@@ -1030,3 +1030,23 @@ fn health_listener_and_secret_expiry() {
     assert_problem(&p, "listen.health", "is not an IP address and port");
     assert_problem(&p, "accounts.contoso.client_secret_warn_days", "");
 }
+
+#[test]
+fn tenant_that_token_url_overrides_is_a_warning() {
+    let var = "XOAUTH_RELAY__ACCOUNTS__CONTOSO__TOKEN_URL";
+    let other = "https://login.example.test/fabrikam.onmicrosoft.com/oauth2/v2.0/token";
+    let c = load_ok("minimal.toml", &[(var, other)]);
+    let warning = c
+        .warnings
+        .iter()
+        .find(|w| w.contains("accounts.contoso.tenant"));
+    let warning = warning.unwrap_or_else(|| panic!("{:?}", c.warnings));
+    assert!(
+        warning.contains("\"fabrikam.onmicrosoft.com\""),
+        "{warning}"
+    );
+    assert!(warning.contains("is not used"), "{warning}");
+    let same = "https://login.example.test/contoso.onmicrosoft.com/oauth2/v2.0/token";
+    let c = load_ok("minimal.toml", &[(var, same)]);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
