@@ -231,6 +231,20 @@ impl FakeTokenEndpoint {
 }
 
 impl Shared {
+    /// The mode for this request: a pending temporary one, else the current one.
+    fn next_mode(&self) -> TokenMode {
+        let mut settings = self.settings();
+        match settings.next.take() {
+            Some((times, mode)) => {
+                if times > 1 {
+                    settings.next = Some((times - 1, mode.clone()));
+                }
+                mode
+            }
+            None => settings.mode.clone(),
+        }
+    }
+
     fn settings(&self) -> MutexGuard<'_, Settings> {
         // Poisoning can only come from a panicking test thread; the settings stay consistent.
         self.settings.lock().unwrap_or_else(|e| e.into_inner())
@@ -365,22 +379,6 @@ fn check_scope(scope: &str) -> Result<(), AadError> {
         return Err(AadError::invalid_scope(scope));
     }
     Ok(())
-}
-
-impl Shared {
-    /// The mode for this request: a pending temporary one, else the current one.
-    fn next_mode(&self) -> TokenMode {
-        let mut settings = self.settings();
-        match settings.next.take() {
-            Some((times, mode)) => {
-                if times > 1 {
-                    settings.next = Some((times - 1, mode.clone()));
-                }
-                mode
-            }
-            None => settings.mode.clone(),
-        }
-    }
 }
 
 fn aad_error(error: &AadError) -> Answer {
