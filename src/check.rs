@@ -325,3 +325,57 @@ fn token_rejected<W: Write>(
         report.line(&format!("  {}. {}", i + 1, fill(cause, account)));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn jwt(claims: &str) -> AccessToken {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims);
+        AccessToken::new(format!("e30.{payload}.sig"), Duration::from_secs(60))
+    }
+
+    fn claims_report(account: &Account, token: &AccessToken) -> (Option<bool>, String) {
+        let mut out = Vec::new();
+        let mut report = Report {
+            out: &mut out,
+            failures: 0,
+        };
+        let has = check_claims(account, token, &mut report);
+        (has, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn token_for_another_app_or_tenant_is_a_warning() {
+        let mut account = crate::testkit::relay_config::example_account();
+        account.client_id = "11111111-2222-3333-4444-555555555555".into();
+        account.tenant = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee".into();
+        let same = jwt(
+            r#"{"roles":["SMTP.SendAsApp"],"appid":"11111111-2222-3333-4444-555555555555","tid":"AAAAAAAA-bbbb-cccc-dddd-eeeeeeeeeeee"}"#,
+        );
+        let (has, text) = claims_report(&account, &same);
+        assert_eq!(has, Some(true));
+        assert!(!text.contains("[warn]"), "{text}");
+        let other = jwt(
+            r#"{"roles":[],"appid":"99999999-2222-3333-4444-555555555555","tid":"ffffffff-bbbb-cccc-dddd-eeeeeeeeeeee"}"#,
+        );
+        let (has, text) = claims_report(&account, &other);
+        assert_eq!(has, Some(false));
+        assert!(text.contains("the token is for app 99999999-"), "{text}");
+        assert!(
+            text.contains("the token is from tenant ffffffff-"),
+            "{text}"
+        );
+        account.tenant = "contoso.onmicrosoft.com".into();
+        let (_, text) = claims_report(&account, &other);
+        assert!(
+            !text.contains("from tenant"),
+            "a domain cannot be compared: {text}"
+        );
+        assert_eq!(
+            claims_report(&account, &AccessToken::new("opaque".into(), Duration::ZERO)).0,
+            None
+        );
+    }
+}
