@@ -47,9 +47,13 @@ pub(crate) enum Command {
         /// Configuration file (else $XOAUTH_RELAY_CONFIG, else the usual locations).
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// Also send a test message to this address through each account.
+        /// Also send a test message to this address through each account, from each allowed
+        /// sender of its users.
         #[arg(long, value_name = "ADDR")]
         send_to: Option<String>,
+        /// With --send-to: send only from this sender.
+        #[arg(long, value_name = "ADDR", requires = "send_to")]
+        from: Option<String>,
     },
     /// Read a password (no echo on a terminal, or exactly one line from stdin) and print an
     /// argon2id hash for `password_hash`.
@@ -102,8 +106,12 @@ pub fn main() -> ExitCode {
             Ok((config, source)) => block_on(run(config, source)),
             Err(code) => code,
         },
-        Command::Check { config, send_to } => match load_config_from(config, env) {
-            Ok((config, _)) => block_on(check(config, send_to)),
+        Command::Check {
+            config,
+            send_to,
+            from,
+        } => match load_config_from(config, env) {
+            Ok((config, _)) => block_on(check(config, send_to, from)),
             Err(code) => code,
         },
         Command::Demo { once, listen } => block_on(demo(once, listen)),
@@ -171,9 +179,13 @@ fn start_error_code(e: &StartError) -> u8 {
     }
 }
 
-async fn check(config: Config, send_to: Option<String>) -> ExitCode {
+async fn check(config: Config, send_to: Option<String>, from: Option<String>) -> ExitCode {
     let mut out = std::io::stdout();
-    if crate::check::run(&config, send_to.as_deref(), &mut out).await {
+    let options = crate::check::Options {
+        send_to: send_to.as_deref(),
+        from: from.as_deref(),
+    };
+    if crate::check::run_with(&config, options, &mut out).await {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(FAILURE)

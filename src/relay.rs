@@ -20,7 +20,7 @@ use crate::oauth::TokenCache;
 use crate::reply::Reply;
 use crate::stats::{AccountStats, Outcome};
 use crate::swap::Swap;
-use crate::upstream::{Delivered, Upstream, UpstreamError};
+use crate::upstream::{Delivered, Phase, Upstream, UpstreamError};
 
 /// One upstream account: its settings, tokens, transport and statistics.
 pub(crate) struct Route {
@@ -107,19 +107,25 @@ impl Relay {
         if let Some(route) = &route {
             record(&route.stats, message, &result, &reply, started.elapsed());
         }
-        let mailbox = route.as_ref().map_or("?", |r| r.account.mailbox.as_str());
-        self.log(message, mailbox, &result, &reply, started);
+        self.log(
+            message,
+            route.as_deref().map(|r| &*r.account),
+            &result,
+            &reply,
+            started,
+        );
         reply
     }
 
     fn log(
         &self,
         message: &Submission,
-        mailbox: &str,
+        account: Option<&Account>,
         result: &Result<Delivered, RelayError>,
         reply: &Reply,
         started: Instant,
     ) {
+        let mailbox = account.map_or("?", |a| a.mailbox.as_str());
         let who = &message.submitter;
         let ms = started.elapsed().as_millis() as u64;
         let sender = message.envelope.mail_from.as_ref().map(Address::to_string);
@@ -142,7 +148,7 @@ impl Relay {
                     tracing::warn!(user = %who.user, mailbox, sender = %Untrusted(sender), to = ?to, rcpts, size, message_id, error = %e, reply = %reply, ms, "message not delivered");
                 }
                 if let Some(x) = explain(e) {
-                    self.explain_once(&who.account, mailbox, x);
+                    self.explain_once(&who.account, account, x);
                 }
             }
         }
@@ -161,7 +167,7 @@ impl Relay {
         }
     }
 
-    fn explain_once(&self, account: &str, mailbox: &str, x: Explanation) {
+    fn explain_once(&self, account: &str, settings: Option<&Account>, x: Explanation) {
         let mut seen = self.explained.lock().unwrap_or_else(|e| e.into_inner());
         if seen.get(account) == Some(&x.key) {
             tracing::info!(
@@ -172,11 +178,13 @@ impl Relay {
             return;
         }
         seen.insert(account.to_string(), x.key);
+        let mailbox = settings.map_or("?", |a| a.mailbox.as_str());
+        let fix = settings.map_or_else(|| x.fix.to_string(), |a| x.fix_for(a));
         tracing::error!(
             account,
             mailbox,
             problem = x.what,
-            fix = x.fix,
+            fix = %fix,
             "what went wrong and how to fix it"
         );
     }
@@ -210,7 +218,7 @@ fn queue_id(reply: &crate::upstream::UpstreamReply) -> Option<&str> {
 /// A refusal a new token may cure: a permanent one that is about the token (`535 5.7.3` or an
 /// unexplained 535), not "SMTP AUTH is disabled" (5.7.139), which no token changes.
 fn token_may_be_stale(reply: &crate::upstream::UpstreamReply) -> bool {
-    !reply.is_transient() && explain_reply(reply).is_none_or(|x| x == TOKEN_REJECTED)
+    !reply.is_transient() && explain_reply(Phase::Auth, reply).is_none_or(|x| x == TOKEN_REJECTED)
 }
 
 /// Counts the outcome in the account's statistics.

@@ -32,6 +32,7 @@ async fn log_explains_failures_and_never_leaks_secrets() {
     secrets.add("message marker", MARKER);
 
     known_failures_are_explained_once(&log, &mut secrets).await;
+    greeting_refusal_is_not_a_connection_limit(&log, &mut secrets).await;
     success_paths(&mut secrets).await;
     local_auth_failures(&mut secrets).await;
     client_text_cannot_forge_log_lines(&log, &mut secrets).await;
@@ -54,14 +55,35 @@ async fn known_failures_are_explained_once(log: &LogCapture, secrets: &mut Secre
     one_message(&w, secrets).await.expect_code(451);
     one_message(&w, secrets).await.expect_code(451);
     let text = log.text();
-    let fix = "Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false";
-    assert_eq!(text.matches(fix).count(), 1, "{text}");
+    // The fix names the account's own mailbox, not a placeholder.
+    let fix =
+        format!("Set-CASMailbox -Identity {MAILBOX} -SmtpClientAuthenticationDisabled $false");
+    assert_eq!(text.matches(&fix).count(), 1, "{text}");
+    assert!(!text.contains("<mailbox>"), "{text}");
     assert_eq!(text.matches("message not delivered").count(), 2, "{text}");
     assert!(text.contains("same problem as explained earlier"), "{text}");
     assert!(text.contains("xenocept"), "{text}");
     w.upstream.script(|s| s.auth_reply = None);
     one_message(&w, secrets).await.expect_code(250);
     assert!(log.text().contains("message delivered"));
+    secrets.add_tokens(&w);
+}
+
+/// `421 4.3.2` at the greeting is Exchange being unavailable, not the 3-connection limit
+/// (`432 4.3.2` after AUTH): the log must not advise lowering max_connections.
+async fn greeting_refusal_is_not_a_connection_limit(log: &LogCapture, secrets: &mut Secrets) {
+    let w = World::start().await;
+    w.upstream
+        .script(|s| s.greeting = Some("421 4.3.2 Service not available".into()));
+    let before = log.text().len();
+    one_message(&w, secrets).await.expect_start("451 4.3.2");
+    let text = log.text()[before..].to_string();
+    assert!(
+        text.contains("the SMTP server refused service when the relay connected"),
+        "{text}"
+    );
+    assert!(!text.contains("max_connections"), "{text}");
+    assert!(!text.contains("more than 3 connections"), "{text}");
     secrets.add_tokens(&w);
 }
 

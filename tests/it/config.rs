@@ -1060,3 +1060,23 @@ fn log_recipients_full_by_default_or_domain() {
     let p = problems_of(with("[log]\nrecipients = \"none\""));
     assert_problem(&p, "log.recipients", "is not \"full\" or \"domain\"");
 }
+
+#[test]
+fn tenant_that_token_url_overrides_is_a_warning() {
+    let var = "XOAUTH_RELAY__ACCOUNTS__CONTOSO__TOKEN_URL";
+    let other = "https://login.example.test/fabrikam.onmicrosoft.com/oauth2/v2.0/token";
+    let c = load_ok("minimal.toml", &[(var, other)]);
+    let warning = c
+        .warnings
+        .iter()
+        .find(|w| w.contains("accounts.contoso.tenant"));
+    let warning = warning.unwrap_or_else(|| panic!("{:?}", c.warnings));
+    assert!(
+        warning.contains("\"fabrikam.onmicrosoft.com\""),
+        "{warning}"
+    );
+    assert!(warning.contains("is not used"), "{warning}");
+    let same = "https://login.example.test/contoso.onmicrosoft.com/oauth2/v2.0/token";
+    let c = load_ok("minimal.toml", &[(var, same)]);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}

@@ -106,10 +106,11 @@ async fn upstream_with_an_untrusted_certificate_is_refused() {
         account.extra_roots = vec![other.ca_der()];
     })
     .await;
-    // The token endpoint uses the same untrusted certificate, so the failure shows there first.
-    one_message(&w)
-        .await
-        .expect_start("451 4.7.0 upstream authorization temporarily unavailable");
+    // The token endpoint uses the same untrusted certificate, so the failure shows there first,
+    // as the misconfiguration it is (`ca_file`), not as an outage.
+    one_message(&w).await.expect_start(
+        "451 4.3.5 Relay misconfigured: the token endpoint's certificate could not be verified",
+    );
     assert_eq!(w.tokens.calls(), 0, "no request reached the endpoint");
 }
 
