@@ -81,6 +81,7 @@ pub(crate) fn build_route(
     let observed = Observed {
         inner: Arc::new(source),
         stats: stats.clone(),
+        account: name.clone(),
     };
     Ok(Route {
         account,
@@ -196,6 +197,12 @@ pub struct Running {
 }
 
 impl Running {
+    /// Waits until `n` upstream probes of `account` have answered (for tests that count
+    /// upstream sessions; a probe is one).
+    pub async fn probes_answered(&self, account: &str, n: u64) {
+        self.daemon.stats.account(account).probes_answered(n).await;
+    }
+
     /// Stops accepting, tells idle clients `421`, lets transactions in flight finish within
     /// the grace period, then tells the rest `421` too, and waits.
     pub async fn stop(self) {
@@ -354,13 +361,15 @@ fn assemble(
     })
 }
 
-/// Starts the background tasks of a route (token refresh, secret-expiry warnings); they stop
+/// Starts the background tasks of a route (token refresh, secret-expiry warnings, the probe
+/// that proves it can send); they stop
 /// with `shutdown` or when the route is replaced.
 fn launch(route: Route, shutdown: &CancellationToken) -> Live {
     let route = Arc::new(route);
     let tasks = shutdown.child_token();
     tokio::spawn(route.tokens.clone().keep_fresh(tasks.clone()));
     tokio::spawn(crate::expiry::watch(route.account.clone(), tasks.clone()));
+    tokio::spawn(crate::probe::watch(route.clone(), tasks.clone()));
     Live { route, tasks }
 }
 

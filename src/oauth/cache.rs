@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify, futures::Notified};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +38,8 @@ pub(crate) struct TokenCache {
     /// A copy of the cached token readable without waiting for a fetch in progress (for
     /// readiness checks); a std lock, held only to clone or replace the `Arc`.
     published: RwLock<Option<Arc<AccessToken>>>,
+    /// Wakes those waiting for a new token (the prober of a failing account).
+    fetched: Notify,
 }
 
 /// First pause after a failed background refresh; it doubles up to [`MAX_BACKOFF`].
@@ -51,7 +53,14 @@ impl TokenCache {
             state: Mutex::new(State::default()),
             fetches: AtomicU64::new(0),
             published: RwLock::new(None),
+            fetched: Notify::new(),
         }
+    }
+
+    /// Completes when the next token is fetched; `enable` it before looking at [`peek`](Self::peek)
+    /// so a fetch in between is not missed.
+    pub(crate) fn next_fetch(&self) -> Notified<'_> {
+        self.fetched.notified()
     }
 
     /// The cached token, if any, without waiting (it may be past its refresh point).
@@ -124,6 +133,7 @@ impl TokenCache {
                 state.token = Some(token.clone());
                 self.publish(state.token.clone());
                 state.failure = None;
+                self.fetched.notify_waiters();
                 Ok(Issued { token, fresh: true })
             }
             Err(error) => {

@@ -115,6 +115,13 @@ impl World {
         codes
     }
 
+    /// Waits until `n` upstream probes of the test account have answered (the relay probes at
+    /// start-up once it has a token, so a test counting upstream sessions waits for it).
+    pub async fn probed(&self, n: u64) {
+        let relay = self.relay.as_ref().expect("relay running");
+        relay.probes_answered("contoso", n).await;
+    }
+
     /// A connected client that said EHLO and logged in.
     pub async fn logged_in(&self) -> Client {
         let mut c = self.client().await;

@@ -1,0 +1,122 @@
+//! Proving that each account can send without sending mail: a probe opens an upstream session
+//! (connect, STARTTLS, XOAUTH2) and quits. One prober per route runs at start-up and after a
+//! reload that changed the account, then only while the account is failing: on a bounded
+//! back-off and whenever a new token arrives. Its results, like those of real deliveries, are
+//! the evidence `/readyz` and `/status` report.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::error::explain::explain;
+use crate::error::{Class, RelayError};
+use crate::relay::Route;
+use crate::stats::Evidence;
+use crate::upstream::UpstreamError;
+
+/// The first pause before probing a failing account again. An operator who just fixed the
+/// setting (SMTP AUTH, consent, a secret) sees the relay ready within half a minute, and one
+/// probe per 30 s is nothing next to Exchange's limits.
+pub(crate) const FIRST_RETRY: Duration = Duration::from_secs(30);
+
+/// The pause doubles up to this: a problem left alone overnight costs six sessions an hour,
+/// and a fix is still noticed within ten minutes (well inside a `ready == 0 for 15m` alert).
+pub(crate) const MAX_RETRY: Duration = Duration::from_secs(10 * 60);
+
+/// How a probe ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Authenticated: the account can send.
+    Proven,
+    /// The upstream or the token says no; the text explains it.
+    Failed(String),
+    /// Every connection slot is in use by deliveries: the account is evidently working.
+    Busy,
+    /// No usable token to probe with (the token refresh reports why).
+    NoToken,
+}
+
+impl Verdict {
+    fn is_good(&self) -> bool {
+        matches!(self, Verdict::Proven | Verdict::Busy)
+    }
+}
+
+/// Probes `route` once with its cached token and records the evidence.
+pub(crate) async fn probe(route: &Route) -> Verdict {
+    let Some(token) = route
+        .tokens
+        .peek()
+        .filter(|t| t.usable_at(tokio::time::Instant::now()))
+    else {
+        return Verdict::NoToken;
+    };
+    let name = &route.account.name;
+    let result = route.upstream.probe(&token).await;
+    let verdict = match result {
+        Ok(_) => {
+            if route.stats.proven(Evidence::Probe) {
+                tracing::info!(account = %name, "account can send again: the upstream probe authenticated");
+            } else {
+                tracing::debug!(account = %name, "upstream probe authenticated");
+            }
+            Verdict::Proven
+        }
+        Err(UpstreamError::Busy { .. }) => {
+            tracing::debug!(account = %name, "probe skipped: every upstream connection slot is in use");
+            Verdict::Busy
+        }
+        Err(e) => failed(route, e),
+    };
+    if verdict != Verdict::Busy {
+        route.stats.probe_answered();
+    }
+    verdict
+}
+
+fn failed(route: &Route, e: UpstreamError) -> Verdict {
+    let error = RelayError::Upstream(e);
+    let what = explain(&error).map_or_else(|| error.to_string(), |x| x.what.to_string());
+    let repeated = route
+        .stats
+        .current_config_problem()
+        .is_some_and(|p| p.what == what);
+    route.stats.problem(Evidence::Probe, what.clone());
+    let name = &route.account.name;
+    if repeated {
+        tracing::debug!(account = %name, problem = %what, "upstream probe failed again");
+    } else if error.class() == Class::Misconfigured {
+        let fix = explain(&error).map(|x| x.fix);
+        tracing::error!(account = %name, error = %error, problem = %what, fix, "upstream probe failed: the account cannot send");
+    } else {
+        tracing::warn!(account = %name, error = %error, "upstream probe failed");
+    }
+    Verdict::Failed(what)
+}
+
+/// Probes `route` now, then again while it is failing, until `stop`.
+pub(crate) async fn watch(route: std::sync::Arc<Route>, stop: CancellationToken) {
+    let mut retry = FIRST_RETRY;
+    loop {
+        let token_fetched = route.tokens.next_fetch();
+        tokio::pin!(token_fetched);
+        token_fetched.as_mut().enable();
+        let verdict = probe(&route).await;
+        if verdict.is_good() && route.stats.current_config_problem().is_none() {
+            retry = FIRST_RETRY;
+            // Healthy: nothing to do until a delivery finds a problem.
+            tokio::select! {
+                _ = route.stats.failed.notified() => {}
+                _ = stop.cancelled() => return,
+            }
+            token_fetched.set(route.tokens.next_fetch());
+            token_fetched.as_mut().enable();
+        }
+        // Failing: probe after the back-off, or as soon as a new token arrives.
+        tokio::select! {
+            _ = tokio::time::sleep(retry) => retry = (retry * 2).min(MAX_RETRY),
+            _ = &mut token_fetched => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
