@@ -294,6 +294,14 @@ impl AccountStats {
     }
 }
 
+/// How the last reload (SIGHUP) ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReloadEvent {
+    pub(crate) at_unix: u64,
+    /// `None` when the new configuration is in use; else why it was refused.
+    pub(crate) refused: Option<String>,
+}
+
 /// Connections on the SMTP listener.
 #[derive(Default)]
 pub(crate) struct ListenerStats {
@@ -309,9 +317,14 @@ pub(crate) struct Stats {
     pub(crate) started_unix: u64,
     pub(crate) listener: ListenerStats,
     pub(crate) auth_failures: AtomicU64,
+    /// Connections and AUTH attempts refused because their address or user name is locked out.
+    pub(crate) lockout_refusals: AtomicU64,
     /// Local rejections before a user logged in (policy rejections after login count per account).
     pub(crate) rejected_unauthenticated: AtomicU64,
     pub(crate) draining: AtomicBool,
+    last_reload: Mutex<Option<ReloadEvent>>,
+    /// Settings changed in the file that only a restart puts in effect.
+    restart_needed: Mutex<Vec<&'static str>>,
     accounts: RwLock<BTreeMap<String, Arc<AccountStats>>>,
 }
 
@@ -322,8 +335,11 @@ impl Default for Stats {
             started_unix: now_unix(),
             listener: ListenerStats::default(),
             auth_failures: AtomicU64::new(0),
+            lockout_refusals: AtomicU64::new(0),
             rejected_unauthenticated: AtomicU64::new(0),
             draining: AtomicBool::new(false),
+            last_reload: Mutex::new(None),
+            restart_needed: Mutex::new(Vec::new()),
             accounts: RwLock::new(BTreeMap::new()),
         }
     }
@@ -342,6 +358,30 @@ impl Stats {
         }
         let mut all = self.accounts.write().unwrap_or_else(|e| e.into_inner());
         all.entry(account.to_string()).or_default().clone()
+    }
+
+    /// Records how a reload ended; `restart_needed` is kept from an accepted one only (a
+    /// refused file changes nothing).
+    pub(crate) fn reloaded(
+        &self,
+        refused: Option<String>,
+        restart_needed: Option<Vec<&'static str>>,
+    ) {
+        *lock(&self.last_reload) = Some(ReloadEvent {
+            at_unix: now_unix(),
+            refused,
+        });
+        if let Some(settings) = restart_needed {
+            *lock(&self.restart_needed) = settings;
+        }
+    }
+
+    pub(crate) fn last_reload(&self) -> Option<ReloadEvent> {
+        lock(&self.last_reload).clone()
+    }
+
+    pub(crate) fn restart_needed(&self) -> Vec<&'static str> {
+        lock(&self.restart_needed).clone()
     }
 
     pub(crate) fn uptime(&self) -> Duration {

@@ -111,6 +111,20 @@ impl Daemon {
     /// Replaces users and accounts with those of `new`. Accounts whose settings did not change
     /// keep their token cache and connections; settings that need a restart are reported.
     pub fn reload(&self, new: Config) -> Result<ReloadSummary, StartError> {
+        let result = self.replace_config(new);
+        match &result {
+            Ok(s) => self.stats.reloaded(None, Some(s.restart_needed.clone())),
+            Err(e) => self.stats.reloaded(Some(e.to_string()), None),
+        }
+        result
+    }
+
+    /// A configuration file that could not be loaded: the running one stays.
+    pub(crate) fn reload_refused(&self, problems: String) {
+        self.stats.reloaded(Some(problems), None);
+    }
+
+    fn replace_config(&self, new: Config) -> Result<ReloadSummary, StartError> {
         let mut current = self.config.lock().unwrap_or_else(|e| e.into_inner());
         let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
         let mut summary = ReloadSummary {
@@ -157,6 +171,16 @@ impl Daemon {
         current.accounts = new.accounts;
         current.warnings = new.warnings;
         Ok(summary)
+    }
+}
+
+impl Daemon {
+    /// Ends every login lockout (on SIGHUP, so an operator can let a fixed program back in
+    /// without waiting out the lockout); logs and returns how many there were.
+    pub fn clear_lockouts(&self) -> usize {
+        let cleared = self.services.guard.clear_lockouts();
+        tracing::info!(cleared, "SIGHUP: login lockouts cleared");
+        cleared
     }
 }
 
@@ -269,6 +293,7 @@ pub(crate) fn start_with(
             stats: stats.clone(),
             relay: daemon.relay.clone(),
             smtp: smtp_addr,
+            guard: daemon.services.guard.clone(),
         });
         tokio::spawn(crate::health::serve(h, state, health_stop.clone()));
     }
@@ -411,6 +436,7 @@ pub(crate) async fn run(
             _ = &mut stop_signal => break,
             _ = next_hangup(&mut hangups) => {
                 crate::notify::reloading();
+                running.daemon.clear_lockouts();
                 reload_from(&running.daemon, reload.as_ref()).await;
                 crate::notify::ready();
             }
@@ -436,11 +462,14 @@ async fn reload_from(daemon: &Daemon, source: Option<&ReloadSource>) {
     let config = match loaded {
         Ok(Ok(c)) => c,
         Err(e) => {
+            daemon.reload_refused(e.to_string());
             tracing::error!(error = %e, "reload failed");
             return;
         }
         Ok(Err(e)) => {
             let problems = e.one_line();
+            // Recorded before the log line, so whoever reads the log then `/status` sees it.
+            daemon.reload_refused(problems.clone());
             tracing::error!(%problems, "reload refused, keeping the running configuration");
             return;
         }

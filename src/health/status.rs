@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use super::State;
 use crate::dates::{Day, now_unix, rfc3339};
 use crate::expiry;
+use crate::logging::Untrusted;
 use crate::relay::Route;
 use crate::stats::{AccountStats, TokenEvent};
 
@@ -96,8 +97,37 @@ pub(crate) fn document(state: &State) -> Value {
             "rejected_before_login": stats.rejected_unauthenticated.load(Ordering::Relaxed),
         },
         "auth_failures": stats.auth_failures.load(Ordering::Relaxed),
+        "lockouts": lockouts(state),
+        "last_reload": stats.last_reload().map(|r| json!({
+            "at": rfc3339(r.at_unix),
+            "result": if r.refused.is_none() { "ok" } else { "refused" },
+            "problems": r.refused,
+        })),
+        "restart_needed": stats.restart_needed(),
+        "lockout_refusals": stats.lockout_refusals.load(Ordering::Relaxed),
         "accounts": accounts,
     })
+}
+
+/// The login lockouts in force: whose (an address, or a user name at it), until when, after how
+/// many failures. A user name may be anything a client sent, so it is escaped.
+fn lockouts(state: &State) -> Value {
+    let now = now_unix();
+    let all: Vec<Value> = state
+        .guard
+        .lockouts()
+        .iter()
+        .map(|l| {
+            json!({
+                "address": l.address.to_string(),
+                "user": l.user.as_deref().map(|u| Untrusted(u).to_string()),
+                "until": rfc3339(now + l.remaining.as_secs()),
+                "seconds_left": l.remaining.as_secs(),
+                "failures": l.failures,
+            })
+        })
+        .collect();
+    Value::Array(all)
 }
 
 fn account(route: &Route) -> Value {

@@ -279,7 +279,8 @@ async fn only_loopback_host_names_are_answered() {
     }
 }
 
-const SMTP_AUTH_DISABLED: &str = "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.";
+const SMTP_AUTH_DISABLED: &str =
+    "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.";
 
 /// SMTP AUTH disabled from the start: the start-up probe finds it before any message, and
 /// once Exchange is fixed the back-off probe finds that too, again without a message.
@@ -307,7 +308,11 @@ async fn a_probe_proves_readiness_without_sending_mail() {
     // Fixed on Microsoft's side: the next probe (after the first back-off) sees it.
     w.upstream.script(|s| s.auth_reply = None);
     tokio::time::sleep(Duration::from_secs(29)).await;
-    assert_eq!(http_get(w.health(), "/readyz").await.0, 503, "not before the back-off");
+    assert_eq!(
+        http_get(w.health(), "/readyz").await.0,
+        503,
+        "not before the back-off"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     w.probed(2).await;
     let (code, body) = http_json(w.health(), "/readyz").await;
@@ -316,7 +321,10 @@ async fn a_probe_proves_readiness_without_sending_mail() {
     let can_send = &status["accounts"]["contoso"]["can_send"];
     assert_eq!(can_send["state"], "yes", "{can_send}");
     assert_eq!(can_send["last_proven"]["by"], "probe");
-    assert_eq!(can_send["last_failure"]["by"], "probe", "the last failure stays visible");
+    assert_eq!(
+        can_send["last_failure"]["by"], "probe",
+        "the last failure stays visible"
+    );
     assert!(w.upstream.messages().is_empty(), "no mail was sent");
     let transcripts = w.upstream.transcripts();
     assert_eq!(transcripts.len(), 2);
@@ -341,9 +349,16 @@ async fn readiness_is_checking_until_the_first_probe_answers() {
         "account contoso: checking: the first upstream probe has not answered yet"
     );
     let (_, status) = http_json(w.health(), "/status").await;
-    assert_eq!(status["accounts"]["contoso"]["can_send"]["state"], "checking");
+    assert_eq!(
+        status["accounts"]["contoso"]["can_send"]["state"],
+        "checking"
+    );
     w.upstream.wait_for_connections(1).await;
-    assert_eq!(http_get(w.health(), "/readyz").await.0, 503, "still checking");
+    assert_eq!(
+        http_get(w.health(), "/readyz").await.0,
+        503,
+        "still checking"
+    );
 }
 
 /// A refusal seen by a delivery is cleared by a probe once Exchange is fixed, not only by the
@@ -360,7 +375,12 @@ async fn a_delivery_failure_is_cleared_by_a_later_probe() {
         .expect_code(451);
     let (code, body) = http_json(w.health(), "/readyz").await;
     assert_eq!(code, 503, "{body}");
-    assert!(body["reasons"][0].as_str().unwrap().contains("the last delivery failed"));
+    assert!(
+        body["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("the last delivery failed")
+    );
     w.upstream.script(|s| s.auth_reply = None);
     tokio::time::sleep(Duration::from_secs(31)).await;
     w.probed(2).await;
@@ -388,4 +408,20 @@ async fn a_reload_that_fixes_the_account_is_ready_after_its_probe() {
     let (code, body) = http_json(w.health(), "/readyz").await;
     assert_eq!(code, 200, "{body}");
     assert!(w.upstream.messages().is_empty());
+}
+
+/// Settings that changed but wait for a restart, and how the last reload ended, are in
+/// `/status` (a refused file: see the SIGHUP test in `reload.rs`).
+#[tokio::test]
+async fn status_shows_settings_waiting_for_a_restart() {
+    let w = World::start_with(with_health).await;
+    let (_, status) = http_json(w.health(), "/status").await;
+    assert!(status["last_reload"].is_null());
+    assert_eq!(status["restart_needed"], serde_json::json!([]));
+    let mut new = w.config.clone();
+    new.limits.max_connections += 1;
+    w.relay.as_ref().unwrap().daemon.reload(new).unwrap();
+    let (_, status) = http_json(w.health(), "/status").await;
+    assert_eq!(status["last_reload"]["result"], "ok", "{status}");
+    assert_eq!(status["restart_needed"], serde_json::json!(["limits"]));
 }

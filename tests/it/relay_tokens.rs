@@ -116,7 +116,11 @@ async fn cached_token_refused_twice_gives_up_after_one_retry() {
         .await;
     r.expect_code(451);
     assert_eq!(w.tokens.calls(), 2);
-    assert_eq!(w.upstream.auth_attempts(), 4, "probe, message 1, message 2 twice");
+    assert_eq!(
+        w.upstream.auth_attempts(),
+        4,
+        "probe, message 1, message 2 twice"
+    );
 }
 
 #[tokio::test]
@@ -235,5 +239,9 @@ async fn smtp_auth_disabled_is_not_retried_with_a_new_token() {
         1,
         "no token request: a new token cannot help"
     );
-    assert_eq!(w.upstream.auth_attempts(), 3, "the start-up probe and one AUTH each");
+    assert_eq!(
+        w.upstream.auth_attempts(),
+        3,
+        "the start-up probe and one AUTH each"
+    );
 }
