@@ -86,8 +86,9 @@ fn failed(route: &Route, e: UpstreamError) -> Verdict {
     if repeated {
         tracing::debug!(account = %name, problem = %what, "upstream probe failed again");
     } else if error.class() == Class::Misconfigured {
-        let fix = explain(&error).map(|x| x.fix);
-        tracing::error!(account = %name, error = %error, problem = %what, fix, "upstream probe failed: the account cannot send");
+        // The fix is explained once per account by the relay when a message fails, and by
+        // `check`; the probe names the problem.
+        tracing::error!(account = %name, error = %error, problem = %what, "upstream probe failed: the account cannot send (xoauth-relay check explains the fix)");
     } else {
         tracing::warn!(account = %name, error = %error, "upstream probe failed");
     }
