@@ -504,6 +504,30 @@ fn extension_names(caps: &EhloResponse<String>) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// A probe finding every slot taken by deliveries gives way after its short deadline
+    /// instead of queueing for the delivery's (a minute) or opening another session.
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_gives_way_when_every_slot_is_in_use() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut account = crate::testkit::relay_config::example_account();
+        account.smtp_host = "127.0.0.1".into();
+        account.smtp_port = listener.local_addr().unwrap().port();
+        account.max_connections = 1;
+        let tls = crate::tls::client_config(&[]).unwrap();
+        let upstream = SmtpUpstream::new(&account, "relay.test", tls, &Timeouts::default());
+        let _delivery = upstream.slot(Duration::ZERO).await.unwrap();
+        let token = AccessToken::new("t".into(), Duration::from_secs(3600));
+        let started = tokio::time::Instant::now();
+        let probed = upstream.probe(&token).await;
+        assert!(
+            matches!(probed, Err(UpstreamError::Busy { .. })),
+            "{probed:?}"
+        );
+        assert_eq!(started.elapsed(), PROBE_SLOT_WAIT);
+        let accepted = tokio::time::timeout(Duration::ZERO, listener.accept()).await;
+        assert!(accepted.is_err(), "no session was opened");
+    }
+
     async fn stuffed(body: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         write_body(&mut out, body, Duration::from_secs(1))
