@@ -121,3 +121,114 @@ pub(crate) async fn watch(route: std::sync::Arc<Route>, stop: CancellationToken)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::BoxFuture;
+    use crate::message::Envelope;
+    use crate::oauth::{AccessToken, TokenCache, TokenError, TokenSource};
+    use crate::reply::Enhanced;
+    use crate::stats::AccountStats;
+    use crate::upstream::{Delivered, Probe, Upstream, UpstreamReply};
+
+    /// Refuses AUTH with `535 5.7.139` while `refuse` is set; records when each probe came.
+    #[derive(Default)]
+    struct Exchange {
+        refuse: AtomicBool,
+        probes: Mutex<Vec<Instant>>,
+    }
+
+    impl Upstream for Exchange {
+        fn deliver<'a>(
+            &'a self,
+            _: &'a AccessToken,
+            _: &'a Envelope,
+            _: &'a [u8],
+        ) -> BoxFuture<'a, Result<Delivered, UpstreamError>> {
+            unreachable!("probes send no mail")
+        }
+
+        fn probe<'a>(&'a self, _: &'a AccessToken) -> BoxFuture<'a, Result<Probe, UpstreamError>> {
+            Box::pin(async move {
+                self.probes.lock().unwrap().push(Instant::now());
+                if self.refuse.load(Ordering::SeqCst) {
+                    let reply = UpstreamReply {
+                        code: 535,
+                        enhanced: Some(Enhanced(5, 7, 139)),
+                        text: "SmtpClientAuthentication is disabled".into(),
+                    };
+                    return Err(UpstreamError::AuthRejected {
+                        reply,
+                        challenge: None,
+                    });
+                }
+                Ok(Probe {
+                    tls_version: "TLSv1_3".into(),
+                })
+            })
+        }
+    }
+
+    struct Tokens;
+
+    impl TokenSource for Tokens {
+        fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, TokenError>> {
+            Box::pin(async { Ok(AccessToken::new("t".into(), Duration::from_secs(3600))) })
+        }
+    }
+
+    /// A failing account is probed after 30 s, then at doubling pauses up to 10 minutes; a new
+    /// token brings the next probe forward; once proven, probing stops.
+    #[tokio::test(start_paused = true)]
+    async fn failing_accounts_are_probed_on_a_bounded_back_off() {
+        let exchange = Arc::new(Exchange::default());
+        exchange.refuse.store(true, Ordering::SeqCst);
+        let route = Arc::new(Route {
+            account: Arc::new(crate::testkit::relay_config::example_account()),
+            tokens: Arc::new(TokenCache::new(Arc::new(Tokens))),
+            upstream: exchange.clone(),
+            stats: Arc::new(AccountStats::default()),
+        });
+        route.tokens.get().await.unwrap();
+        let start = Instant::now();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(watch(route.clone(), stop.clone()));
+        route.stats.probes_answered(8).await;
+        let at: Vec<u64> = exchange.probes.lock().unwrap()[..8]
+            .iter()
+            .map(|t| (*t - start).as_secs())
+            .collect();
+        // 0, +30, +60, +120, +240, +480, +600, +600.
+        assert_eq!(at, [0, 30, 90, 210, 450, 930, 1530, 2130]);
+        assert!(route.stats.current_config_problem().is_some());
+
+        // Fixed, and a new token arrives (say a refresh): probed at once, not in 10 minutes.
+        exchange.refuse.store(false, Ordering::SeqCst);
+        let token = route.tokens.peek().unwrap();
+        route.tokens.invalidate(&token).await;
+        let before = Instant::now();
+        route.tokens.get().await.unwrap();
+        route.stats.probes_answered(9).await;
+        assert_eq!(before.elapsed(), Duration::ZERO);
+        assert!(route.stats.current_config_problem().is_none());
+        assert_eq!(
+            route.stats.last_proof().map(|p| p.by),
+            Some(Evidence::Probe)
+        );
+
+        tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
+        assert_eq!(
+            exchange.probes.lock().unwrap().len(),
+            9,
+            "healthy: no probes"
+        );
+        stop.cancel();
+        task.await.unwrap();
+    }
+}
