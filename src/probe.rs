@@ -4,12 +4,14 @@
 //! back-off and whenever a new token arrives. Its results, like those of real deliveries, are
 //! the evidence `/readyz` and `/status` report.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::error::explain::explain;
 use crate::error::{Class, RelayError};
+use crate::oauth::AccessToken;
 use crate::relay::Route;
 use crate::stats::Evidence;
 use crate::upstream::UpstreamError;
@@ -96,43 +98,95 @@ fn failed(route: &Route, e: UpstreamError) -> Verdict {
 }
 
 /// Probes `route` now, then again while it is failing, until `stop`.
-pub(crate) async fn watch(route: std::sync::Arc<Route>, stop: CancellationToken) {
+pub(crate) async fn watch(route: Arc<Route>, stop: CancellationToken) {
     let mut retry = FIRST_RETRY;
     loop {
-        let token_fetched = route.tokens.next_fetch();
-        tokio::pin!(token_fetched);
-        token_fetched.as_mut().enable();
+        let probed_with = route.tokens.peek();
         let verdict = probe(&route).await;
         if verdict.is_good() && route.stats.current_config_problem().is_none() {
             retry = FIRST_RETRY;
-            // Healthy: nothing to do until a delivery finds a problem.
-            tokio::select! {
-                _ = route.stats.failed.notified() => {}
-                _ = stop.cancelled() => return,
+            if !healthy_until_doubt(&route, &stop).await {
+                return;
             }
-            token_fetched.set(route.tokens.next_fetch());
-            token_fetched.as_mut().enable();
         }
-        // Failing: probe after the back-off, or as soon as a new token arrives.
+        if !failing_until_retry(&route, &stop, &mut retry, probed_with).await {
+            return;
+        }
+    }
+}
+
+/// A usable token other than `seen` is in the cache.
+fn new_token(route: &Route, seen: Option<&Arc<AccessToken>>) -> bool {
+    let now = tokio::time::Instant::now();
+    route
+        .tokens
+        .peek()
+        .filter(|t| t.usable_at(now))
+        .is_some_and(|t| seen.is_none_or(|s| !Arc::ptr_eq(s, &t)))
+}
+
+/// While the account is fine: waits for a reason to doubt it, a delivery that found a problem
+/// (then the back-off comes first: it just failed) or a token request refused for the
+/// account's own fault (the secret revoked, say: the cached token may be revoked too, so the
+/// probe comes at once). False on `stop`.
+async fn healthy_until_doubt(route: &Route, stop: &CancellationToken) -> bool {
+    loop {
         tokio::select! {
-            _ = tokio::time::sleep(retry) => retry = (retry * 2).min(MAX_RETRY),
-            _ = &mut token_fetched => {}
-            _ = stop.cancelled() => return,
+            _ = route.stats.failed.notified() => return true,
+            _ = route.tokens.next_fetch() => {
+                let refused = route.tokens.last_error().map(RelayError::Token);
+                if refused.is_some_and(|e| e.class() == Class::Misconfigured) {
+                    return true;
+                }
+            }
+            _ = stop.cancelled() => return false,
+        }
+    }
+}
+
+/// While the account is failing: waits for the back-off, or less when a new token arrives
+/// (a refresh after the operator fixed the secret). False on `stop`.
+async fn failing_until_retry(
+    route: &Route,
+    stop: &CancellationToken,
+    retry: &mut Duration,
+    probed_with: Option<Arc<AccessToken>>,
+) -> bool {
+    let due = tokio::time::Instant::now() + *retry;
+    loop {
+        let fetched = route.tokens.next_fetch();
+        tokio::pin!(fetched);
+        fetched.as_mut().enable();
+        if new_token(route, probed_with.as_ref()) {
+            // It came while the probe ran (at start-up: while it found none).
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => {
+                *retry = (*retry * 2).min(MAX_RETRY);
+                return true;
+            }
+            _ = &mut fetched => {
+                if route.tokens.last_error().is_none() {
+                    return true;
+                }
+            }
+            _ = stop.cancelled() => return false,
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
 
     use tokio::time::Instant;
 
     use super::*;
     use crate::BoxFuture;
     use crate::message::Envelope;
-    use crate::oauth::{AccessToken, TokenCache, TokenError, TokenSource};
+    use crate::oauth::{TokenCache, TokenError, TokenSource};
     use crate::reply::Enhanced;
     use crate::stats::AccountStats;
     use crate::upstream::{Delivered, Probe, Upstream, UpstreamReply};

@@ -208,10 +208,12 @@ async fn draining_is_not_ready_while_a_message_finishes() {
     w.upstream
         .script(|s| s.delay_at = Some((Phase::DataEnd, Duration::from_secs(20))));
     let health = w.health();
+    w.probed(1).await;
     let mut c = w.logged_in().await;
     c.open_data(MAILBOX, "a@example.net").await;
     c.send_raw(b"Subject: x\r\n\r\nx\r\n.\r\n").await;
-    w.upstream.wait_for_connections(1).await;
+    // The start-up probe's connection, then the message's.
+    w.upstream.wait_for_connections(2).await;
     let stopping = tokio::spawn(w.relay.take().unwrap().stop());
     tokio::task::yield_now().await;
     let (code, body) = http_json(health, "/readyz").await;
@@ -353,7 +355,9 @@ async fn readiness_is_checking_until_the_first_probe_answers() {
         status["accounts"]["contoso"]["can_send"]["state"],
         "checking"
     );
-    w.upstream.wait_for_connections(1).await;
+    let probing = w.upstream.wait_for_connections(1);
+    let connected = tokio::time::timeout(Duration::from_secs(30), probing).await;
+    connected.expect("the probe connected");
     assert_eq!(
         http_get(w.health(), "/readyz").await.0,
         503,
@@ -424,4 +428,29 @@ async fn status_shows_settings_waiting_for_a_restart() {
     let (_, status) = http_json(w.health(), "/status").await;
     assert_eq!(status["last_reload"]["result"], "ok", "{status}");
     assert_eq!(status["restart_needed"], serde_json::json!(["limits"]));
+}
+
+/// The client secret revoked with the cached token: the refused refresh (the account's fault)
+/// makes the relay probe with the token it still holds, and Exchange's refusal turns it red
+/// before any message fails and before the token expires.
+#[tokio::test(start_paused = true)]
+async fn a_refused_token_refresh_is_checked_with_a_probe() {
+    let w = World::start_with(with_health).await;
+    w.probed(1).await;
+    assert_eq!(http_get(w.health(), "/readyz").await.0, 200);
+    w.tokens.token_registry().revoke(&w.tokens.issued()[0]);
+    w.tokens.set_mode(TokenMode::invalid_client_secret());
+    // The refresh point is 5 minutes before the token's hour is up.
+    tokio::time::sleep(Duration::from_secs(3600 - 290)).await;
+    w.probed(2).await;
+    let (code, body) = http_json(w.health(), "/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    let reasons = body["reasons"].to_string();
+    assert!(reasons.contains("the last probe failed"), "{reasons}");
+    let (_, status) = http_json(w.health(), "/status").await;
+    assert_eq!(
+        status["accounts"]["contoso"]["token"]["valid"], true,
+        "{status}"
+    );
+    assert!(w.upstream.messages().is_empty());
 }
