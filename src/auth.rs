@@ -97,6 +97,11 @@ impl Users {
         }
     }
 
+    /// True when a user of that name (ignoring case) is configured.
+    pub(crate) fn knows(&self, username: &str) -> bool {
+        self.by_name.contains_key(&username.to_lowercase())
+    }
+
     /// The user a client at `ip` is without AUTH, if its address is in some user's `networks`.
     pub(crate) fn trusted_for(&self, ip: IpAddr) -> Option<Arc<Submitter>> {
         let found = self

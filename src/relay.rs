@@ -18,7 +18,7 @@ use crate::logging::{List, Untrusted};
 use crate::message::{Submission, Submit};
 use crate::oauth::TokenCache;
 use crate::reply::Reply;
-use crate::stats::{AccountStats, Outcome};
+use crate::stats::{AccountStats, Evidence, Outcome};
 use crate::swap::Swap;
 use crate::upstream::{Delivered, Phase, Upstream, UpstreamError};
 
@@ -238,7 +238,10 @@ fn record(
             stats
                 .bytes_relayed
                 .fetch_add(message.body().len() as u64, Ordering::Relaxed);
-            stats.config_problem(None);
+            if stats.proven(Evidence::Delivery) {
+                let account = &message.submitter.account;
+                tracing::info!(%account, "account can send again: a message was delivered");
+            }
         }
         Err(e) => {
             if let RelayError::Upstream(
@@ -250,13 +253,13 @@ fn record(
             match e.class() {
                 Class::Permanent => {
                     stats.count(Outcome::RejectedUpstream);
-                    stats.config_problem(None);
+                    stats.clear_problem();
                 }
                 Class::Transient => stats.count(Outcome::TemporaryFailure),
                 Class::Misconfigured => {
                     stats.count(Outcome::TemporaryFailure);
                     let what = explain(e).map_or_else(|| e.to_string(), |x| x.what.to_string());
-                    stats.config_problem(Some(what));
+                    stats.problem(Evidence::Delivery, what);
                 }
             }
         }

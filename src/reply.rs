@@ -161,6 +161,11 @@ pub const IP_LOCKED_OUT: Reply = Reply::new(
     (4, 7, 0),
     "Too many failed logins from your address; try again later",
 );
+pub const USER_LOCKED_OUT: Reply = Reply::new(
+    421,
+    (4, 7, 0),
+    "Too many failed logins from your address for this user name; try again later",
+);
 pub const TOO_MANY_FROM_IP: Reply = Reply::new(
     421,
     (4, 7, 0),

@@ -39,6 +39,7 @@ async fn log_explains_failures_and_never_leaks_secrets() {
     token_endpoint_failures(&mut secrets).await;
     upstream_failures(&mut secrets).await;
     refused_cached_token_is_replaced(&mut secrets).await;
+    token_recovery_is_logged(&log, &mut secrets).await;
 
     let text = log.text();
     log_is_not_trivial(&text);
@@ -169,6 +170,23 @@ async fn token_endpoint_failures(secrets: &mut Secrets) {
         assert!(w.tokens.calls() >= 1, "{mode:?}");
         secrets.add_tokens(&w);
     }
+}
+
+/// A token request that succeeds after failures says so, with the account.
+async fn token_recovery_is_logged(log: &LogCapture, secrets: &mut Secrets) {
+    let mut w = World::stand_ins(|_| {});
+    w.tokens.set_mode(TokenMode::ServerError);
+    w.restart().await;
+    w.tokens.wait_for_calls(1).await;
+    w.tokens.set_mode(TokenMode::Ok);
+    one_message(&w, secrets).await.expect_code(250);
+    secrets.add_tokens(&w);
+    let text = log.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("token request succeeded again after failing"))
+        .unwrap_or_else(|| panic!("no recovery line in\n{text}"));
+    assert!(line.contains("account=contoso"), "{line}");
 }
 
 type ScriptChange = fn(&mut Script);

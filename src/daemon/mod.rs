@@ -82,6 +82,7 @@ pub(crate) fn build_route(
     let observed = Observed {
         inner: Arc::new(source),
         stats: stats.clone(),
+        account: name.clone(),
     };
     Ok(Route {
         account,
@@ -111,6 +112,20 @@ impl Daemon {
     /// Replaces users and accounts with those of `new`. Accounts whose settings did not change
     /// keep their token cache and connections; settings that need a restart are reported.
     pub fn reload(&self, new: Config) -> Result<ReloadSummary, StartError> {
+        let result = self.replace_config(new);
+        match &result {
+            Ok(s) => self.stats.reloaded(None, Some(s.restart_needed.clone())),
+            Err(e) => self.stats.reloaded(Some(e.to_string()), None),
+        }
+        result
+    }
+
+    /// A configuration file that could not be loaded: the running one stays.
+    pub(crate) fn reload_refused(&self, problems: String) {
+        self.stats.reloaded(Some(problems), None);
+    }
+
+    fn replace_config(&self, new: Config) -> Result<ReloadSummary, StartError> {
         let mut current = self.config.lock().unwrap_or_else(|e| e.into_inner());
         let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
         let mut summary = ReloadSummary {
@@ -162,6 +177,16 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Ends every login lockout (on SIGHUP, so an operator can let a fixed program back in
+    /// without waiting out the lockout); logs and returns how many there were.
+    pub fn clear_lockouts(&self) -> usize {
+        let cleared = self.services.guard.clear_lockouts();
+        tracing::info!(cleared, "SIGHUP: login lockouts cleared");
+        cleared
+    }
+}
+
 /// What a reload changed.
 #[derive(Debug, Default)]
 pub struct ReloadSummary {
@@ -199,6 +224,12 @@ pub struct Running {
 }
 
 impl Running {
+    /// Waits until `n` upstream probes of `account` have answered (for tests that count
+    /// upstream sessions; a probe is one).
+    pub async fn probes_answered(&self, account: &str, n: u64) {
+        self.daemon.stats.account(account).probes_answered(n).await;
+    }
+
     /// Stops accepting, tells idle clients `421`, lets transactions in flight finish within
     /// the grace period, then tells the rest `421` too, and waits.
     pub async fn stop(self) {
@@ -265,6 +296,7 @@ pub(crate) fn start_with(
             stats: stats.clone(),
             relay: daemon.relay.clone(),
             smtp: smtp_addr,
+            guard: daemon.services.guard.clone(),
         });
         let exposure = crate::health::Exposure {
             health_public: config.listen.health_public,
@@ -367,13 +399,15 @@ fn assemble(
     })
 }
 
-/// Starts the background tasks of a route (token refresh, secret-expiry warnings); they stop
+/// Starts the background tasks of a route (token refresh, secret-expiry warnings, the probe
+/// that proves it can send); they stop
 /// with `shutdown` or when the route is replaced.
 fn launch(route: Route, shutdown: &CancellationToken) -> Live {
     let route = Arc::new(route);
     let tasks = shutdown.child_token();
     tokio::spawn(route.tokens.clone().keep_fresh(tasks.clone()));
     tokio::spawn(crate::expiry::watch(route.account.clone(), tasks.clone()));
+    tokio::spawn(crate::probe::watch(route.clone(), tasks.clone()));
     Live { route, tasks }
 }
 
@@ -415,6 +449,7 @@ pub(crate) async fn run(
             _ = &mut stop_signal => break,
             _ = next_hangup(&mut hangups) => {
                 crate::notify::reloading();
+                running.daemon.clear_lockouts();
                 reload_from(&running.daemon, reload.as_ref()).await;
                 crate::notify::ready();
             }
@@ -440,11 +475,14 @@ async fn reload_from(daemon: &Daemon, source: Option<&ReloadSource>) {
     let config = match loaded {
         Ok(Ok(c)) => c,
         Err(e) => {
+            daemon.reload_refused(e.to_string());
             tracing::error!(error = %e, "reload failed");
             return;
         }
         Ok(Err(e)) => {
             let problems = e.one_line();
+            // Recorded before the log line, so whoever reads the log then `/status` sees it.
+            daemon.reload_refused(problems.clone());
             tracing::error!(%problems, "reload refused, keeping the running configuration");
             return;
         }

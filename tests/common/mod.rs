@@ -115,6 +115,21 @@ impl World {
         codes
     }
 
+    /// Waits until `n` upstream probes of the test account have answered (the relay probes at
+    /// start-up once it has a token, so a test counting upstream sessions waits for it).
+    pub async fn probed(&self, n: u64) {
+        let relay = self.relay.as_ref().expect("relay running");
+        // Bounded, so a relay that never probes fails the test instead of hanging it (paused
+        // tests get there in virtual time).
+        let waited = tokio::time::timeout(
+            Duration::from_secs(120),
+            relay.probes_answered("contoso", n),
+        );
+        waited
+            .await
+            .unwrap_or_else(|_| panic!("probe {n} did not answer within 2 minutes"));
+    }
+
     /// A connected client that said EHLO and logged in.
     pub async fn logged_in(&self) -> Client {
         let mut c = self.client().await;
