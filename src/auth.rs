@@ -97,6 +97,11 @@ impl Users {
         }
     }
 
+    /// True when a user of that name (ignoring case) is configured.
+    pub(crate) fn knows(&self, username: &str) -> bool {
+        self.by_name.contains_key(&username.to_lowercase())
+    }
+
     /// The user a client at `ip` is without AUTH, if its address is in some user's `networks`.
     pub(crate) fn trusted_for(&self, ip: IpAddr) -> Option<Arc<Submitter>> {
         let found = self
@@ -182,6 +187,17 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
     Ok(Argon2::default()
         .hash_password(password.as_bytes(), &salt)?
         .to_string())
+}
+
+/// `hash-password --verify`: whether `password` matches the `password_hash` value `phc`; an
+/// error when `phc` is not an argon2 PHC string.
+pub fn verify_password(password: &str, phc: &str) -> Result<bool, String> {
+    use argon2::{PasswordHash, PasswordVerifier};
+    let hash = PasswordHash::new(phc.trim())
+        .map_err(|e| format!("not a password_hash value (expected \"$argon2id$v=19$...\"): {e}"))?;
+    Ok(Argon2::default()
+        .verify_password(password.as_bytes(), &hash)
+        .is_ok())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! (sysexits: 64 usage, 78 configuration, 71 system error, 1 a check or demo failed).
 
 use std::collections::HashMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +14,9 @@ use crate::daemon::{self, ReloadSource, StartError};
 
 use crate::exit::{EX_CONFIG, EX_OSERR, EX_SOFTWARE, EX_USAGE, FAILURE};
 
+/// The heading the log flags appear under in every command's help, apart from its own options.
+const LOG_OPTIONS: &str = "Log options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "xoauth-relay",
@@ -24,10 +27,10 @@ pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
     /// Log lines as text (default) or JSON for log shippers.
-    #[arg(long, global = true, value_enum, default_value_t = crate::logging::Format::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = crate::logging::Format::Text, help_heading = LOG_OPTIONS)]
     pub(crate) log_format: crate::logging::Format,
     /// Log level or filter (error, warn, info, debug, trace); overrides RUST_LOG.
-    #[arg(long, global = true, value_name = "LEVEL")]
+    #[arg(long, global = true, value_name = "LEVEL", help_heading = LOG_OPTIONS)]
     pub(crate) log_level: Option<String>,
 }
 
@@ -41,15 +44,25 @@ pub(crate) enum Command {
     },
     /// Check the configuration and every account's set-up with Microsoft 365.
     Check {
+        /// Configuration file (else $XOAUTH_RELAY_CONFIG, else the usual locations).
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// Also send a test message to this address through each account.
+        /// Also send a test message to this address through each account, from each allowed
+        /// sender of its users.
         #[arg(long, value_name = "ADDR")]
         send_to: Option<String>,
+        /// With --send-to: send only from this sender.
+        #[arg(long, value_name = "ADDR", requires = "send_to")]
+        from: Option<String>,
     },
-    /// Read a password (no echo on a terminal, or one line from stdin) and print an argon2id
-    /// hash for `password_hash`.
-    HashPassword,
+    /// Read a password (no echo on a terminal, or exactly one line from stdin) and print an
+    /// argon2id hash for `password_hash`.
+    HashPassword {
+        /// Instead, test the password against this `password_hash` value: exit 0 when it
+        /// matches, 1 when it does not.
+        #[arg(long, value_name = "HASH")]
+        verify: Option<String>,
+    },
     /// Show the whole path on this machine: a stand-in for Microsoft 365, the real relay in
     /// front of it, and one message sent through. No account or network needed.
     Demo {
@@ -86,14 +99,19 @@ pub fn main() -> ExitCode {
     }
     // Commands that read files or the terminal do it here, before any async task runs.
     match cli.command {
-        Command::HashPassword => hash_password(),
+        Command::HashPassword { verify: None } => hash_password(),
+        Command::HashPassword { verify: Some(hash) } => verify_password(&hash),
         Command::Service(args) => crate::service::run(args),
         Command::Run { config } => match load_config_from(config, env) {
             Ok((config, source)) => block_on(run(config, source)),
             Err(code) => code,
         },
-        Command::Check { config, send_to } => match load_config_from(config, env) {
-            Ok((config, _)) => block_on(check(config, send_to)),
+        Command::Check {
+            config,
+            send_to,
+            from,
+        } => match load_config_from(config, env) {
+            Ok((config, _)) => block_on(check(config, send_to, from)),
             Err(code) => code,
         },
         Command::Demo { once, listen } => block_on(demo(once, listen)),
@@ -161,9 +179,13 @@ fn start_error_code(e: &StartError) -> u8 {
     }
 }
 
-async fn check(config: Config, send_to: Option<String>) -> ExitCode {
+async fn check(config: Config, send_to: Option<String>, from: Option<String>) -> ExitCode {
     let mut out = std::io::stdout();
-    if crate::check::run(&config, send_to.as_deref(), &mut out).await {
+    let options = crate::check::Options {
+        send_to: send_to.as_deref(),
+        from: from.as_deref(),
+    };
+    if crate::check::run_with(&config, options, &mut out).await {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(FAILURE)
@@ -200,7 +222,31 @@ fn hash_password() -> ExitCode {
     }
 }
 
-/// Prompts twice without echo on a terminal; otherwise reads the first line of stdin.
+fn verify_password(hash: &str) -> ExitCode {
+    let password = match read_password_once() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("xoauth-relay: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    match crate::auth::verify_password(&password, hash) {
+        Ok(true) => {
+            let _ = writeln!(std::io::stdout(), "the password matches this hash");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!("xoauth-relay: the password does NOT match this hash");
+            ExitCode::from(FAILURE)
+        }
+        Err(e) => {
+            eprintln!("xoauth-relay: {e}");
+            ExitCode::from(EX_USAGE)
+        }
+    }
+}
+
+/// Prompts twice without echo on a terminal; otherwise reads stdin, which must hold one line.
 fn read_password() -> Result<String, String> {
     if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
@@ -210,13 +256,39 @@ fn read_password() -> Result<String, String> {
         }
         return non_empty(first);
     }
-    let mut line = String::new();
+    read_stdin_line()
+}
+
+/// Prompts once without echo on a terminal; otherwise reads stdin, which must hold one line.
+fn read_password_once() -> Result<String, String> {
+    if std::io::stdin().is_terminal() {
+        return non_empty(rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?);
+    }
+    read_stdin_line()
+}
+
+/// Longest stdin read for a password: a password is short, a file piped in by mistake is not.
+const MAX_PASSWORD_INPUT: u64 = 64 * 1024;
+
+/// The one line on stdin (its line end removed). More than one line is refused: hashing only
+/// the first of several would silently give a hash of something else than what was meant.
+fn read_stdin_line() -> Result<String, String> {
+    let mut input = String::new();
     std::io::stdin()
         .lock()
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    let line = line.strip_suffix('\n').unwrap_or(&line);
-    non_empty(line.strip_suffix('\r').unwrap_or(line).to_string())
+        .take(MAX_PASSWORD_INPUT)
+        .read_to_string(&mut input)
+        .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+    one_line(&input)
+}
+
+fn one_line(input: &str) -> Result<String, String> {
+    let line = input.strip_suffix('\n').unwrap_or(input);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.contains(['\n', '\r']) {
+        return Err("stdin holds more than one line; give the password alone, on one line".into());
+    }
+    non_empty(line.to_string())
 }
 
 fn non_empty(password: String) -> Result<String, String> {
@@ -234,5 +306,15 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_password_on_stdin_is_exactly_one_line() {
+        assert_eq!(one_line("pw\n").as_deref(), Ok("pw"));
+        assert_eq!(one_line("pw\r\n").as_deref(), Ok("pw"));
+        assert_eq!(one_line("pw").as_deref(), Ok("pw"));
+        for bad in ["pw\nother\n", "pw\n\n", "pw\rx", "\n", ""] {
+            assert!(one_line(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -28,12 +28,14 @@ struct Stage {
     tokens: FakeTokenEndpoint,
     upstream: FakeUpstream,
     relay: Running,
+    /// Why the relay is not on the default address, when it was wanted there.
+    moved: Option<String>,
 }
 
 pub async fn run(once: bool, listen: Option<SocketAddr>) -> Result<(), String> {
     crate::tls::install_crypto_provider();
     let stage = start(once, listen).await?;
-    print_banner(&stage);
+    print_banner(&stage, once);
     let body = demo_message();
     submit(stage.relay.smtp_addr, &body).await?;
     let arrived = tokio::time::timeout(ARRIVAL_DEADLINE, stage.upstream.next_message())
@@ -70,7 +72,7 @@ async fn start(once: bool, listen: Option<SocketAddr>) -> Result<Stage, String> 
     let upstream = FakeUpstream::start(&pki, tokens.token_registry())
         .map_err(|e| format!("stand-in SMTP server: {e}"))?;
     upstream.script(|s| s.allowed_users = Some(vec![MAILBOX.to_string()]));
-    let listener = bind(once, listen).await?;
+    let (listener, moved) = bind(once, listen, DEFAULT_LISTEN).await?;
     let config = demo_config(
         &pki,
         &tokens,
@@ -84,21 +86,41 @@ async fn start(once: bool, listen: Option<SocketAddr>) -> Result<Stage, String> 
         tokens,
         upstream,
         relay,
+        moved,
     })
 }
 
-/// The chosen address; without one, 127.0.0.1:2525 (any free port for `--once`, or when 2525
-/// is taken).
-async fn bind(once: bool, listen: Option<SocketAddr>) -> Result<TcpListener, String> {
+/// The chosen address, which must be loopback (the demo has no TLS, and `run` refuses a
+/// clear-text listener elsewhere too); without one, `default` (any free port for `--once`, or
+/// when `default` is taken, saying so).
+async fn bind(
+    once: bool,
+    listen: Option<SocketAddr>,
+    default: &str,
+) -> Result<(TcpListener, Option<String>), String> {
     if let Some(addr) = listen {
-        return daemon::bind(addr).await.map_err(|e| e.to_string());
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "--listen {addr} is not a loopback address: the demo listens without TLS, so \
+                 passwords would cross the network in clear text (`run` refuses the same); use \
+                 127.0.0.1 or [::1]"
+            ));
+        }
+        let listener = daemon::bind(addr).await.map_err(|e| e.to_string())?;
+        return Ok((listener, None));
     }
-    if !once && let Ok(listener) = TcpListener::bind(DEFAULT_LISTEN).await {
-        return Ok(listener);
-    }
-    TcpListener::bind("127.0.0.1:0")
+    let moved = if once {
+        None
+    } else {
+        match TcpListener::bind(default).await {
+            Ok(listener) => return Ok((listener, None)),
+            Err(e) => Some(format!("{default} is not available ({e})")),
+        }
+    };
+    let listener = TcpListener::bind("127.0.0.1:0")
         .await
-        .map_err(|e| format!("cannot listen: {e}"))
+        .map_err(|e| format!("cannot listen: {e}"))?;
+    Ok((listener, moved))
 }
 
 fn demo_config(
@@ -121,7 +143,7 @@ fn demo_config(
     config
 }
 
-fn print_banner(stage: &Stage) {
+fn print_banner(stage: &Stage, once: bool) {
     let smtp = stage.relay.smtp_addr;
     println!(
         "xoauth-relay demo: everything below runs on this machine, no Microsoft account needed.\n"
@@ -132,9 +154,26 @@ fn print_banner(stage: &Stage) {
         "  SMTP server     {} (requires STARTTLS, checks the XOAUTH2 token)",
         stage.upstream.addr()
     );
-    println!("\nThe relay, as you would run it, listens on {smtp}. Point a mail client at it:");
+    if let Some(why) = &stage.moved {
+        println!(
+            "\n{why}, so the relay listens on port {} instead.",
+            smtp.port()
+        );
+    }
+    if once {
+        println!(
+            "\nThe relay, as you would run it, listens on {smtp} until the message is through:"
+        );
+    } else {
+        println!("\nThe relay, as you would run it, listens on {smtp}. Point a mail client at it:");
+    }
+    let loopback = if smtp.ip().is_loopback() {
+        " (loopback)"
+    } else {
+        ""
+    };
     println!(
-        "  server {}   port {}   security: none (loopback)",
+        "  server {}   port {}   security: none{loopback}",
         smtp.ip(),
         smtp.port()
     );
@@ -236,4 +275,38 @@ fn show_received(m: &Received) {
 
 fn yes(b: bool) -> &'static str {
     if b { "yes" } else { "NO" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_busy_default_port_is_replaced_and_said() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let busy = taken.local_addr().unwrap().to_string();
+        let (listener, moved) = bind(false, None, &busy).await.unwrap();
+        assert_ne!(listener.local_addr().unwrap().to_string(), busy);
+        let moved = moved.expect("the change is said");
+        assert!(moved.contains(&busy), "{moved}");
+
+        drop(listener);
+        let (_, moved) = bind(true, None, &busy).await.unwrap();
+        assert_eq!(moved, None, "--once never wanted the default port");
+    }
+
+    #[tokio::test]
+    async fn listen_off_loopback_is_refused() {
+        for addr in ["0.0.0.0:0", "[::]:0", "192.0.2.1:2600"] {
+            let err = bind(false, Some(addr.parse().unwrap()), DEFAULT_LISTEN)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{addr} accepted"));
+            assert!(err.contains("not a loopback address"), "{err}");
+        }
+        let (listener, _) = bind(false, Some("127.0.0.1:0".parse().unwrap()), DEFAULT_LISTEN)
+            .await
+            .unwrap();
+        assert!(listener.local_addr().unwrap().ip().is_loopback());
+    }
 }

@@ -31,8 +31,10 @@
 //!    the one reply mapping, and `error::explain`, the plain-words fixes), [`expiry`] (client
 //!    secret expiry warnings), [`notify`] (`sd_notify`).
 //! 3. [`pacing`]: Exchange's per-mailbox message rate and daily recipients, kept before
-//!    sending; [`relay`]: token → upstream delivery, retry on a refused cached token, one log line per
-//!    message; [`health`]: `/healthz`, `/readyz`, `/status`, `/metrics` on loopback.
+//!    sending; [`relay`]: token → upstream delivery, retry on a refused cached token, one log
+//!    line per message; [`probe`]: proving each account can send without mail (connect,
+//!    STARTTLS, XOAUTH2, QUIT) at start-up and while it fails; [`health`]: `/healthz`,
+//!    `/readyz`, `/status`, `/metrics` on loopback.
 //! 4. [`daemon`]: the one composition root: builds everything from a `Config`, runs, reloads,
 //!    drains.
 //! 5. The commands: [`cli`], [`check`], [`demo`], [`service`] (`service install|uninstall`,
@@ -56,6 +58,7 @@ pub mod message;
 pub(crate) mod notify;
 pub(crate) mod oauth;
 pub(crate) mod pacing;
+pub(crate) mod probe;
 pub(crate) mod relay;
 pub mod reply;
 pub mod secret;

@@ -2,6 +2,8 @@
 //! complete submission, and the `Submit` seam the listener hands it to. Shared value types at
 //! the bottom of the crate: the client side, the relay and the upstream all point down here.
 
+mod header;
+
 use std::sync::Arc;
 
 use crate::BoxFuture;
@@ -64,6 +66,12 @@ impl Submission {
     /// `bare_line_endings = "normalize"`, bare CR and LF replaced by CRLF).
     pub fn body(&self) -> &[u8] {
         &self.data
+    }
+
+    /// The message's `Message-ID` header field, if it has one near the top (see
+    /// [`header::MAX_HEADER_SCAN`]); client text.
+    pub fn message_id(&self) -> Option<String> {
+        header::field(&self.data, "Message-ID")
     }
 }
 

@@ -149,6 +149,16 @@ impl Pacer {
         pacer
     }
 
+    /// Both limits off, for tests that build a route by hand.
+    #[cfg(test)]
+    pub(crate) fn unlimited(stats: Arc<AccountStats>) -> Self {
+        let off = Limits {
+            messages_per_minute: 0,
+            recipients_per_day: 0,
+        };
+        Self::new("test", off, MINUTE, None, Clock::system(), stats)
+    }
+
     /// New limits after a reload; what was sent so far still counts.
     pub(crate) fn retune(&self, limits: Limits) {
         lock(&self.window).limit = limits.messages_per_minute as usize;

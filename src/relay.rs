@@ -4,22 +4,22 @@
 //! first time it happens).
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
 use crate::BoxFuture;
 use crate::address::Address;
-use crate::config::Account;
+use crate::config::{Account, LogRecipients};
 use crate::error::explain::{Explanation, TOKEN_REJECTED, explain, explain_reply};
 use crate::error::{Class, RelayError, reply_for};
-use crate::logging::Untrusted;
+use crate::logging::{List, Untrusted};
 use crate::message::{Submission, Submit};
 use crate::oauth::TokenCache;
 use crate::pacing::Pacer;
 use crate::reply::Reply;
-use crate::stats::{AccountStats, Outcome};
+use crate::stats::{AccountStats, Evidence, Outcome};
 use crate::swap::Swap;
 use crate::upstream::{Delivered, Phase, Upstream, UpstreamError};
 
@@ -42,6 +42,8 @@ pub(crate) struct Relay {
     /// The explanation last logged per account, so a recurring failure is explained once and
     /// then only mentioned, until a success clears it.
     explained: Mutex<HashMap<String, &'static str>>,
+    /// `log.recipients = "domain"`: the per-message line shows only the recipients' domains.
+    recipient_domains_only: AtomicBool,
 }
 
 impl Relay {
@@ -49,7 +51,15 @@ impl Relay {
         Self {
             routes: Swap::new(Arc::new(by_name(routes))),
             explained: Mutex::new(HashMap::new()),
+            recipient_domains_only: AtomicBool::new(false),
         }
+    }
+
+    /// How the per-message line shows recipients; a reload may change it.
+    pub(crate) fn log_recipients(&self, detail: LogRecipients) {
+        let domains = detail == LogRecipients::Domain;
+        self.recipient_domains_only
+            .store(domains, Ordering::Relaxed);
     }
 
     /// Puts `routes` in place of the current ones (a reload).
@@ -109,44 +119,67 @@ impl Relay {
         if let Some(route) = &route {
             record(&route.stats, message, &result, &reply, started.elapsed());
         }
-        let mailbox = route.as_ref().map_or("?", |r| r.account.mailbox.as_str());
-        self.log(message, mailbox, &result, &reply, started);
+        self.log(
+            message,
+            route.as_deref().map(|r| &*r.account),
+            &result,
+            &reply,
+            started,
+        );
         reply
     }
 
     fn log(
         &self,
         message: &Submission,
-        mailbox: &str,
+        account: Option<&Account>,
         result: &Result<Delivered, RelayError>,
         reply: &Reply,
         started: Instant,
     ) {
+        let mailbox = account.map_or("?", |a| a.mailbox.as_str());
         let who = &message.submitter;
         let ms = started.elapsed().as_millis() as u64;
         let sender = message.envelope.mail_from.as_ref().map(Address::to_string);
         let sender = sender.as_deref().unwrap_or("<>");
         let (rcpts, size) = (message.envelope.rcpts.len(), message.body().len());
+        let to = self.recipients(message);
+        let id = message.message_id();
+        let message_id = id.as_deref().map(|m| tracing::field::display(Untrusted(m)));
         match result {
             Ok(d) => {
                 self.forget(&who.account);
-                tracing::info!(user = %who.user, mailbox, sender = %Untrusted(sender), rcpts, size, upstream = %d.reply, ms, "message delivered");
+                let queued = queue_id(&d.reply).map(|q| tracing::field::display(Untrusted(q)));
+                tracing::info!(user = %who.user, mailbox, sender = %Untrusted(sender), to = ?to, rcpts, size, message_id, upstream_id = queued, upstream = %d.reply, ms, "message delivered");
             }
             Err(e) => {
                 let level_error = e.class() == Class::Misconfigured;
                 if level_error {
-                    tracing::error!(user = %who.user, mailbox, sender = %Untrusted(sender), rcpts, size, error = %e, reply = %reply, ms, "message not delivered");
+                    tracing::error!(user = %who.user, mailbox, sender = %Untrusted(sender), to = ?to, rcpts, size, message_id, error = %e, reply = %reply, ms, "message not delivered");
                 } else {
-                    tracing::warn!(user = %who.user, mailbox, sender = %Untrusted(sender), rcpts, size, error = %e, reply = %reply, ms, "message not delivered");
+                    tracing::warn!(user = %who.user, mailbox, sender = %Untrusted(sender), to = ?to, rcpts, size, message_id, error = %e, reply = %reply, ms, "message not delivered");
                 }
                 if let Some(x) = explain(e) {
-                    self.explain_once(&who.account, mailbox, x);
+                    self.explain_once(&who.account, account, x);
                 }
             }
         }
     }
 
-    fn explain_once(&self, account: &str, mailbox: &str, x: Explanation) {
+    /// The recipients for the log line, as addresses or (for privacy) only their domains.
+    fn recipients(&self, message: &Submission) -> List {
+        let rcpts = &message.envelope.rcpts;
+        if self.recipient_domains_only.load(Ordering::Relaxed) {
+            let mut domains: Vec<&str> = rcpts.iter().map(Address::domain).collect();
+            domains.sort_unstable();
+            domains.dedup();
+            List::new(domains)
+        } else {
+            List::new(rcpts.iter().map(Address::to_string))
+        }
+    }
+
+    fn explain_once(&self, account: &str, settings: Option<&Account>, x: Explanation) {
         let mut seen = self.explained.lock().unwrap_or_else(|e| e.into_inner());
         if seen.get(account) == Some(&x.key) {
             tracing::info!(
@@ -157,11 +190,13 @@ impl Relay {
             return;
         }
         seen.insert(account.to_string(), x.key);
+        let mailbox = settings.map_or("?", |a| a.mailbox.as_str());
+        let fix = settings.map_or_else(|| x.fix.to_string(), |a| x.fix_for(a));
         tracing::error!(
             account,
             mailbox,
             problem = x.what,
-            fix = x.fix,
+            fix = %fix,
             "what went wrong and how to fix it"
         );
     }
@@ -181,10 +216,21 @@ fn by_name(routes: impl IntoIterator<Item = Arc<Route>>) -> Routes {
         .collect()
 }
 
+/// The upstream's id for the accepted message: the first `<…>` in its reply, where Exchange puts
+/// it (`250 2.6.0 <id@host> [InternalId=…] Queued mail for delivery`); what to search for in
+/// the message trace.
+fn queue_id(reply: &crate::upstream::UpstreamReply) -> Option<&str> {
+    let text = reply.text.as_str();
+    let start = text.find('<')?;
+    let len = text[start..].find('>')?;
+    let id = &text[start..=start + len];
+    (id.len() > 2).then_some(id)
+}
+
 /// A refusal a new token may cure: a permanent one that is about the token (`535 5.7.3` or an
 /// unexplained 535), not "SMTP AUTH is disabled" (5.7.139), which no token changes.
 fn token_may_be_stale(reply: &crate::upstream::UpstreamReply) -> bool {
-    !reply.is_transient() && explain_reply(reply).is_none_or(|x| x == TOKEN_REJECTED)
+    !reply.is_transient() && explain_reply(Phase::Auth, reply).is_none_or(|x| x == TOKEN_REJECTED)
 }
 
 /// Pacing refused the message before any upstream work: counted and logged here, so the
@@ -237,7 +283,10 @@ fn record(
             stats
                 .bytes_relayed
                 .fetch_add(message.body().len() as u64, Ordering::Relaxed);
-            stats.config_problem(None);
+            if stats.proven(Evidence::Delivery) {
+                let account = &message.submitter.account;
+                tracing::info!(%account, "account can send again: a message was delivered");
+            }
         }
         Err(e) => {
             if let RelayError::Upstream(
@@ -249,13 +298,13 @@ fn record(
             match e.class() {
                 Class::Permanent => {
                     stats.count(Outcome::RejectedUpstream);
-                    stats.config_problem(None);
+                    stats.clear_problem();
                 }
                 Class::Transient => stats.count(Outcome::TemporaryFailure),
                 Class::Misconfigured => {
                     stats.count(Outcome::TemporaryFailure);
                     let what = explain(e).map_or_else(|| e.to_string(), |x| x.what.to_string());
-                    stats.config_problem(Some(what));
+                    stats.problem(Evidence::Delivery, what);
                 }
             }
         }

@@ -161,6 +161,11 @@ pub const IP_LOCKED_OUT: Reply = Reply::new(
     (4, 7, 0),
     "Too many failed logins from your address; try again later",
 );
+pub const USER_LOCKED_OUT: Reply = Reply::new(
+    421,
+    (4, 7, 0),
+    "Too many failed logins from your address for this user name; try again later",
+);
 pub const TOO_MANY_FROM_IP: Reply = Reply::new(
     421,
     (4, 7, 0),
@@ -170,6 +175,13 @@ pub const BARE_LINE_ENDING: Reply = Reply::new(
     550,
     (5, 6, 0),
     "Message refused: it contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)",
+);
+/// Written in clear to a client that sent a TLS handshake; its TLS stack will not show it, but
+/// a person testing with a raw socket will.
+pub const TLS_IN_CLEAR: Reply = Reply::new(
+    500,
+    (5, 5, 1),
+    "TLS handshake on a plain-text port; use STARTTLS, or the port that speaks TLS from the start",
 );
 pub const NEEDS_SMTPUTF8: Reply = Reply::new(
     553,

@@ -97,11 +97,47 @@ pub(crate) struct DeliveryEvent {
     pub(crate) reply: String,
 }
 
-/// A problem the operator must fix, seen on the last delivery attempt.
+/// How an account was last seen to work, or to fail: a probe (connect, STARTTLS, XOAUTH2,
+/// QUIT) or a real delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Evidence {
+    Probe,
+    Delivery,
+}
+
+impl Evidence {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Evidence::Probe => "probe",
+            Evidence::Delivery => "delivery",
+        }
+    }
+}
+
+/// The account was seen able to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Proof {
+    pub(crate) by: Evidence,
+    pub(crate) at_unix: u64,
+}
+
+/// A problem seen on a probe or a delivery attempt that keeps the account from sending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ConfigProblem {
     pub(crate) at_unix: u64,
     pub(crate) what: String,
+    pub(crate) by: Evidence,
+}
+
+/// Whether the account can send, as far as the evidence goes.
+#[derive(Debug, Default)]
+struct Sendable {
+    /// The last success of a probe or a delivery.
+    proven: Option<Proof>,
+    /// The failure that stands now (cleared by the next success).
+    problem: Option<ConfigProblem>,
+    /// The most recent failure, kept after a success for `/status`.
+    last_failure: Option<ConfigProblem>,
 }
 
 /// Everything counted for one account.
@@ -114,7 +150,13 @@ pub(crate) struct AccountStats {
     pub(crate) token_fetches_failed: AtomicU64,
     last_token: Mutex<Option<TokenEvent>>,
     last_delivery: Mutex<Option<DeliveryEvent>>,
-    config_problem: Mutex<Option<ConfigProblem>>,
+    sendable: Mutex<Sendable>,
+    /// Wakes the account's prober when a delivery finds a problem, so it starts probing on
+    /// its back-off (one stored permit: a failure while it probes is not lost).
+    pub(crate) failed: tokio::sync::Notify,
+    /// Probes that answered (proven or failed), and a wake-up for each.
+    pub(crate) probes: AtomicU64,
+    probed: tokio::sync::Notify,
     pub(crate) durations: Histogram,
     /// Messages that waited for a slot under `max_messages_per_minute`.
     pub(crate) pacing_waits: AtomicU64,
@@ -188,17 +230,83 @@ impl AccountStats {
         lock(&self.last_delivery).clone()
     }
 
-    /// Sets (or with `None` clears) the configuration problem seen on the last attempt.
-    pub(crate) fn config_problem(&self, what: Option<String>) {
-        *lock(&self.config_problem) = what.map(|what| ConfigProblem {
+    /// Evidence that the account can send: clears the standing problem. True when there was
+    /// one (a recovery worth logging).
+    pub(crate) fn proven(&self, by: Evidence) -> bool {
+        let mut s = lock(&self.sendable);
+        s.proven = Some(Proof {
+            by,
+            at_unix: now_unix(),
+        });
+        s.problem.take().is_some()
+    }
+
+    /// Evidence that the account cannot send until the operator fixes `what`.
+    pub(crate) fn problem(&self, by: Evidence, what: String) {
+        let problem = ConfigProblem {
             at_unix: now_unix(),
             what,
-        });
+            by,
+        };
+        let mut s = lock(&self.sendable);
+        s.last_failure = Some(problem.clone());
+        s.problem = Some(problem);
+        drop(s);
+        if by == Evidence::Delivery {
+            self.failed.notify_one();
+        }
+    }
+
+    /// Counts a probe that answered.
+    pub(crate) fn probe_answered(&self) {
+        self.probes.fetch_add(1, Ordering::Relaxed);
+        self.probed.notify_waiters();
+    }
+
+    /// Waits until at least `n` probes have answered.
+    pub(crate) async fn probes_answered(&self, n: u64) {
+        loop {
+            let next = self.probed.notified();
+            tokio::pin!(next);
+            next.as_mut().enable();
+            if self.probes.load(Ordering::Relaxed) >= n {
+                return;
+            }
+            next.await;
+        }
+    }
+
+    /// Clears the standing problem without proof of sending (the upstream answered about the
+    /// message itself, e.g. `550` for a recipient, so the account got past AUTH).
+    pub(crate) fn clear_problem(&self) {
+        lock(&self.sendable).problem = None;
     }
 
     pub(crate) fn current_config_problem(&self) -> Option<ConfigProblem> {
-        lock(&self.config_problem).clone()
+        lock(&self.sendable).problem.clone()
     }
+
+    pub(crate) fn last_failure(&self) -> Option<ConfigProblem> {
+        lock(&self.sendable).last_failure.clone()
+    }
+
+    pub(crate) fn last_proof(&self) -> Option<Proof> {
+        lock(&self.sendable).proven
+    }
+
+    /// No probe has answered and no delivery has ended yet: nothing is known.
+    pub(crate) fn unchecked(&self) -> bool {
+        let s = lock(&self.sendable);
+        s.proven.is_none() && s.problem.is_none()
+    }
+}
+
+/// How the last reload (SIGHUP) ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReloadEvent {
+    pub(crate) at_unix: u64,
+    /// `None` when the new configuration is in use; else why it was refused.
+    pub(crate) refused: Option<String>,
 }
 
 /// Connections on the SMTP listener.
@@ -216,9 +324,14 @@ pub(crate) struct Stats {
     pub(crate) started_unix: u64,
     pub(crate) listener: ListenerStats,
     pub(crate) auth_failures: AtomicU64,
+    /// Connections and AUTH attempts refused because their address or user name is locked out.
+    pub(crate) lockout_refusals: AtomicU64,
     /// Local rejections before a user logged in (policy rejections after login count per account).
     pub(crate) rejected_unauthenticated: AtomicU64,
     pub(crate) draining: AtomicBool,
+    last_reload: Mutex<Option<ReloadEvent>>,
+    /// Settings changed in the file that only a restart puts in effect.
+    restart_needed: Mutex<Vec<&'static str>>,
     accounts: RwLock<BTreeMap<String, Arc<AccountStats>>>,
 }
 
@@ -229,8 +342,11 @@ impl Default for Stats {
             started_unix: now_unix(),
             listener: ListenerStats::default(),
             auth_failures: AtomicU64::new(0),
+            lockout_refusals: AtomicU64::new(0),
             rejected_unauthenticated: AtomicU64::new(0),
             draining: AtomicBool::new(false),
+            last_reload: Mutex::new(None),
+            restart_needed: Mutex::new(Vec::new()),
             accounts: RwLock::new(BTreeMap::new()),
         }
     }
@@ -249,6 +365,30 @@ impl Stats {
         }
         let mut all = self.accounts.write().unwrap_or_else(|e| e.into_inner());
         all.entry(account.to_string()).or_default().clone()
+    }
+
+    /// Records how a reload ended; `restart_needed` is kept from an accepted one only (a
+    /// refused file changes nothing).
+    pub(crate) fn reloaded(
+        &self,
+        refused: Option<String>,
+        restart_needed: Option<Vec<&'static str>>,
+    ) {
+        *lock(&self.last_reload) = Some(ReloadEvent {
+            at_unix: now_unix(),
+            refused,
+        });
+        if let Some(settings) = restart_needed {
+            *lock(&self.restart_needed) = settings;
+        }
+    }
+
+    pub(crate) fn last_reload(&self) -> Option<ReloadEvent> {
+        lock(&self.last_reload).clone()
+    }
+
+    pub(crate) fn restart_needed(&self) -> Vec<&'static str> {
+        lock(&self.restart_needed).clone()
     }
 
     pub(crate) fn uptime(&self) -> Duration {

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::CertificateDer;
 
-/// Builds the client configuration trusting the built-in roots and `extra_roots`.
+mod issuer;
+
+/// Builds the client configuration trusting the built-in roots and `extra_roots`; an untrusted
+/// server certificate is reported with the name of its issuer.
 pub fn client_config(
     extra_roots: &[CertificateDer<'static>],
 ) -> Result<Arc<ClientConfig>, rustls::Error> {
@@ -16,11 +19,30 @@ pub fn client_config(
         roots.add(cert.clone())?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| rustls::Error::General(e.to_string()))?;
     let config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(issuer::NamesIssuer(webpki)))
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// rustls' error in words; an unknown issuer with the issuer's name (rustls shows the name only
+/// in its debug form).
+pub(crate) fn describe(error: &rustls::Error) -> String {
+    use rustls::{CertificateError, Error};
+    if let Error::InvalidCertificate(CertificateError::Other(other)) = error
+        && let Some(untrusted) = other.0.downcast_ref::<issuer::UntrustedIssuer>()
+    {
+        return format!("invalid peer certificate: {untrusted}");
+    }
+    error.to_string()
 }
 
 /// Makes ring the process-wide provider (reqwest looks it up there). Safe to call twice.

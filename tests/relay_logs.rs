@@ -32,12 +32,14 @@ async fn log_explains_failures_and_never_leaks_secrets() {
     secrets.add("message marker", MARKER);
 
     known_failures_are_explained_once(&log, &mut secrets).await;
+    greeting_refusal_is_not_a_connection_limit(&log, &mut secrets).await;
     success_paths(&mut secrets).await;
     local_auth_failures(&mut secrets).await;
     client_text_cannot_forge_log_lines(&log, &mut secrets).await;
     token_endpoint_failures(&mut secrets).await;
     upstream_failures(&mut secrets).await;
     refused_cached_token_is_replaced(&mut secrets).await;
+    token_recovery_is_logged(&log, &mut secrets).await;
 
     let text = log.text();
     log_is_not_trivial(&text);
@@ -54,14 +56,35 @@ async fn known_failures_are_explained_once(log: &LogCapture, secrets: &mut Secre
     one_message(&w, secrets).await.expect_code(451);
     one_message(&w, secrets).await.expect_code(451);
     let text = log.text();
-    let fix = "Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false";
-    assert_eq!(text.matches(fix).count(), 1, "{text}");
+    // The fix names the account's own mailbox, not a placeholder.
+    let fix =
+        format!("Set-CASMailbox -Identity {MAILBOX} -SmtpClientAuthenticationDisabled $false");
+    assert_eq!(text.matches(&fix).count(), 1, "{text}");
+    assert!(!text.contains("<mailbox>"), "{text}");
     assert_eq!(text.matches("message not delivered").count(), 2, "{text}");
     assert!(text.contains("same problem as explained earlier"), "{text}");
     assert!(text.contains("xenocept"), "{text}");
     w.upstream.script(|s| s.auth_reply = None);
     one_message(&w, secrets).await.expect_code(250);
     assert!(log.text().contains("message delivered"));
+    secrets.add_tokens(&w);
+}
+
+/// `421 4.3.2` at the greeting is Exchange being unavailable, not the 3-connection limit
+/// (`432 4.3.2` after AUTH): the log must not advise lowering max_connections.
+async fn greeting_refusal_is_not_a_connection_limit(log: &LogCapture, secrets: &mut Secrets) {
+    let w = World::start().await;
+    w.upstream
+        .script(|s| s.greeting = Some("421 4.3.2 Service not available".into()));
+    let before = log.text().len();
+    one_message(&w, secrets).await.expect_start("451 4.3.2");
+    let text = log.text()[before..].to_string();
+    assert!(
+        text.contains("the SMTP server refused service when the relay connected"),
+        "{text}"
+    );
+    assert!(!text.contains("max_connections"), "{text}");
+    assert!(!text.contains("more than 3 connections"), "{text}");
     secrets.add_tokens(&w);
 }
 
@@ -147,6 +170,23 @@ async fn token_endpoint_failures(secrets: &mut Secrets) {
         assert!(w.tokens.calls() >= 1, "{mode:?}");
         secrets.add_tokens(&w);
     }
+}
+
+/// A token request that succeeds after failures says so, with the account.
+async fn token_recovery_is_logged(log: &LogCapture, secrets: &mut Secrets) {
+    let mut w = World::stand_ins(|_| {});
+    w.tokens.set_mode(TokenMode::ServerError);
+    w.restart().await;
+    w.tokens.wait_for_calls(1).await;
+    w.tokens.set_mode(TokenMode::Ok);
+    one_message(&w, secrets).await.expect_code(250);
+    secrets.add_tokens(&w);
+    let text = log.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("token request succeeded again after failing"))
+        .unwrap_or_else(|| panic!("no recovery line in\n{text}"));
+    assert!(line.contains("account=contoso"), "{line}");
 }
 
 type ScriptChange = fn(&mut Script);

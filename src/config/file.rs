@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use super::{Limits, Pool, Timeouts, TlsMode, values};
+use super::{Limits, Log, Pool, Timeouts, TlsMode, values};
 use crate::dates::Day;
 
 /// The top-level keys, in the order their problems are reported.
@@ -19,6 +19,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "limits",
     "timeouts",
     "pool",
+    "log",
     "accounts",
     "users",
 ];
@@ -36,6 +37,7 @@ pub(crate) struct File {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub pool: Pool,
+    pub log: Log,
     pub users: Vec<UserFile>,
     pub accounts: BTreeMap<String, AccountFile>,
 }
@@ -61,6 +63,10 @@ settings! {
         tls_key: Option<String> = None;
         health: Option<SocketAddr> = DEFAULT_HEALTH_LISTEN.parse().ok()
             => "values::optional_socket_address";
+        /// `/healthz`, `/readyz` and `/metrics` answer other machines.
+        health_public: bool = false;
+        /// `/status` (which names the mailboxes) answers other machines too.
+        status_public: bool = false;
     }
 }
 

@@ -112,7 +112,7 @@ fn build(p: &mut Problems, ctx: &Context, file: &File) -> Config {
     if listen.uses_tls() && listen.tls_files.is_none() && state_dir.is_none() {
         p.push("state_dir", "is needed to keep the self-signed listener certificate: set state_dir, or tls_cert and tls_key in [listen]");
     }
-    let accounts = accounts::accounts(p, ctx, &file.accounts);
+    let accounts = accounts::accounts(p, ctx, &file.accounts, &mut warnings);
     let users = users::users(p, ctx, &file.users, &accounts, &mut warnings);
     warnings.extend(unused_accounts(&accounts, &users));
     Config {
@@ -120,6 +120,7 @@ fn build(p: &mut Problems, ctx: &Context, file: &File) -> Config {
         limits: file.limits.clone(),
         timeouts: file.timeouts.clone(),
         pool: file.pool.clone(),
+        log: file.log.clone(),
         hostname,
         users,
         accounts,

@@ -35,6 +35,7 @@ pub use load::{ConfigError, Problem, load, load_str, resolve_path, search_paths}
 pub struct Config {
     pub listen: Listen,
     pub limits: Limits,
+    pub log: Log,
     pub timeouts: Timeouts,
     /// When a warm upstream session is closed.
     pub pool: Pool,
@@ -61,6 +62,11 @@ pub struct Listen {
     pub tls_files: Option<TlsFiles>,
     /// The HTTP health/status/metrics listener; `None` when disabled.
     pub health: Option<SocketAddr>,
+    /// `/healthz`, `/readyz` and `/metrics` answer other machines (and `health` may be a
+    /// non-loopback address).
+    pub health_public: bool,
+    /// `/status`, which names the mailboxes, answers other machines too.
+    pub status_public: bool,
 }
 
 impl Listen {
@@ -93,6 +99,25 @@ pub enum BareLineEndings {
     /// Replace each by CRLF and deliver; a dot after one is kept as sent (it was not at a
     /// line start).
     Normalize,
+}
+
+settings! {
+    /// `[log]`: what the log shows.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Log {
+        /// How the per-message line shows recipients.
+        recipients: LogRecipients = LogRecipients::Full;
+    }
+}
+
+/// `log.recipients`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogRecipients {
+    /// Every address, like Postfix's `to=<…>`.
+    #[default]
+    Full,
+    /// Only their domains, each once, so the log does not say who got mail.
+    Domain,
 }
 
 /// A certificate chain and its private key, both PEM files.

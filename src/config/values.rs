@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
 
 use super::syntax::{address_problem, is_domain, is_guid};
-use super::{BareLineEndings, DEFAULT_SCOPE, TlsMode};
+use super::{BareLineEndings, DEFAULT_SCOPE, LogRecipients, TlsMode};
 use crate::dates::Day;
 
 /// RFC 5321 §4.5.3.1.4: a server must accept command lines of 512 octets.
@@ -383,6 +383,19 @@ impl<'de> Deserialize<'de> for BareLineEndings {
             "normalize" | "normalise" => Ok(BareLineEndings::Normalize),
             _ => Err(D::Error::custom(format!(
                 "{text:?} is not \"reject\" or \"normalize\""
+            ))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LogRecipients {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (text, word) = word(d)?;
+        match word.as_str() {
+            "full" => Ok(LogRecipients::Full),
+            "domain" => Ok(LogRecipients::Domain),
+            _ => Err(D::Error::custom(format!(
+                "{text:?} is not \"full\" or \"domain\""
             ))),
         }
     }

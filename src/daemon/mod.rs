@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Argon2Pool, Users};
 use crate::config::{Account, Config};
+use crate::logging::List;
 use crate::oauth::client_credentials::ClientCredentials;
 use crate::oauth::{Observed, TokenCache};
 use crate::pacing::{Clock, Limits as PacingLimits, Pacer};
@@ -90,6 +91,7 @@ pub(crate) fn build_route(
     let observed = Observed {
         inner: Arc::new(source),
         stats: stats.clone(),
+        account: name.clone(),
     };
     Ok(Route {
         account,
@@ -127,6 +129,20 @@ impl Daemon {
     /// Replaces users and accounts with those of `new`. Accounts whose settings did not change
     /// keep their token cache and connections; settings that need a restart are reported.
     pub fn reload(&self, new: Config) -> Result<ReloadSummary, StartError> {
+        let result = self.replace_config(new);
+        match &result {
+            Ok(s) => self.stats.reloaded(None, Some(s.restart_needed.clone())),
+            Err(e) => self.stats.reloaded(Some(e.to_string()), None),
+        }
+        result
+    }
+
+    /// A configuration file that could not be loaded: the running one stays.
+    pub(crate) fn reload_refused(&self, problems: String) {
+        self.stats.reloaded(Some(problems), None);
+    }
+
+    fn replace_config(&self, new: Config) -> Result<ReloadSummary, StartError> {
         let mut current = self.config.lock().unwrap_or_else(|e| e.into_inner());
         let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
         let mut summary = ReloadSummary {
@@ -167,6 +183,7 @@ impl Daemon {
             old.tasks.cancel();
         }
         self.relay.replace(next.values().map(|r| r.route.clone()));
+        self.relay.log_recipients(new.log.recipients);
         *routes = next;
         self.services
             .users
@@ -175,7 +192,18 @@ impl Daemon {
         current.users = new.users;
         current.accounts = new.accounts;
         current.warnings = new.warnings;
+        current.log = new.log;
         Ok(summary)
+    }
+}
+
+impl Daemon {
+    /// Ends every login lockout (on SIGHUP, so an operator can let a fixed program back in
+    /// without waiting out the lockout); logs and returns how many there were.
+    pub fn clear_lockouts(&self) -> usize {
+        let cleared = self.services.guard.clear_lockouts();
+        tracing::info!(cleared, "SIGHUP: login lockouts cleared");
+        cleared
     }
 }
 
@@ -217,6 +245,12 @@ pub struct Running {
 }
 
 impl Running {
+    /// Waits until `n` upstream probes of `account` have answered (for tests that count
+    /// upstream sessions; a probe is one).
+    pub async fn probes_answered(&self, account: &str, n: u64) {
+        self.daemon.stats.account(account).probes_answered(n).await;
+    }
+
     /// Stops accepting, tells idle clients `421`, lets transactions in flight finish within
     /// the grace period, then tells the rest `421` too, and waits.
     pub async fn stop(self) {
@@ -283,8 +317,18 @@ pub(crate) fn start_with(
             stats: stats.clone(),
             relay: daemon.relay.clone(),
             smtp: smtp_addr,
+            guard: daemon.services.guard.clone(),
         });
-        tokio::spawn(crate::health::serve(h, state, health_stop.clone()));
+        let exposure = crate::health::Exposure {
+            health_public: config.listen.health_public,
+            status_public: config.listen.status_public,
+        };
+        tokio::spawn(crate::health::serve(
+            h,
+            state,
+            exposure,
+            health_stop.clone(),
+        ));
     }
     stats.listener.bound.store(true, Ordering::Relaxed);
     let accepting = listeners::spawn(
@@ -348,6 +392,7 @@ fn assemble(
         .map(|(name, route)| (name, launch(route, &shutdown)))
         .collect();
     let relay = Arc::new(Relay::new(routes.values().map(|r| r.route.clone())));
+    relay.log_recipients(config.log.recipients);
     let services = Arc::new(Services {
         users: Swap::new(Arc::new(Users::from_config(config))),
         passwords: Argon2Pool::for_this_machine(),
@@ -375,13 +420,15 @@ fn assemble(
     })
 }
 
-/// Starts the background tasks of a route (token refresh, secret-expiry warnings); they stop
+/// Starts the background tasks of a route (token refresh, secret-expiry warnings, the probe
+/// that proves it can send); they stop
 /// with `shutdown` or when the route is replaced.
 fn launch(route: Route, shutdown: &CancellationToken) -> Live {
     let route = Arc::new(route);
     let tasks = shutdown.child_token();
     tokio::spawn(route.tokens.clone().keep_fresh(tasks.clone()));
     tokio::spawn(crate::expiry::watch(route.account.clone(), tasks.clone()));
+    tokio::spawn(crate::probe::watch(route.clone(), tasks.clone()));
     Live { route, tasks }
 }
 
@@ -411,7 +458,7 @@ pub(crate) async fn run(
     let watchdog = CancellationToken::new();
     crate::notify::spawn_watchdog(watchdog.clone());
     let _stop_watchdog = watchdog.drop_guard();
-    let accounts: Vec<&str> = config.accounts.keys().map(String::as_str).collect();
+    let accounts = List::new(config.accounts.keys());
     let health = running
         .health_addr
         .map(|a| a.to_string())
@@ -423,6 +470,7 @@ pub(crate) async fn run(
             _ = &mut stop_signal => break,
             _ = next_hangup(&mut hangups) => {
                 crate::notify::reloading();
+                running.daemon.clear_lockouts();
                 reload_from(&running.daemon, reload.as_ref()).await;
                 crate::notify::ready();
             }
@@ -448,11 +496,14 @@ async fn reload_from(daemon: &Daemon, source: Option<&ReloadSource>) {
     let config = match loaded {
         Ok(Ok(c)) => c,
         Err(e) => {
+            daemon.reload_refused(e.to_string());
             tracing::error!(error = %e, "reload failed");
             return;
         }
         Ok(Err(e)) => {
             let problems = e.one_line();
+            // Recorded before the log line, so whoever reads the log then `/status` sees it.
+            daemon.reload_refused(problems.clone());
             tracing::error!(%problems, "reload refused, keeping the running configuration");
             return;
         }
@@ -462,9 +513,9 @@ async fn reload_from(daemon: &Daemon, source: Option<&ReloadSource>) {
     }
     match daemon.reload(config) {
         Ok(s) => {
-            tracing::info!(users = s.users, changed = ?s.changed, removed = ?s.removed, "configuration reloaded");
+            tracing::info!(users = s.users, changed = ?List::new(&s.changed), removed = ?List::new(&s.removed), "configuration reloaded");
             if !s.restart_needed.is_empty() {
-                tracing::warn!(settings = ?s.restart_needed, "these settings changed but take effect only after a restart");
+                tracing::warn!(settings = ?List::new(&s.restart_needed), "these settings changed but take effect only after a restart");
             }
         }
         Err(e) => tracing::error!("reload refused, keeping the running configuration: {e}"),

@@ -2,11 +2,13 @@
 //! happened, in a few words for the client reply, and what to change, for the log and for
 //! `xoauth-relay check`. Sources: Microsoft's "Microsoft Entra authentication and authorization
 //! error codes", "Fix issues with printers, scanners and LOB applications that send email using
-//! Microsoft 365" and "Non-delivery reports in Exchange Online".
+//! Microsoft 365", "Enable or disable authenticated client SMTP submission (SMTP AUTH) in
+//! Exchange Online" and "Non-delivery reports in Exchange Online".
 
 use super::RelayError;
+use crate::config::Account;
 use crate::oauth::TokenError;
-use crate::upstream::{TlsFailure, UpstreamError, UpstreamReply};
+use crate::upstream::{Phase, TlsFailure, UpstreamError, UpstreamReply};
 
 /// A known failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,7 +17,8 @@ pub(crate) struct Explanation {
     pub(crate) key: &'static str,
     /// A few words for the client and the log.
     pub(crate) what: &'static str,
-    /// What the operator should do.
+    /// What the operator should do; `{mailbox}`, `{client_id}`, `{smtp_host}`, `{smtp_port}`,
+    /// `{token_host}` and `{account}` stand for the account's values (see [`Explanation::fix_for`]).
     pub(crate) fix: &'static str,
 }
 
@@ -23,35 +26,80 @@ const fn x(key: &'static str, what: &'static str, fix: &'static str) -> Explanat
     Explanation { key, what, fix }
 }
 
+impl Explanation {
+    /// The fix with the account's own values in place of the placeholders.
+    pub(crate) fn fix_for(&self, account: &Account) -> String {
+        fill(self.fix, account)
+    }
+}
+
+/// `text` with the placeholders of [`Explanation::fix`] replaced by `account`'s values.
+pub(crate) fn fill(text: &str, account: &Account) -> String {
+    let token_host = reqwest::Url::parse(&account.token_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| account.token_url.clone());
+    text.replace("{mailbox}", &account.mailbox)
+        .replace("{client_id}", &account.client_id)
+        .replace("{smtp_host}", &account.smtp_host)
+        .replace("{smtp_port}", &account.smtp_port.to_string())
+        .replace("{token_host}", &token_host)
+        .replace("{account}", &account.name)
+}
+
 pub(crate) const SMTP_AUTH_DISABLED: Explanation = x(
     "smtp-auth-disabled",
     "SMTP AUTH is disabled for this mailbox or tenant",
-    "Enable SMTP AUTH for the mailbox (it is needed even with OAuth): in Exchange Online PowerShell run \
-     Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false, or tenant-wide \
-     Set-TransportConfig -SmtpClientAuthenticationDisabled $false. Security defaults also block it.",
+    "Exchange answered 535 5.7.139: the token was fine, but it refuses any SMTP AUTH for \
+     {mailbox}, OAuth included (Microsoft: \"Enable or disable \
+     authenticated client SMTP submission (SMTP AUTH) in Exchange Online\"). In Exchange Online \
+     PowerShell run Set-CASMailbox -Identity {mailbox} -SmtpClientAuthenticationDisabled $false, \
+     or tenant-wide Set-TransportConfig -SmtpClientAuthenticationDisabled $false (the mailbox \
+     setting wins over the tenant's). Security defaults also block SMTP AUTH.",
 );
 pub(crate) const TOKEN_REJECTED: Explanation = x(
     "token-rejected",
     "Exchange refused the app's token for this mailbox (535 5.7.3)",
-    "Check the four Exchange prerequisites: (1) the app registration has the application permission \
-     'Office 365 Exchange Online > SMTP.SendAsApp' with admin consent granted; (2) the service principal \
-     is registered in Exchange: New-ServicePrincipal -AppId <client_id> -ObjectId <object id of the \
-     Enterprise application, not of the app registration>; (3) it may use the mailbox: \
-     Add-MailboxPermission -Identity <mailbox> -User <service principal id> -AccessRights FullAccess \
-     (or an RBAC for Applications scope); (4) SMTP AUTH is enabled for the mailbox. Also check that \
-     'mailbox' is the mailbox's primary address.",
+    "Exchange says 535 5.7.3 for each of these, most likely first: (1) the service principal is \
+     not registered in Exchange, or with the wrong object ID: New-ServicePrincipal -AppId \
+     {client_id} -ObjectId <object ID of the Enterprise application, not of the app \
+     registration>; (2) it may not use the mailbox: Add-MailboxPermission -Identity {mailbox} \
+     -User <service principal ID> -AccessRights FullAccess (or an RBAC for Applications scope); \
+     (3) the application permission 'Office 365 Exchange Online > SMTP.SendAsApp' lacks admin \
+     consent (xoauth-relay check reads the token's roles); (4) {mailbox} is not the mailbox's \
+     primary address.",
 );
 pub(crate) const SEND_AS_DENIED: Explanation = x(
     "send-as-denied",
-    "the mailbox may not send as this sender (5.7.60 SendAsDenied)",
-    "Send from the mailbox's own address, or grant Send As: Add-RecipientPermission -Identity <sender> \
-     -Trustee <mailbox> -AccessRights SendAs, then list the sender in allowed_senders.",
+    "the mailbox may not send as this sender (5.7.60)",
+    SEND_AS_FIX,
 );
+pub(crate) const SEND_AS_DENIED_STOREDRV: Explanation = x(
+    "send-as-denied",
+    "the mailbox may not send as this sender (554 5.2.252 SendAsDenied)",
+    SEND_AS_FIX,
+);
+const SEND_AS_FIX: &str = "Send from {mailbox} itself, or grant Send As: Add-RecipientPermission \
+     -Identity <sender> -Trustee {mailbox} -AccessRights SendAs, then list the sender in \
+     allowed_senders; xoauth-relay check --send-to ADDR tries every allowed sender.";
 pub(crate) const CONCURRENCY: Explanation = x(
     "concurrent-connections",
     "more than 3 connections at once for this mailbox (432 4.3.2)",
-    "Lower accounts.<name>.max_connections (3 at most) or stop other programs sending as this \
-     mailbox at the same time; the client will retry.",
+    "Lower accounts.{account}.max_connections (3 at most) or stop other programs sending as \
+     {mailbox} at the same time; the client will retry.",
+);
+pub(crate) const SERVICE_UNAVAILABLE: Explanation = x(
+    "service-unavailable",
+    "the SMTP server refused service when the relay connected (421 at the greeting)",
+    "Nothing in the relay's settings causes this: {smtp_host} is not taking connections right now \
+     (check the Microsoft 365 service health); clients keep the message and retry. If it \
+     persists, check that {smtp_host}:{smtp_port} is Microsoft 365 and that no proxy or \
+     firewall answers in its place.",
+);
+pub(crate) const SERVICE_CLOSING: Explanation = x(
+    "service-closing",
+    "the SMTP server ended the session (421 service not available)",
+    "A problem on {smtp_host}'s side, usually brief; clients keep the message and retry.",
 );
 pub(crate) const QUOTA: Explanation = x(
     "submission-quota",
@@ -62,25 +110,26 @@ pub(crate) const QUOTA: Explanation = x(
 pub(crate) const TOO_BIG: Explanation = x(
     "message-too-big",
     "the message is larger than the mailbox may send (552 5.3.4)",
-    "Raise the mailbox's MaxSendSize in Exchange (default 35 MB, up to 150 MB) or lower \
+    "Raise the MaxSendSize of {mailbox} in Exchange (default 35 MB, up to 150 MB) or lower \
      limits.max_message_size so clients learn the limit up front.",
 );
 pub(crate) const BAD_SECRET: Explanation = x(
     "invalid-client-secret",
     "Microsoft rejected the client secret (AADSTS7000215)",
-    "Use the secret's Value, not its Secret ID: Entra admin center > App registrations > <app> > \
-     Certificates & secrets; create a new one if the value is lost.",
+    "Use the secret's Value, not its Secret ID: Entra admin center > App registrations > \
+     {client_id} > Certificates & secrets; create a new one if the value is lost.",
 );
 pub(crate) const SECRET_EXPIRED: Explanation = x(
     "client-secret-expired",
     "the client secret has expired (AADSTS7000222)",
-    "Create a new client secret for the app registration and put its Value in client_secret.",
+    "Create a new client secret for the app registration {client_id} and put its Value in \
+     accounts.{account}.client_secret (and the new date in client_secret_expires).",
 );
 pub(crate) const APP_NOT_FOUND: Explanation = x(
     "app-not-found",
     "the application was not found in the tenant (AADSTS700016)",
-    "Check client_id (the Application (client) ID) and tenant; the app must be registered in, or \
-     consented to by, that tenant.",
+    "Check client_id ({client_id}, the Application (client) ID) and the tenant in the token URL \
+     (https://{token_host}/...); the app must be registered in, or consented to by, that tenant.",
 );
 pub(crate) const TENANT_NOT_FOUND: Explanation = x(
     "tenant-not-found",
@@ -101,39 +150,60 @@ pub(crate) const NO_RESOURCE: Explanation = x(
 pub(crate) const CLIENT_REFUSED: Explanation = x(
     "token-request-refused",
     "Microsoft refused the token request",
-    "Check tenant, client_id and client_secret; the log line above has Microsoft's own reason.",
+    "Check tenant, client_id ({client_id}) and client_secret; the line above has Microsoft's own \
+     reason.",
+);
+pub(crate) const TOKEN_SERVER_ERROR: Explanation = x(
+    "token-endpoint-failed",
+    "the Microsoft token endpoint failed on its side (HTTP 5xx)",
+    "This is Microsoft's side, not a setting of the relay: clients keep the message and retry. If \
+     it persists, check the Microsoft 365 service health; the trace and correlation IDs in the \
+     line above identify the request for Microsoft support.",
 );
 pub(crate) const TOKEN_UNREACHABLE: Explanation = x(
     "token-endpoint-unreachable",
     "the Microsoft token endpoint cannot be reached",
-    "Check the network, DNS and any proxy or firewall between this machine and login.microsoftonline.com.",
+    "Check the network, DNS and any proxy or firewall between this machine and {token_host} \
+     (HTTPS, port 443).",
+);
+pub(crate) const TOKEN_CERTIFICATE: Explanation = x(
+    "token-endpoint-certificate",
+    "the token endpoint's certificate could not be verified",
+    "A certificate problem, not a network one: something between this machine and {token_host} \
+     (usually a TLS-inspecting proxy) presents a certificate from a CA the relay does not trust; \
+     the line above names its issuer. Put that CA's certificate (PEM) in \
+     accounts.{account}.ca_file, or exempt {token_host} from inspection.",
 );
 pub(crate) const UPSTREAM_UNREACHABLE: Explanation = x(
     "upstream-unreachable",
     "the SMTP server cannot be reached",
-    "Check the network and that outgoing TCP port 587 to smtp.office365.com is allowed.",
+    "Check the network and that outgoing TCP port {smtp_port} to {smtp_host} is allowed.",
 );
 pub(crate) const NO_STARTTLS: Explanation = x(
     "no-starttls",
     "the SMTP server did not offer STARTTLS",
-    "Check smtp_host and smtp_port (smtp.office365.com, 587); something may be intercepting the connection.",
+    "Check smtp_host and smtp_port ({smtp_host}:{smtp_port}; Microsoft 365 is \
+     smtp.office365.com:587); something may be intercepting the connection.",
 );
 pub(crate) const TLS_FAILED: Explanation = x(
     "tls-failed",
     "the SMTP server's certificate could not be verified",
-    "If a TLS-inspecting proxy sits in between, add its CA certificate with ca_file; otherwise check smtp_host.",
+    "A certificate problem, not a network one. If a TLS-inspecting proxy sits between this machine \
+     and {smtp_host}, put its CA certificate (PEM; the line above names the issuer) in \
+     accounts.{account}.ca_file; otherwise check smtp_host ({smtp_host}).",
 );
 pub(crate) const TLS_HANDSHAKE_FAILED: Explanation = x(
     "tls-handshake-failed",
     "the TLS handshake with the SMTP server failed",
     "Microsoft 365 speaks TLS 1.2 and 1.3; whatever answered offered neither or broke off the \
-     handshake. Check smtp_host and smtp_port (smtp.office365.com, 587) and whether a proxy or \
-     firewall intercepts the connection; the log line has the TLS error.",
+     handshake. Check smtp_host and smtp_port ({smtp_host}:{smtp_port}; Microsoft 365 is \
+     smtp.office365.com:587) and whether a proxy or firewall intercepts the connection; the log \
+     line has the TLS error.",
 );
 pub(crate) const NO_XOAUTH2: Explanation = x(
     "no-xoauth2",
     "the SMTP server does not offer XOAUTH2",
-    "Check smtp_host: Microsoft 365 is smtp.office365.com (national clouds differ).",
+    "Check smtp_host ({smtp_host}): Microsoft 365 is smtp.office365.com (national clouds differ).",
 );
 pub(crate) const BUSY: Explanation = x(
     "connections-busy",
@@ -153,8 +223,9 @@ pub(crate) fn explain(error: &RelayError) -> Option<Explanation> {
 pub(crate) fn explain_token(error: &TokenError) -> Option<Explanation> {
     match error {
         TokenError::Timeout(_) | TokenError::Unreachable(_) => Some(TOKEN_UNREACHABLE),
+        TokenError::Certificate(_) => Some(TOKEN_CERTIFICATE),
         TokenError::Malformed(_) => None,
-        TokenError::Refused { status, .. } if *status >= 500 => None,
+        TokenError::Refused { status, .. } if *status >= 500 => Some(TOKEN_SERVER_ERROR),
         TokenError::Refused { oauth, .. } => {
             let codes = oauth
                 .as_ref()
@@ -179,12 +250,11 @@ pub(crate) fn explain_token(error: &TokenError) -> Option<Explanation> {
 
 pub(crate) fn explain_upstream(error: &UpstreamError) -> Option<Explanation> {
     match error {
-        UpstreamError::AuthRejected { reply, .. } | UpstreamError::Rejected { reply, .. } => {
-            explain_reply(reply)
-        }
+        UpstreamError::AuthRejected { reply, .. } => explain_reply(Phase::Auth, reply),
+        UpstreamError::Rejected { phase, reply, .. } => explain_reply(*phase, reply),
         UpstreamError::Connect { .. } => Some(UPSTREAM_UNREACHABLE),
         UpstreamError::Timeout {
-            phase: crate::upstream::Phase::Connect,
+            phase: Phase::Connect,
             ..
         } => Some(UPSTREAM_UNREACHABLE),
         UpstreamError::NoStartTls => Some(NO_STARTTLS),
@@ -205,20 +275,37 @@ pub(crate) fn explain_upstream(error: &UpstreamError) -> Option<Explanation> {
     }
 }
 
-/// Recognises Exchange replies by enhanced code or, where a code is shared by several causes,
-/// by a word of the text. `(0, 0, 0)` means "by text only".
-pub(crate) fn explain_reply(reply: &UpstreamReply) -> Option<Explanation> {
-    const TABLE: [((u8, u16, u16), &str, Explanation); 6] = [
-        ((5, 7, 139), "SmtpClientAuthentication", SMTP_AUTH_DISABLED),
-        ((5, 7, 3), "", TOKEN_REJECTED),
-        ((5, 7, 60), "SendAsDenied", SEND_AS_DENIED),
-        ((4, 3, 2), "concurrent connections", CONCURRENCY),
-        ((0, 0, 0), "SubmissionQuotaExceeded", QUOTA),
-        ((5, 3, 4), "", TOO_BIG),
-    ];
-    let hit = TABLE
-        .iter()
-        .find(|(enhanced, needle, _)| reply.matches(*enhanced, needle));
-    hit.map(|(_, _, e)| *e)
-        .or_else(|| (reply.code == 535).then_some(TOKEN_REJECTED))
+/// Recognises an Exchange reply by the phase it came in and its basic and enhanced codes, or,
+/// where a code is shared by several causes, by a word of the text. An enhanced code alone is
+/// not enough: Exchange greets with `421 4.3.2 Service not available` when it is down, and
+/// `4.3.2` after AUTH means too many connections.
+pub(crate) fn explain_reply(phase: Phase, reply: &UpstreamReply) -> Option<Explanation> {
+    let code = reply.code;
+    let has = |needle: &str| reply.matches((0, 0, 0), needle);
+    let is = |c, s, d| reply.matches((c, s, d), "");
+    match phase {
+        Phase::Connect | Phase::Greeting if code == 421 => return Some(SERVICE_UNAVAILABLE),
+        Phase::Connect | Phase::Greeting => return None,
+        Phase::Auth if is(5, 7, 139) || has("SmtpClientAuthentication") => {
+            return Some(SMTP_AUTH_DISABLED);
+        }
+        Phase::Auth if code == 535 => return Some(TOKEN_REJECTED),
+        _ => {}
+    }
+    if code == 421 {
+        return Some(SERVICE_CLOSING);
+    }
+    if code == 432 || has("concurrent connections") || has("thread limit") {
+        return Some(CONCURRENCY);
+    }
+    if is(5, 2, 252) || has("SendAsDenied") {
+        return Some(SEND_AS_DENIED_STOREDRV);
+    }
+    if is(5, 7, 60) {
+        return Some(SEND_AS_DENIED);
+    }
+    if has("SubmissionQuotaExceeded") {
+        return Some(QUOTA);
+    }
+    is(5, 3, 4).then_some(TOO_BIG)
 }

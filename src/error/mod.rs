@@ -42,6 +42,7 @@ impl TokenError {
             TokenError::Timeout(_) | TokenError::Unreachable(_) | TokenError::Malformed(_) => {
                 Class::Transient
             }
+            TokenError::Certificate(_) => Class::Misconfigured,
             TokenError::Refused { status, oauth } => {
                 let transient_code = oauth.as_ref().is_some_and(|o| {
                     o.error == "temporarily_unavailable"
@@ -105,13 +106,13 @@ pub(crate) fn reply_for(result: &Result<Delivered, RelayError>) -> Reply {
     }
 }
 
+/// Exchange's own words (`2.0.0 OK <id> [Hostname=…]`, `2.6.0 <id> Queued mail for
+/// delivery`): they carry its message id, and the client's log then matches Exchange's.
 fn accepted(reply: &UpstreamReply) -> Reply {
     let enhanced = reply.enhanced.unwrap_or(Enhanced(2, 0, 0));
-    Reply::with_text(
-        250,
-        enhanced,
-        format!("Delivered upstream: {}", sanitize(&reply.text)),
-    )
+    let text = sanitize(reply.text.trim());
+    let text = if text.is_empty() { "OK".into() } else { text };
+    Reply::with_text(250, enhanced, text.into_owned())
 }
 
 fn misconfigured(e: &RelayError) -> Reply {

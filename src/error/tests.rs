@@ -289,8 +289,150 @@ fn success_passes_the_upstream_text() {
     };
     assert_eq!(
         reply_for(&Ok(ok)).to_string(),
-        "250 2.0.0 Delivered upstream: OK <abc@host> [Hostname=X]"
+        "250 2.0.0 OK <abc@host> [Hostname=X]"
     );
+    let queued = Delivered {
+        reply: up(250, (2, 6, 0), "<id@x> Queued mail for delivery"),
+    };
+    assert_eq!(
+        reply_for(&Ok(queued)).to_string(),
+        "250 2.6.0 <id@x> Queued mail for delivery"
+    );
+}
+
+#[test]
+fn replies_are_classified_by_phase_and_code_not_enhanced_code_alone() {
+    use explain::*;
+    let greeting = rejected(
+        Phase::Greeting,
+        up(421, (4, 3, 2), "Service not available"),
+        None,
+    );
+    assert_eq!(explain(&greeting), Some(SERVICE_UNAVAILABLE));
+    assert_eq!(greeting.class(), Class::Transient);
+    let busy = auth(up(432, (4, 3, 2), "Concurrent connections limit exceeded."));
+    assert_eq!(explain(&busy), Some(CONCURRENCY));
+    let closing = rejected(
+        Phase::Mail,
+        up(421, (4, 3, 2), "Service not available"),
+        None,
+    );
+    assert_eq!(explain(&closing), Some(SERVICE_CLOSING));
+    let disabled = auth(up(
+        535,
+        (5, 7, 139),
+        "Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.",
+    ));
+    assert_eq!(explain(&disabled), Some(SMTP_AUTH_DISABLED));
+    assert!(!disabled.to_string().contains("token"), "{disabled}");
+    assert!(!SMTP_AUTH_DISABLED.what.contains("refused the token"));
+    let send_as = rejected(
+        Phase::DataEnd,
+        up(
+            554,
+            (5, 2, 252),
+            "SendAsDenied; sender@contoso.com not allowed to send as other@contoso.com",
+        ),
+        None,
+    );
+    let x = explain(&send_as).unwrap();
+    assert_eq!(x, SEND_AS_DENIED_STOREDRV);
+    assert!(
+        x.what.contains("554 5.2.252") && !x.what.contains("5.7.60"),
+        "{}",
+        x.what
+    );
+    let old_send_as = rejected(
+        Phase::Mail,
+        up(550, (5, 7, 60), "SMTP; Client does not have permissions"),
+        None,
+    );
+    assert_eq!(explain(&old_send_as), Some(SEND_AS_DENIED));
+    let server_error = RelayError::Token(TokenError::Refused {
+        status: 503,
+        oauth: None,
+    });
+    assert!(
+        explain(&server_error)
+            .unwrap()
+            .fix
+            .contains("Microsoft's side")
+    );
+    let certificate = RelayError::Token(TokenError::Certificate("unknown issuer".into()));
+    assert_eq!(certificate.class(), Class::Misconfigured);
+    assert!(explain(&certificate).unwrap().fix.contains("ca_file"));
+}
+
+#[test]
+fn fixes_name_the_accounts_own_hosts_mailbox_and_app() {
+    use explain::*;
+    let mut a = crate::testkit::relay_config::example_account();
+    a.name = "billing".into();
+    a.mailbox = "billing@fabrikam.example".into();
+    a.client_id = "99999999-8888-7777-6666-555555555555".into();
+    a.smtp_host = "smtp.fabrikam.example".into();
+    a.smtp_port = 2587;
+    a.token_url = "https://login.fabrikam.example/t/oauth2/v2.0/token".into();
+    let all = [
+        SMTP_AUTH_DISABLED,
+        TOKEN_REJECTED,
+        SEND_AS_DENIED,
+        SEND_AS_DENIED_STOREDRV,
+        CONCURRENCY,
+        SERVICE_UNAVAILABLE,
+        SERVICE_CLOSING,
+        QUOTA,
+        TOO_BIG,
+        BAD_SECRET,
+        SECRET_EXPIRED,
+        APP_NOT_FOUND,
+        TENANT_NOT_FOUND,
+        BAD_SCOPE,
+        NO_RESOURCE,
+        CLIENT_REFUSED,
+        TOKEN_SERVER_ERROR,
+        TOKEN_UNREACHABLE,
+        TOKEN_CERTIFICATE,
+        UPSTREAM_UNREACHABLE,
+        NO_STARTTLS,
+        TLS_FAILED,
+        TLS_HANDSHAKE_FAILED,
+        NO_XOAUTH2,
+        BUSY,
+    ];
+    for x in all {
+        let fix = x.fix_for(&a);
+        assert!(!fix.contains('{'), "{}: {fix}", x.key);
+        for placeholder in ["<mailbox>", "<client_id>", "login.microsoftonline.com"] {
+            assert!(!fix.contains(placeholder), "{}: {fix}", x.key);
+        }
+    }
+    let unreachable = UPSTREAM_UNREACHABLE.fix_for(&a);
+    assert!(
+        unreachable.contains("port 2587 to smtp.fabrikam.example"),
+        "{unreachable}"
+    );
+    assert!(!unreachable.contains("office365"), "{unreachable}");
+    assert!(
+        TOKEN_UNREACHABLE
+            .fix_for(&a)
+            .contains("login.fabrikam.example")
+    );
+    let rejected = TOKEN_REJECTED.fix_for(&a);
+    assert!(
+        rejected.contains("-AppId 99999999-8888-7777-6666-555555555555"),
+        "{rejected}"
+    );
+    assert!(
+        rejected.contains("-Identity billing@fabrikam.example"),
+        "{rejected}"
+    );
+    assert!(
+        CONCURRENCY
+            .fix_for(&a)
+            .contains("accounts.billing.max_connections")
+    );
+    assert!(TLS_FAILED.fix_for(&a).contains("accounts.billing.ca_file"));
 }
 
 #[test]

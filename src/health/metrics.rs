@@ -79,6 +79,12 @@ fn process(out: &mut String, state: &State) {
             "Failed local AUTH attempts.",
             s.auth_failures.load(Ordering::Relaxed) as f64,
         ),
+        (
+            "lockout_refusals_total",
+            "counter",
+            "Client connections and AUTH attempts refused because the address, or the user name at it, is locked out after failed logins.",
+            s.lockout_refusals.load(Ordering::Relaxed) as f64,
+        ),
     ];
     for (name, kind, help, value) in gauges {
         header(out, name, kind, help);

@@ -1,7 +1,7 @@
 //! The loopback HTTP endpoints for people and monitoring: `/healthz` (alive), `/readyz` (can
-//! send), `/status` (JSON) and `/metrics` (Prometheus text). Never shows a secret, token or
-//! address other than the configured mailboxes, and answers only requests addressed to a
-//! loopback host name.
+//! send), `/status` (JSON) and `/metrics` (Prometheus text). Never shows a secret or token;
+//! `/status` names the configured mailboxes and, for a login lockout, the client address and
+//! user name (escaped); answers only requests addressed to a loopback host name.
 
 mod host;
 mod metrics;
@@ -20,15 +20,19 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::relay::Relay;
+use crate::smtp::guard::IpGuard;
 use crate::stats::Stats;
 
+pub(crate) use host::Exposure;
 pub(crate) use status::readiness;
 
-/// What the endpoints read: the statistics, the relay's routes and the listener's address.
+/// What the endpoints read: the statistics, the relay's routes, the listener's address, the
+/// login lockouts and what the last reload said.
 pub(crate) struct State {
     pub(crate) stats: Arc<Stats>,
     pub(crate) relay: Arc<Relay>,
     pub(crate) smtp: SocketAddr,
+    pub(crate) guard: Arc<IpGuard>,
 }
 
 impl State {
@@ -38,14 +42,20 @@ impl State {
 }
 
 /// Serves the endpoints on `listener` until `stop`.
-pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    exposure: Exposure,
+    stop: CancellationToken,
+) {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
-        .layer(axum::middleware::from_fn(host::loopback_only))
-        .with_state(state);
+        .layer(axum::middleware::from_fn_with_state(exposure, host::guard))
+        .with_state(state)
+        .into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use super::State;
 use crate::dates::{Day, now_unix, rfc3339};
 use crate::expiry;
+use crate::logging::Untrusted;
 use crate::relay::Route;
 use crate::stats::{AccountStats, TokenEvent};
 
@@ -20,7 +21,8 @@ pub(crate) struct Readiness {
 }
 
 /// Ready when the listener is bound, the relay is not draining, and every account holds a
-/// valid token and did not last fail with a configuration problem.
+/// valid token and was last seen able to send: the latest evidence (a probe or a delivery)
+/// was a success. Until the first probe answers, an account is "checking" (not ready).
 pub(crate) fn readiness(state: &State) -> Readiness {
     let mut reasons = Vec::new();
     let mut warnings = Vec::new();
@@ -59,8 +61,13 @@ fn account_reasons(route: &Route, reasons: &mut Vec<String>) {
     }
     if let Some(p) = route.stats.current_config_problem() {
         reasons.push(format!(
-            "account {name}: the last delivery failed: {}",
+            "account {name}: the last {} failed: {}",
+            p.by.label(),
             p.what
+        ));
+    } else if route.stats.unchecked() {
+        reasons.push(format!(
+            "account {name}: checking: the first upstream probe has not answered yet"
         ));
     }
 }
@@ -90,8 +97,37 @@ pub(crate) fn document(state: &State) -> Value {
             "rejected_before_login": stats.rejected_unauthenticated.load(Ordering::Relaxed),
         },
         "auth_failures": stats.auth_failures.load(Ordering::Relaxed),
+        "lockouts": lockouts(state),
+        "last_reload": stats.last_reload().map(|r| json!({
+            "at": rfc3339(r.at_unix),
+            "result": if r.refused.is_none() { "ok" } else { "refused" },
+            "problems": r.refused,
+        })),
+        "restart_needed": stats.restart_needed(),
+        "lockout_refusals": stats.lockout_refusals.load(Ordering::Relaxed),
         "accounts": accounts,
     })
+}
+
+/// The login lockouts in force: whose (an address, or a user name at it), until when, after how
+/// many failures. A user name may be anything a client sent, so it is escaped.
+fn lockouts(state: &State) -> Value {
+    let now = now_unix();
+    let all: Vec<Value> = state
+        .guard
+        .lockouts()
+        .iter()
+        .map(|l| {
+            json!({
+                "address": l.address.to_string(),
+                "user": l.user.as_deref().map(|u| Untrusted(u).to_string()),
+                "until": rfc3339(now + l.remaining.as_secs()),
+                "seconds_left": l.remaining.as_secs(),
+                "failures": l.failures,
+            })
+        })
+        .collect();
+    Value::Array(all)
 }
 
 fn account(route: &Route) -> Value {
@@ -109,11 +145,29 @@ fn account(route: &Route) -> Value {
         "bytes_relayed": s.bytes_relayed.load(Ordering::Relaxed),
         "upstream_sessions": route.upstream.active_sessions(),
         "last_delivery": s.last_delivery().map(|d| json!({ "at": rfc3339(d.at_unix), "reply": d.reply })),
-        "config_problem": s.current_config_problem().map(|p| json!({ "at": rfc3339(p.at_unix), "what": p.what })),
+        "config_problem": s.current_config_problem().map(|p| json!({ "at": rfc3339(p.at_unix), "what": p.what, "by": p.by.label() })),
+        "can_send": can_send(s),
         "client_secret": {
             "expires": a.client_secret_expires.map(|d| d.to_string()),
             "warning": expiry::warning(a, Day::today()),
         },
+    })
+}
+
+/// When and how the account was last proven able to send, and its last failure (kept after
+/// a success, so a flapping account shows what went wrong).
+fn can_send(s: &AccountStats) -> Value {
+    let state = if s.current_config_problem().is_some() {
+        "failing"
+    } else if s.unchecked() {
+        "checking"
+    } else {
+        "yes"
+    };
+    json!({
+        "state": state,
+        "last_proven": s.last_proof().map(|p| json!({ "by": p.by.label(), "at": rfc3339(p.at_unix) })),
+        "last_failure": s.last_failure().map(|p| json!({ "by": p.by.label(), "at": rfc3339(p.at_unix), "what": p.what })),
     })
 }
 

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify, futures::Notified};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +38,10 @@ pub(crate) struct TokenCache {
     /// A copy of the cached token readable without waiting for a fetch in progress (for
     /// readiness checks); a std lock, held only to clone or replace the `Arc`.
     published: RwLock<Option<Arc<AccessToken>>>,
+    /// Wakes those waiting for the next fetch to end (the account's prober).
+    fetched: Notify,
+    /// The error of the last fetch, `None` after a success; a std lock like `published`.
+    last_error: RwLock<Option<TokenError>>,
 }
 
 /// First pause after a failed background refresh; it doubles up to [`MAX_BACKOFF`].
@@ -51,7 +55,28 @@ impl TokenCache {
             state: Mutex::new(State::default()),
             fetches: AtomicU64::new(0),
             published: RwLock::new(None),
+            fetched: Notify::new(),
+            last_error: RwLock::new(None),
         }
+    }
+
+    /// Completes when the next fetch ends, with a token or an error; `enable` it before looking
+    /// at [`peek`](Self::peek) so a fetch in between is not missed.
+    pub(crate) fn next_fetch(&self) -> Notified<'_> {
+        self.fetched.notified()
+    }
+
+    /// The error of the last fetch, if it failed.
+    pub(crate) fn last_error(&self) -> Option<TokenError> {
+        self.last_error
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn fetch_ended(&self, error: Option<TokenError>) {
+        *self.last_error.write().unwrap_or_else(|e| e.into_inner()) = error;
+        self.fetched.notify_waiters();
     }
 
     /// The cached token, if any, without waiting (it may be past its refresh point).
@@ -124,10 +149,12 @@ impl TokenCache {
                 state.token = Some(token.clone());
                 self.publish(state.token.clone());
                 state.failure = None;
+                self.fetch_ended(None);
                 Ok(Issued { token, fresh: true })
             }
             Err(error) => {
                 state.failure = Some((seq, error.clone()));
+                self.fetch_ended(Some(error.clone()));
                 // A refresh that fails before the old token expires should not stop mail.
                 match state.token.as_ref().filter(|t| t.usable_at(Instant::now())) {
                     Some(token) => {

@@ -89,7 +89,11 @@ impl ClientCredentials {
         if e.is_timeout() {
             return TokenError::Timeout(self.total);
         }
-        TokenError::Unreachable(error_chain(&e.without_url()))
+        let e = e.without_url();
+        match certificate_error(&e) {
+            Some(tls) => TokenError::Certificate(crate::tls::describe(tls)),
+            None => TokenError::Unreachable(error_chain(&e)),
+        }
     }
 }
 
@@ -138,6 +142,32 @@ fn parse_success(body: &[u8]) -> Result<AccessToken, TokenError> {
         parsed.access_token,
         Duration::from_secs(seconds),
     ))
+}
+
+/// The rustls certificate error somewhere in `e`'s sources. rustls' error travels inside
+/// (nested) `io::Error`s, whose `source()` skips it, so each `io::Error` is opened as well.
+fn certificate_error<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    let mut next = Some(e);
+    while let Some(error) = next {
+        let mut inner: &(dyn std::error::Error + 'static) = error;
+        for _ in 0..4 {
+            match inner
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
+                Some(wrapped) => inner = wrapped,
+                None => break,
+            }
+        }
+        if let Some(
+            tls @ (rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented),
+        ) = inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(tls);
+        }
+        next = error.source();
+    }
+    None
 }
 
 /// "error sending request: connection refused" style text from an error and its sources.

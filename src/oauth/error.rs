@@ -31,8 +31,12 @@ impl OAuthError {
                 .and_then(|x| x.as_str())
                 .map(|s| sanitize(s).into_owned())
         };
-        let summary = text("error_description")
-            .map(|d| first_line(&d))
+        // Not `sanitize`d as a whole: its bound would cut the description before the trace
+        // lines are found; `first_line` bounds it instead.
+        let summary = v
+            .get("error_description")
+            .and_then(|x| x.as_str())
+            .map(|d| first_line(&without_controls(d)))
             .unwrap_or_default();
         let codes = v
             .get("error_codes")
@@ -61,11 +65,34 @@ impl OAuthError {
     }
 }
 
+fn without_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Entra's descriptions run to a few sentences (AADSTS700016 has three, about 350
+/// characters); longer text is cut at the end of a sentence, or with an ellipsis.
+const MAX_SUMMARY: usize = 600;
+
 fn first_line(description: &str) -> String {
     // Entra separates the trace/correlation lines with CRLF, which `sanitize` turned into
     // spaces; cut at the first of them.
     let end = description.find(" Trace ID:").unwrap_or(description.len());
-    description[..end].trim().chars().take(300).collect()
+    bounded(description[..end].trim(), MAX_SUMMARY)
+}
+
+/// `text` if it has at most `max` characters; else its longest prefix that ends a sentence,
+/// or the first `max` characters and an ellipsis.
+fn bounded(text: &str, max: usize) -> String {
+    let Some((cut, _)) = text.char_indices().nth(max) else {
+        return text.to_string();
+    };
+    let head = &text[..cut];
+    match head.rfind(". ") {
+        Some(dot) if dot > max / 2 => head[..=dot].to_string(),
+        _ => format!("{}…", head.trim_end()),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,13 +101,25 @@ pub(crate) enum TokenError {
     Timeout(Duration),
     #[error("cannot reach the token endpoint: {0}")]
     Unreachable(String),
-    #[error("the token endpoint refused the request (HTTP {status}{})", describe(.oauth))]
+    /// The endpoint's certificate did not verify: the TLS-inspecting proxy case `ca_file` is for.
+    #[error("the token endpoint's TLS certificate is not trusted: {0}")]
+    Certificate(String),
+    #[error("the token endpoint {} (HTTP {status}{})", refusal(*.status), describe(.oauth))]
     Refused {
         status: u16,
         oauth: Option<OAuthError>,
     },
     #[error("unexpected answer from the token endpoint: {0}")]
     Malformed(String),
+}
+
+/// A 5xx is the endpoint's own failure, not a refusal of what the relay sent.
+fn refusal(status: u16) -> &'static str {
+    if status >= 500 {
+        "failed on its side"
+    } else {
+        "refused the request"
+    }
 }
 
 /// The OAuth error and, for a support case with Microsoft, the trace and correlation ids.
@@ -131,6 +170,38 @@ mod tests {
              Invalid client secret provided. [trace ID abc, correlation ID def])"
         );
         assert!(OAuthError::parse(b"<html>").is_none());
+        let failed = TokenError::Refused {
+            status: 503,
+            oauth: None,
+        };
+        assert_eq!(
+            failed.to_string(),
+            "the token endpoint failed on its side (HTTP 503)"
+        );
         assert!(OAuthError::parse(b"{}").is_none());
+    }
+
+    #[test]
+    fn long_descriptions_end_at_a_sentence() {
+        let aadsts700016 = "AADSTS700016: Application with identifier \
+            '11111111-2222-3333-4444-555555555555' was not found in the directory \
+            'contoso.onmicrosoft.com'. This can happen if the application has not been installed \
+            by the administrator of the tenant or consented to by any user in the tenant. You may \
+            have sent your authentication request to the wrong tenant.";
+        let body = serde_json::json!({
+            "error": "unauthorized_client",
+            "error_description": format!("{aadsts700016}\r\nTrace ID: t\r\nCorrelation ID: c"),
+            "error_codes": [700016],
+        });
+        let e = OAuthError::parse(body.to_string().as_bytes()).unwrap();
+        assert_eq!(e.summary, aadsts700016);
+        let long = "First sentence here. ".repeat(60);
+        let cut = bounded(&long, MAX_SUMMARY);
+        assert!(cut.ends_with("here."), "{cut}");
+        assert!(cut.chars().count() <= MAX_SUMMARY);
+        let one = "x".repeat(2000);
+        let cut = bounded(&one, MAX_SUMMARY);
+        assert!(cut.ends_with('…') && cut.chars().count() == MAX_SUMMARY + 1);
+        assert_eq!(bounded("short.", 10), "short.");
     }
 }

@@ -7,6 +7,7 @@ pub(crate) mod client_credentials;
 mod error;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -65,12 +66,19 @@ pub(crate) trait TokenSource: Send + Sync {
 pub(crate) struct Observed {
     pub(crate) inner: Arc<dyn TokenSource>,
     pub(crate) stats: Arc<AccountStats>,
+    /// The account's name, for the log line of a recovery.
+    pub(crate) account: String,
 }
 
 impl TokenSource for Observed {
     fn fetch(&self) -> BoxFuture<'_, Result<AccessToken, TokenError>> {
         Box::pin(async move {
             let result = self.inner.fetch().await;
+            let before = self.stats.last_token().and_then(|t| t.error);
+            if let (Ok(_), Some(previous)) = (&result, before) {
+                let failed = self.stats.token_fetches_failed.load(Ordering::Relaxed);
+                tracing::info!(account = %self.account, %previous, failed_so_far = failed, "token request succeeded again after failing");
+            }
             let seen = result
                 .as_ref()
                 .map(|t| t.lifetime)

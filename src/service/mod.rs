@@ -323,7 +323,7 @@ pub fn install(
         let outcome = files::write(&layout.path, &content, args.force)?;
         report.push_str(&format!("{outcome} {}\n", layout.path.display()));
     }
-    report.push_str(&install_report(host, &config, &layout));
+    report.push_str(&install_report(host, scope, &config, &layout));
     if args.print {
         report.push_str("\nNothing was written (--print).\n");
     }
@@ -331,7 +331,7 @@ pub fn install(
     Ok(())
 }
 
-fn install_report(host: &Host, config: &ConfigChoice, layout: &Layout) -> String {
+fn install_report(host: &Host, scope: Scope, config: &ConfigChoice, layout: &Layout) -> String {
     let mut report = format!(
         "Binary:        {}\nConfiguration: {} ({})\n\nEnable and start it:\n{}Status and logs:\n{}",
         host.binary.display(),
@@ -343,7 +343,42 @@ fn install_report(host: &Host, config: &ConfigChoice, layout: &Layout) -> String
     for note in config.notes.iter().chain(&layout.notes) {
         report.push_str(&format!("Note: {note}\n"));
     }
+    if let Some(warning) = transient_binary_warning(&host.binary, scope) {
+        report.push_str(&format!("Warning: {warning}\n"));
+    }
     report
+}
+
+/// Where a binary does not stay: a cargo build tree (`cargo clean` or the next build replaces
+/// it) or a temporary directory (cleaned at boot). A unit pointing there breaks later.
+fn transient_binary_warning(binary: &Path, scope: Scope) -> Option<String> {
+    let names: Vec<&str> = binary
+        .components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .collect();
+    let profile = |n: &&str| matches!(*n, "debug" | "release");
+    let in_build_tree = names.windows(2).any(|w| w[0] == "target" && profile(&w[1]))
+        || names.windows(3).any(|w| w[0] == "target" && profile(&w[2]));
+    let in_tmp = ["/tmp", "/var/tmp", "/private/tmp", "/private/var/folders"]
+        .iter()
+        .any(|dir| binary.starts_with(dir));
+    let what = match (in_build_tree, in_tmp) {
+        (true, _) => "a cargo build tree (the next build or `cargo clean` replaces or removes it)",
+        (false, true) => "a temporary directory (cleaned at boot)",
+        (false, false) => return None,
+    };
+    let target = match scope {
+        Scope::User => "~/.local/bin/xoauth-relay",
+        Scope::System => "/usr/local/bin/xoauth-relay",
+    };
+    Some(format!(
+        "the service would run {}, which is in {what}. Install the binary first, e.g. `install \
+         -D -m 755 {} {target}` (or `cargo install --path .`), then run `{target} service \
+         install {}` from there",
+        binary.display(),
+        binary.display(),
+        scope.flag()
+    ))
 }
 
 /// `service uninstall`: removes the file (unless `--print`) and prints how to stop the service.

@@ -123,7 +123,8 @@ struct Conn {
 enum Login {
     /// `Some` when the password was right.
     Checked(Option<Arc<Submitter>>),
-    LockedOut,
+    /// With the reply: the whole address, or this user name at it.
+    LockedOut(Reply),
     /// The password could not be checked now.
     Busy,
 }
@@ -257,6 +258,7 @@ impl Conn {
             let (used, action) = self.session.feed(input);
             input = &input[used..];
             self.count_local_rejections();
+            self.log_refusals();
             match action {
                 Action::Read | Action::Close => return Ok(()),
                 Action::Authenticate(credentials) => {
@@ -264,7 +266,7 @@ impl Conn {
                     self.flush().await?;
                     let next = match self.check_password(credentials).await {
                         Login::Checked(result) => self.session.auth_checked(result),
-                        Login::LockedOut => self.session.abort(reply::IP_LOCKED_OUT),
+                        Login::LockedOut(r) => self.session.abort(r),
                         Login::Busy => {
                             self.session.auth_unavailable(reply::AUTH_TEMPORARY);
                             Action::Read
@@ -311,12 +313,20 @@ impl Conn {
     /// password, how busy the pool was) does not show.
     async fn check_password(&mut self, c: Credentials) -> Login {
         let started = Instant::now();
-        let key = LoginKey::address(self.peer.ip());
-        let Ok(guess) = self.services.guard.reserve(key).await else {
-            tracing::info!(peer = %self.peer, user = %Untrusted(&c.username), "AUTH refused: address locked out");
-            return Login::LockedOut;
-        };
         let users = self.services.users.load();
+        let key = LoginKey::for_login(self.peer.ip(), &c.username, users.knows(&c.username));
+        let per_user = key.is_per_user();
+        let Ok(guess) = self.services.guard.reserve(key).await else {
+            let stats = &self.services.stats;
+            stats.lockout_refusals.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(peer = %self.peer, user = %Untrusted(&c.username), per_user, "AUTH refused: locked out after failed logins");
+            let r = if per_user {
+                reply::USER_LOCKED_OUT
+            } else {
+                reply::IP_LOCKED_OUT
+            };
+            return Login::LockedOut(r);
+        };
         let checked = users
             .check(&self.services.passwords, &c.username, &c.password)
             .await;
@@ -343,7 +353,12 @@ impl Conn {
         let failures = failure.failures.max(self.session.auth_failures() + 1);
         tracing::warn!(peer = %self.peer, user = %Untrusted(&c.username), failures, "authentication failed");
         if failure.locked_out {
-            tracing::warn!(address = %self.peer.ip(), "address locked out after repeated failed logins");
+            let lockout = self.services.guard.lockout_duration();
+            if per_user {
+                tracing::warn!(address = %self.peer.ip(), user = %Untrusted(&c.username), failures, ?lockout, "user name locked out at this address after repeated failed logins (SIGHUP clears it)");
+            } else {
+                tracing::warn!(address = %self.peer.ip(), failures, ?lockout, "address locked out after repeated failed logins (SIGHUP clears it)");
+            }
         }
         tokio::time::sleep_until(started + failure_delay(base, failures)).await;
         Login::Checked(None)
@@ -365,6 +380,22 @@ impl Conn {
                 let total = &self.services.stats.rejected_unauthenticated;
                 total.fetch_add(u64::from(n), Ordering::Relaxed);
             }
+        }
+    }
+
+    /// One line per message the session refused itself, and one for a TLS handshake sent in
+    /// clear, so an operator can answer "why did this not go out" from the log.
+    fn log_refusals(&mut self) {
+        if self.session.take_tls_in_clear() {
+            tracing::info!(peer = %self.peer, "client sent a TLS handshake to a plain-text port (it wants implicit TLS or should use STARTTLS); closing");
+        }
+        let refusals = self.session.take_refusals();
+        if refusals.is_empty() {
+            return;
+        }
+        let user = self.session.submitter().map_or("-", |s| s.user.as_str());
+        for r in refusals {
+            tracing::info!(peer = %self.peer, user = %Untrusted(user), sender = %Untrusted(&r.sender), reason = r.reason, "message refused locally");
         }
     }
 

@@ -17,18 +17,68 @@ use tokio::time::Instant;
 /// another.
 const PRUNE_AT: usize = 10_000;
 
-/// Whose failed logins share one budget: today the client address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// At most this much of a user name goes into a login key: a configured name is shorter, and
+/// longer unknown names sharing one budget harms no one.
+const KEY_NAME_MAX: usize = 64;
+
+/// Whose failed logins share one budget: a user name at a client address, or (for names no
+/// user has, from a remote address) the address alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct LoginKey {
     ip: IpAddr,
+    /// Lowercase, at most [`KEY_NAME_MAX`] bytes; `None` for the whole address.
+    user: Option<String>,
 }
 
 impl LoginKey {
     pub(crate) fn address(ip: IpAddr) -> Self {
         Self {
             ip: ip.to_canonical(),
+            user: None,
         }
     }
+
+    /// The budget a login attempt as `user` from `ip` counts against. Counting per user name
+    /// means one program with a stale password locks out only itself, not every program on
+    /// `127.0.0.1` (or behind one NAT address); a known name's budget still caps the guesses
+    /// at its password. Guessing names that no user has, from a remote address, is counted
+    /// per address, so scanning names does not buy more guesses. On loopback every name is
+    /// its own key: whoever guesses there is already on the machine, and a program with a
+    /// mistyped name must not shut the others out.
+    pub(crate) fn for_login(ip: IpAddr, user: &str, known: bool) -> Self {
+        let ip = ip.to_canonical();
+        if !known && !ip.is_loopback() {
+            return Self::address(ip);
+        }
+        let mut name = user.to_lowercase();
+        if name.len() > KEY_NAME_MAX {
+            let mut end = KEY_NAME_MAX;
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            name.truncate(end);
+        }
+        Self {
+            ip,
+            user: Some(name),
+        }
+    }
+}
+
+impl LoginKey {
+    pub(crate) fn is_per_user(&self) -> bool {
+        self.user.is_some()
+    }
+}
+
+/// A lockout in force, for `/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Lockout {
+    pub(crate) address: IpAddr,
+    /// `None` when the whole address is locked out.
+    pub(crate) user: Option<String>,
+    pub(crate) remaining: Duration,
+    pub(crate) failures: u32,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +88,8 @@ struct Budget {
     in_flight: u32,
     window_start: Option<Instant>,
     locked_until: Option<Instant>,
+    /// The failures that caused the lockout in force.
+    failures_at_lockout: u32,
 }
 
 impl Budget {
@@ -124,13 +176,14 @@ impl Guess {
         let guard = &self.guard;
         let now = Instant::now();
         let mut tables = guard.lock();
-        let budget = tables.logins.entry(self.key).or_default();
+        let budget = tables.logins.entry(self.key.clone()).or_default();
         budget.roll_window(now, guard.lockout);
         budget.failures += 1;
         let failures = budget.failures;
         let locked_out = failures >= guard.max_failures;
         if locked_out {
             budget.locked_until = Some(now + guard.lockout);
+            budget.failures_at_lockout = failures;
             budget.failures = 0;
             budget.window_start = None;
         }
@@ -209,7 +262,7 @@ impl IpGuard {
             let finished = self.finished.notified();
             tokio::pin!(finished);
             finished.as_mut().enable();
-            match self.try_reserve(key) {
+            match self.try_reserve(&key) {
                 Reserve::Granted => {
                     let guard = self.clone();
                     return Ok(Guess { guard, key });
@@ -220,13 +273,16 @@ impl IpGuard {
         }
     }
 
-    fn try_reserve(&self, key: LoginKey) -> Reserve {
+    fn try_reserve(&self, key: &LoginKey) -> Reserve {
         let now = Instant::now();
         let mut tables = self.lock();
-        if tables.logins.len() >= PRUNE_AT && !tables.logins.contains_key(&key) {
+        if tables.logins.len() >= PRUNE_AT && !tables.logins.contains_key(key) {
             tables.logins.retain(|_, b| !b.is_stale(now, self.lockout));
+            if tables.logins.len() >= PRUNE_AT {
+                evict_oldest(&mut tables.logins);
+            }
         }
-        let budget = tables.logins.entry(key).or_default();
+        let budget = tables.logins.entry(key.clone()).or_default();
         if budget.is_locked(now) {
             return Reserve::LockedOut;
         }
@@ -238,11 +294,67 @@ impl IpGuard {
         Reserve::Granted
     }
 
+    pub(crate) fn lockout_duration(&self) -> Duration {
+        self.lockout
+    }
+
+    /// The lockouts in force, longest remaining first.
+    pub(crate) fn lockouts(&self) -> Vec<Lockout> {
+        let now = Instant::now();
+        let tables = self.lock();
+        let mut all: Vec<Lockout> = tables
+            .logins
+            .iter()
+            .filter_map(|(key, b)| {
+                let until = b.locked_until.filter(|t| now < *t)?;
+                Some(Lockout {
+                    address: key.ip,
+                    user: key.user.clone(),
+                    remaining: until - now,
+                    failures: b.failures_at_lockout,
+                })
+            })
+            .collect();
+        all.sort_by_key(|l| std::cmp::Reverse(l.remaining));
+        all
+    }
+
+    /// Ends every lockout now (an operator's SIGHUP); returns how many there were. Failures
+    /// counted towards a lockout are forgotten too, so the next one needs a full budget.
+    pub(crate) fn clear_lockouts(&self) -> usize {
+        let now = Instant::now();
+        let mut tables = self.lock();
+        let mut cleared = 0;
+        for b in tables.logins.values_mut() {
+            if b.is_locked(now) {
+                cleared += 1;
+            }
+            b.locked_until = None;
+            b.failures = 0;
+            b.window_start = None;
+        }
+        tables.logins.retain(|_, b| b.in_flight > 0);
+        cleared
+    }
+
     /// Addresses and login keys currently tracked.
     #[cfg(test)]
     fn tracked(&self) -> usize {
         let tables = self.lock();
         tables.connections.len() + tables.logins.len()
+    }
+}
+
+/// Makes room in a table full of live entries (many addresses locked out at once): drops the
+/// entry whose lockout or window ends first, so the table never grows past its bound.
+fn evict_oldest(logins: &mut HashMap<LoginKey, Budget>) {
+    let oldest = logins
+        .iter()
+        .filter(|(_, b)| b.in_flight == 0)
+        .min_by_key(|(_, b)| b.locked_until.or(b.window_start))
+        .map(|(k, _)| k.clone());
+    if let Some(k) = oldest {
+        logins.remove(&k);
     }
 }
 
@@ -345,6 +457,62 @@ mod tests {
         drop(g.reserve(key(1)).await.unwrap());
         let again = tokio::time::timeout(Duration::from_secs(1), g.reserve(key(1)));
         assert!(again.await.expect("not waiting").is_ok());
+    }
+
+    #[test]
+    fn keys_per_user_on_loopback_and_for_known_names() {
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        let remote = ip(1);
+        let per_user = LoginKey::for_login(loopback, "Printer", true);
+        assert!(per_user.is_per_user());
+        assert_eq!(per_user, LoginKey::for_login(loopback, "printer", true));
+        assert_ne!(per_user, LoginKey::for_login(loopback, "scanner", true));
+        assert!(LoginKey::for_login(loopback, "nobody", false).is_per_user());
+        assert!(LoginKey::for_login(remote, "printer", true).is_per_user());
+        assert_eq!(
+            LoginKey::for_login(remote, "nobody", false),
+            LoginKey::address(remote),
+            "guessing names from a remote address counts per address"
+        );
+        let long = "é".repeat(100);
+        let key = LoginKey::for_login(loopback, &long, false);
+        assert!(key.user.unwrap().len() <= KEY_NAME_MAX);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lockouts_are_listed_and_cleared() {
+        let g = IpGuard::new(10, 2, Duration::from_secs(900));
+        let printer = LoginKey::for_login(ip(1), "printer", true);
+        fail(&g, printer.clone()).await;
+        fail(&g, printer.clone()).await;
+        fail(&g, key(2)).await;
+        let listed = g.lockouts();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].user.as_deref(), Some("printer"));
+        assert_eq!(listed[0].failures, 2);
+        assert_eq!(listed[0].remaining, Duration::from_secs(900));
+        assert!(
+            g.admit(ip(1)).is_ok(),
+            "a user's lockout does not close the door"
+        );
+        assert_eq!(g.reserve(printer.clone()).await.err(), Some(LockedOut));
+        assert_eq!(g.clear_lockouts(), 1);
+        assert!(g.lockouts().is_empty());
+        assert!(g.reserve(printer).await.is_ok());
+        assert_eq!(
+            fail(&g, key(2)).await.failures,
+            1,
+            "failures were forgotten too"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_table_full_of_lockouts_stays_bounded() {
+        let g = IpGuard::new(10, 1, Duration::from_secs(900));
+        for i in 0..PRUNE_AT as u32 + 50 {
+            fail(&g, LoginKey::address(IpAddr::from(i.to_be_bytes()))).await;
+        }
+        assert!(g.tracked() <= PRUNE_AT, "{}", g.tracked());
     }
 
     #[tokio::test(start_paused = true)]

@@ -83,11 +83,13 @@ pub(crate) async fn accept_loop(
                 tasks.spawn(client(stream, peer, services, listener, shutdown, permits));
             }
             Err(r) => {
-                services
-                    .stats
-                    .listener
-                    .connections_refused
-                    .fetch_add(1, Ordering::Relaxed);
+                let stats = &services.stats;
+                let counter = if r == reply::IP_LOCKED_OUT {
+                    &stats.lockout_refusals
+                } else {
+                    &stats.listener.connections_refused
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
                 // A TLS client cannot read a clear-text reply; it just sees the close.
                 if !listener.implicit_tls {
                     tasks.spawn(refuse(stream, r));

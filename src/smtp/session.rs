@@ -39,6 +39,23 @@ pub struct SessionLimits {
     pub bare_line_endings: BareLineEndings,
 }
 
+/// Most refusals kept between two calls of [`Session::take_refusals`]; one read of pipelined
+/// commands can refuse many, and the rest are still counted.
+pub const MAX_PENDING_REFUSALS: usize = 16;
+
+/// A message (or a recipient of one) the session refused by local policy, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// What the policy refused, in a few words.
+    pub reason: &'static str,
+    /// The envelope sender as the client gave it (`<>` for the null sender); client text.
+    pub sender: String,
+}
+
+/// The first octet of a TLS record carrying a handshake message (RFC 8446 §5.1): a client that
+/// starts TLS on a plain-text port sends its ClientHello where a command should be.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
 /// What the driver must do next.
 #[derive(Debug)]
 pub enum Action {
@@ -88,6 +105,15 @@ pub struct Session {
     data: Vec<u8>,
     /// Messages or recipients refused by local policy since the driver last asked.
     local_rejections: u32,
+    /// What those refusals were, for the log; at most [`MAX_PENDING_REFUSALS`].
+    refusals: Vec<Refusal>,
+    /// The current transaction's recipient-limit refusal was noted already: a client that
+    /// sends 600 RCPTs gets one log line, not 100.
+    recipients_refusal_noted: bool,
+    /// The client sent a TLS handshake where a command was expected.
+    tls_in_clear: bool,
+    /// Nothing was received yet on this connection (or since STARTTLS).
+    first_input: bool,
     /// The session runs inside TLS (implicit, or after STARTTLS).
     tls: bool,
     /// `submitter` comes from the client's address (trusted `networks`), not from AUTH.
@@ -109,6 +135,10 @@ impl Session {
             envelope: None,
             data: Vec::new(),
             local_rejections: 0,
+            refusals: Vec::new(),
+            recipients_refusal_noted: false,
+            tls_in_clear: false,
+            first_input: true,
             tls: false,
             network_trusted: false,
             errors: 0,
@@ -133,6 +163,7 @@ impl Session {
         self.helo = false;
         self.envelope = None;
         self.lines = LineBuffer::default();
+        self.first_input = true;
         if !self.network_trusted {
             self.submitter = None;
         }
@@ -143,6 +174,18 @@ impl Session {
     /// the last call; the driver counts them.
     pub fn take_local_rejections(&mut self) -> u32 {
         std::mem::take(&mut self.local_rejections)
+    }
+
+    /// What was refused since the last call (at most [`MAX_PENDING_REFUSALS`]); the driver
+    /// logs them.
+    pub fn take_refusals(&mut self) -> Vec<Refusal> {
+        std::mem::take(&mut self.refusals)
+    }
+
+    /// True once, after the client sent a TLS handshake to a session in clear text (it wants
+    /// implicit TLS, or skipped STARTTLS); the session then closes.
+    pub fn take_tls_in_clear(&mut self) -> bool {
+        std::mem::take(&mut self.tls_in_clear)
     }
 
     /// Queues the 220 greeting.
@@ -179,6 +222,14 @@ impl Session {
     /// Consumes input until an action is needed. Returns the number of bytes used; the rest must
     /// be fed again after the action completes.
     pub fn feed(&mut self, input: &[u8]) -> (usize, Action) {
+        if let Some(&first) = input.first()
+            && std::mem::take(&mut self.first_input)
+            && first == TLS_HANDSHAKE_RECORD
+            && !self.tls
+        {
+            self.tls_in_clear = true;
+            return (input.len(), self.close_with(reply::TLS_IN_CLEAR));
+        }
         let mut rest = input;
         let action = loop {
             if rest.is_empty() {
@@ -526,7 +577,7 @@ impl Session {
             .size
             .is_some_and(|n| n > self.limits.max_message_size as u64)
         {
-            self.local_rejections += 1;
+            self.refused("message too big (SIZE)", mail.from.as_ref());
             return self.too_big();
         }
         if mail.from.as_ref().is_some_and(|a| !a.is_ascii()) && !mail.smtputf8 {
@@ -534,7 +585,7 @@ impl Session {
         }
         if !submitter.may_send_as(mail.from.as_ref()) {
             let refusal = sender_refused(submitter, mail.from.as_ref(), self.network_trusted);
-            self.local_rejections += 1;
+            self.refused("sender not allowed", mail.from.as_ref());
             return refusal;
         }
         let shown = mail
@@ -543,6 +594,7 @@ impl Session {
             .map(Address::to_string)
             .unwrap_or_default();
         let r = Reply::with_text(250, Enhanced(2, 1, 0), format!("<{shown}> sender OK"));
+        self.recipients_refusal_noted = false;
         self.envelope = Some(Envelope {
             body_8bitmime: mail.body_8bitmime,
             smtputf8: mail.smtputf8,
@@ -565,7 +617,12 @@ impl Session {
             return reply::NEEDS_SMTPUTF8;
         }
         if envelope.rcpts.len() >= max {
-            self.local_rejections += 1;
+            let sender = envelope.mail_from.clone();
+            if std::mem::replace(&mut self.recipients_refusal_noted, true) {
+                self.local_rejections += 1;
+            } else {
+                self.refused("too many recipients", sender.as_ref());
+            }
             return reply::TOO_MANY_RECIPIENTS;
         }
         let r = Reply::with_text(250, Enhanced(2, 1, 5), format!("<{to}> recipient OK"));
@@ -609,15 +666,15 @@ impl Session {
             return Step::Continue;
         };
         let refusal = if rx.too_big() {
-            Some(self.too_big())
+            Some((self.too_big(), "message too big"))
         } else if rx.refused_for_bare_line_endings() {
-            Some(reply::BARE_LINE_ENDING)
+            Some((reply::BARE_LINE_ENDING, "bare CR or LF in the message"))
         } else {
             None
         };
-        if let Some(r) = refusal {
+        if let Some((r, reason)) = refusal {
             self.data = Vec::new();
-            self.local_rejections += 1;
+            self.refused(reason, envelope.mail_from.as_ref());
             self.reply(r);
             return Step::Continue;
         }
@@ -638,6 +695,15 @@ impl Session {
             self.mode = Mode::Bdat(rx);
         }
         Step::Continue
+    }
+
+    /// Counts a local policy refusal and keeps it for the log.
+    fn refused(&mut self, reason: &'static str, sender: Option<&Address>) {
+        self.local_rejections += 1;
+        if self.refusals.len() < MAX_PENDING_REFUSALS {
+            let sender = sender.map_or_else(|| "<>".to_string(), Address::to_string);
+            self.refusals.push(Refusal { reason, sender });
+        }
     }
 
     fn too_big(&self) -> Reply {

@@ -101,6 +101,12 @@ pub struct Script {
     pub data_reply: Option<String>,
     /// Reply after the final dot; a 2xx code still records the message.
     pub final_reply: Option<String>,
+    /// Greet with this line instead of `220`; after a non-2xx greeting the fake closes the
+    /// connection, as Exchange does after `421 4.3.2 Service not available`.
+    pub greeting: Option<String>,
+    /// Addresses the XOAUTH2 user may send as besides itself (case-insensitive), checked after
+    /// the final dot as Exchange does (`554 5.2.252 SendAsDenied`); `None` allows any.
+    pub send_as: Option<Vec<String>>,
     /// Read the command of this phase and never answer; the connection stays open.
     pub hang_at: Option<Phase>,
     /// Close the connection instead of answering at this phase.
@@ -137,6 +143,8 @@ impl Default for Script {
             rcpt_replies: HashMap::new(),
             data_reply: None,
             final_reply: None,
+            greeting: None,
+            send_as: None,
             hang_at: None,
             drop_at: None,
             delay_at: None,

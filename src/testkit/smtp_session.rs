@@ -142,9 +142,13 @@ impl Session {
         if let Some(flow) = self.scripted_stop(Phase::Greeting).await {
             return flow.map(|_| ());
         }
-        self.reply(&format!(
-            "220 {HOSTNAME} Microsoft ESMTP MAIL Service ready"
-        ));
+        let greeting = self.shared.script().greeting.clone();
+        let greeting = greeting
+            .unwrap_or_else(|| format!("220 {HOSTNAME} Microsoft ESMTP MAIL Service ready"));
+        self.reply(&greeting);
+        if reply_code(&greeting) / 100 != 2 {
+            return self.flush().await;
+        }
         while let Flow::Continue = self.step().await? {}
         self.flush().await?;
         // A clean end (QUIT): clients reading to EOF over TLS expect close_notify.
@@ -485,11 +489,31 @@ impl Session {
         let id = self.shared.next_id.fetch_add(1, Ordering::SeqCst);
         let message_id = format!("<{id:08X}{}@{HOSTNAME}>", random_hex(6).to_uppercase());
         let reply = self.shared.script().final_reply.clone();
-        let reply = reply.unwrap_or_else(|| format!("250 2.0.0 OK {message_id} [Hostname=FAKE]"));
+        let reply = reply
+            .or_else(|| self.send_as_denied(&transaction.from))
+            .unwrap_or_else(|| format!("250 2.0.0 OK {message_id} [Hostname=FAKE]"));
         if reply_code(&reply) / 100 == 2 {
             self.record(transaction, body, message_id);
         }
         Ok(self.answer(&reply))
+    }
+
+    /// Exchange's refusal when the logged-in mailbox may not send as `from`.
+    fn send_as_denied(&self, from: &str) -> Option<String> {
+        let user = self
+            .login
+            .as_ref()
+            .map(|l| l.user.as_str())
+            .unwrap_or_default();
+        let allowed = self.shared.script().send_as.clone()?;
+        let ok =
+            from.eq_ignore_ascii_case(user) || allowed.iter().any(|a| a.eq_ignore_ascii_case(from));
+        (!ok).then(|| {
+            format!(
+                "554 5.2.252 SendAsDenied; {user} not allowed to send as {from}; \
+                 STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied"
+            )
+        })
     }
 
     fn record(&self, transaction: Transaction, body: Vec<u8>, message_id: String) {

@@ -68,6 +68,8 @@ impl TokenRequest {
 /// Settings the tests change while the server runs.
 struct Settings {
     mode: TokenMode,
+    /// Answers in this mode for the next so many requests, then in `mode` again.
+    next: Option<(usize, TokenMode)>,
     client_id: Option<String>,
     client_secret: Option<Secret<String>>,
     tenants: Option<Vec<String>>,
@@ -79,6 +81,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             mode: TokenMode::Ok,
+            next: None,
             client_id: None,
             client_secret: None,
             tenants: None,
@@ -176,6 +179,11 @@ impl FakeTokenEndpoint {
         self.settings().mode = mode;
     }
 
+    /// Answers the next `times` requests in `mode`, then as before (a transient failure).
+    pub fn set_mode_for(&self, times: usize, mode: TokenMode) {
+        self.settings().next = (times > 0).then_some((times, mode));
+    }
+
     /// `expires_in` of issued tokens, in seconds (default 3599).
     pub fn set_expires_in(&self, secs: u64) {
         self.settings().expires_in = secs;
@@ -223,6 +231,20 @@ impl FakeTokenEndpoint {
 }
 
 impl Shared {
+    /// The mode for this request: a pending temporary one, else the current one.
+    fn next_mode(&self) -> TokenMode {
+        let mut settings = self.settings();
+        match settings.next.take() {
+            Some((times, mode)) => {
+                if times > 1 {
+                    settings.next = Some((times - 1, mode.clone()));
+                }
+                mode
+            }
+            None => settings.mode.clone(),
+        }
+    }
+
     fn settings(&self) -> MutexGuard<'_, Settings> {
         // Poisoning can only come from a panicking test thread; the settings stay consistent.
         self.settings.lock().unwrap_or_else(|e| e.into_inner())
@@ -242,7 +264,7 @@ impl Shared {
         }
         let token_request = parse_token_request(tenant, headers, body);
         self.log().last_request = Some(token_request.clone());
-        let mode = self.settings().mode.clone();
+        let mode = self.next_mode();
         match mode {
             TokenMode::Ok => self.validate_and_issue(&token_request),
             TokenMode::Error {

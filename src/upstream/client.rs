@@ -32,6 +32,11 @@ use crate::oauth::AccessToken;
 
 type Tls = SmtpClient<TlsStream<TcpStream>>;
 
+/// How long a probe waits for one of the account's connection slots. When deliveries hold
+/// them all, the account is evidently in use: the probe gives way ([`UpstreamError::Busy`])
+/// instead of queueing behind them, and never opens a session beyond `max_connections`.
+pub(crate) const PROBE_SLOT_WAIT: Duration = Duration::from_secs(1);
+
 /// Size of the pieces the body is written in; each piece gets the data-block deadline.
 const WRITE_CHUNK: usize = 64 * 1024;
 
@@ -75,8 +80,7 @@ impl SmtpUpstream {
 
     /// Waits (bounded) for a free connection slot, so Exchange never sees more than
     /// `max_connections` sessions for this mailbox (a 4th would get `432 4.3.2`).
-    async fn slot(&self) -> Result<OwnedSemaphorePermit, UpstreamError> {
-        let wait = self.timeouts.upstream_slot_wait;
+    async fn slot(&self, wait: Duration) -> Result<OwnedSemaphorePermit, UpstreamError> {
         let busy = UpstreamError::Busy {
             slots: self.max_slots,
             waited: wait,
@@ -87,8 +91,23 @@ impl SmtpUpstream {
         }
     }
 
-    async fn open(&self, token: &AccessToken) -> Result<Conversation, UpstreamError> {
-        let slot = self.slot().await?;
+    /// An authenticated session, holding one of the account's connection slots (waiting at
+    /// most `slot_wait` for one). Today always a new connection; this is where a pool of warm
+    /// sessions hands out one of its own first, which makes a probe nearly free.
+    async fn session(
+        &self,
+        token: &AccessToken,
+        slot_wait: Duration,
+    ) -> Result<Conversation, UpstreamError> {
+        let slot = self.slot(slot_wait).await?;
+        self.open(slot, token).await
+    }
+
+    async fn open(
+        &self,
+        slot: OwnedSemaphorePermit,
+        token: &AccessToken,
+    ) -> Result<Conversation, UpstreamError> {
         let t = &self.timeouts;
         let tcp = self.connect().await?;
         let mut plain = SmtpClient {
@@ -149,14 +168,15 @@ impl SmtpUpstream {
         envelope: &Envelope,
         body: &[u8],
     ) -> Result<Delivered, UpstreamError> {
-        let mut conversation = self.open(token).await?;
+        let wait = self.timeouts.upstream_slot_wait;
+        let mut conversation = self.session(token, wait).await?;
         let result = conversation.transaction(envelope, body).await;
         conversation.close_in_background();
         result
     }
 
     async fn check(&self, token: &AccessToken) -> Result<Probe, UpstreamError> {
-        let conversation = self.open(token).await?;
+        let conversation = self.session(token, PROBE_SLOT_WAIT).await?;
         let probe = Probe {
             tls_version: conversation
                 .client
@@ -483,6 +503,30 @@ fn extension_names(caps: &EhloResponse<String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A probe finding every slot taken by deliveries gives way after its short deadline
+    /// instead of queueing for the delivery's (a minute) or opening another session.
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_gives_way_when_every_slot_is_in_use() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut account = crate::testkit::relay_config::example_account();
+        account.smtp_host = "127.0.0.1".into();
+        account.smtp_port = listener.local_addr().unwrap().port();
+        account.max_connections = 1;
+        let tls = crate::tls::client_config(&[]).unwrap();
+        let upstream = SmtpUpstream::new(&account, "relay.test", tls, &Timeouts::default());
+        let _delivery = upstream.slot(Duration::ZERO).await.unwrap();
+        let token = AccessToken::new("t".into(), Duration::from_secs(3600));
+        let started = tokio::time::Instant::now();
+        let probed = upstream.probe(&token).await;
+        assert!(
+            matches!(probed, Err(UpstreamError::Busy { .. })),
+            "{probed:?}"
+        );
+        assert_eq!(started.elapsed(), PROBE_SLOT_WAIT);
+        let accepted = tokio::time::timeout(Duration::ZERO, listener.accept()).await;
+        assert!(accepted.is_err(), "no session was opened");
+    }
 
     async fn stuffed(body: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -51,7 +51,7 @@ pub(crate) enum UpstreamError {
     NoStartTls,
     #[error("the upstream does not offer AUTH XOAUTH2 (it offers: {offered})")]
     NoXoauth2 { offered: String },
-    #[error("the upstream refused the token: {reply}{}", challenge_note(.challenge))]
+    #[error("the upstream refused AUTH XOAUTH2: {reply}{}", challenge_note(.challenge))]
     AuthRejected {
         reply: UpstreamReply,
         challenge: Option<String>,
@@ -119,7 +119,7 @@ impl UpstreamError {
             },
             E::Tls(tls) => UpstreamError::Tls {
                 failure: TlsFailure::of(&tls),
-                detail: tls.to_string(),
+                detail: crate::tls::describe(&tls),
             },
             E::InvalidTLSName => UpstreamError::Tls {
                 failure: TlsFailure::Handshake,

@@ -115,6 +115,21 @@ impl World {
         codes
     }
 
+    /// Waits until `n` upstream probes of the test account have answered (the relay probes at
+    /// start-up once it has a token, so a test counting upstream sessions waits for it).
+    pub async fn probed(&self, n: u64) {
+        let relay = self.relay.as_ref().expect("relay running");
+        // Bounded, so a relay that never probes fails the test instead of hanging it (paused
+        // tests get there in virtual time).
+        let waited = tokio::time::timeout(
+            Duration::from_secs(120),
+            relay.probes_answered("contoso", n),
+        );
+        waited
+            .await
+            .unwrap_or_else(|_| panic!("probe {n} did not answer within 2 minutes"));
+    }
+
     /// A connected client that said EHLO and logged in.
     pub async fn logged_in(&self) -> Client {
         let mut c = self.client().await;
@@ -170,6 +185,20 @@ impl LogCapture {
         tracing::subscriber::set_global_default(subscriber)
             .expect("only one LogCapture per test binary");
         LogCapture { buffer }
+    }
+
+    /// Captures what this thread logs until the guard is dropped: for a `#[tokio::test]` on
+    /// its current-thread runtime, the relay's connection and relay tasks, and no other test's.
+    pub fn this_thread() -> (LogCapture, tracing::subscriber::DefaultGuard) {
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || SharedWriter(sink.clone()))
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        (LogCapture { buffer }, guard)
     }
 
     pub fn text(&self) -> String {

@@ -54,7 +54,7 @@ async fn bad_secret_is_explained() {
 }
 
 #[tokio::test]
-async fn smtp_auth_disabled_lists_the_prerequisites() {
+async fn smtp_auth_disabled_is_named_without_the_prerequisites_list() {
     let w = World::start().await;
     w.upstream.script(|s| {
         s.auth_reply = Some("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.".into())
@@ -65,10 +65,17 @@ async fn smtp_auth_disabled_lists_the_prerequisites() {
         text.contains("what: SMTP AUTH is disabled for this mailbox or tenant"),
         "{text}"
     );
-    assert!(text.contains("Set-CASMailbox"), "{text}");
     assert!(
-        text.contains("4. SMTP AUTH enabled for the mailbox"),
+        text.contains(&format!("Set-CASMailbox -Identity {MAILBOX}")),
         "{text}"
+    );
+    assert!(
+        !text.contains("refused the token"),
+        "the token was fine: {text}"
+    );
+    assert!(
+        !text.contains("New-ServicePrincipal") && !text.contains("1. "),
+        "check knows which prerequisite is missing; no list: {text}"
     );
     assert!(
         !text.contains("test message"),
@@ -109,4 +116,200 @@ async fn unreachable_token_endpoint() {
         text.contains("the Microsoft token endpoint cannot be reached"),
         "{text}"
     );
+}
+
+async fn checklist_with(w: &World, options: xoauth_relay::check::Options<'_>) -> (bool, String) {
+    let mut out = Vec::new();
+    let ok = xoauth_relay::check::run_with(&w.config, options, &mut out).await;
+    (ok, String::from_utf8(out).unwrap())
+}
+
+#[tokio::test]
+async fn service_unavailable_greeting_is_not_a_connection_limit() {
+    let w = World::start().await;
+    w.upstream
+        .script(|s| s.greeting = Some("421 4.3.2 Service not available".into()));
+    let (ok, text) = checklist(&w, None).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("421 4.3.2 Service not available"), "{text}");
+    assert!(
+        text.contains("what: the SMTP server refused service when the relay connected"),
+        "{text}"
+    );
+    assert!(!text.contains("max_connections"), "{text}");
+    assert!(!text.contains("more than 3 connections"), "{text}");
+}
+
+#[tokio::test]
+async fn untrusted_token_endpoint_certificate_points_to_ca_file() {
+    let mut w = World::start().await;
+    account_mut(&mut w.config).extra_roots.clear();
+    let (ok, text) = checklist(&w, None).await;
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("the token endpoint's TLS certificate is not trusted"),
+        "{text}"
+    );
+    assert!(
+        text.contains("issued by CN=xoauth-relay test CA "),
+        "the issuer is named: {text}"
+    );
+    assert!(text.contains("accounts.contoso.ca_file"), "{text}");
+    assert!(!text.contains("cannot be reached"), "{text}");
+    assert!(!text.contains("DNS"), "{text}");
+}
+
+#[tokio::test]
+async fn untrusted_smtp_certificate_points_to_ca_file() {
+    let mut w = World::start().await;
+    let other = xoauth_relay::testkit::TestPki::new().unwrap();
+    let proxy =
+        xoauth_relay::testkit::FakeUpstream::start(&other, w.tokens.token_registry()).unwrap();
+    account_mut(&mut w.config).smtp_port = proxy.port();
+    let (ok, text) = checklist(&w, None).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("[ok]   token from"), "{text}");
+    assert!(
+        text.contains("what: the SMTP server's certificate could not be verified"),
+        "{text}"
+    );
+    assert!(
+        text.contains("issued by CN=xoauth-relay test CA "),
+        "{text}"
+    );
+    assert!(text.contains("accounts.contoso.ca_file"), "{text}");
+}
+
+#[tokio::test]
+async fn token_refused_lists_the_causes_once_with_the_accounts_values() {
+    let w = World::start().await;
+    w.upstream
+        .script(|s| s.auth_reply = Some("535 5.7.3 Authentication unsuccessful [X]".into()));
+    let (ok, text) = checklist(&w, Some("admin@example.net")).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("refused AUTH XOAUTH2: 535 5.7.3"), "{text}");
+    assert!(
+        text.contains("the token carries SMTP.SendAsApp, so consent is in place"),
+        "{text}"
+    );
+    assert_eq!(text.matches("New-ServicePrincipal").count(), 1, "{text}");
+    assert!(text.contains(&format!("-AppId {CLIENT_ID}")), "{text}");
+    assert!(text.contains(&format!("-Identity {MAILBOX}")), "{text}");
+    assert!(
+        !text.contains("<mailbox>") && !text.contains("<client_id>"),
+        "{text}"
+    );
+    assert!(w.upstream.messages().is_empty());
+}
+
+#[tokio::test]
+async fn each_allowed_sender_is_tried_and_refusals_named() {
+    use xoauth_relay::config::SenderRule;
+    let mut w = World::start().await;
+    w.config.users[0].allowed_senders = vec![
+        SenderRule::Address(MAILBOX.into()),
+        SenderRule::Address("billing@contoso.com".into()),
+        SenderRule::Address("other@contoso.com".into()),
+    ];
+    w.upstream
+        .script(|s| s.send_as = Some(vec!["billing@contoso.com".into()]));
+    let (ok, text) = checklist(&w, Some("admin@example.net")).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("(sent as billing@contoso.com)"), "{text}");
+    assert!(text.contains("as other@contoso.com refused"), "{text}");
+    assert!(
+        text.contains("what: the mailbox may not send as this sender (554 5.2.252 SendAsDenied)"),
+        "{text}"
+    );
+    assert!(!text.contains("5.7.60"), "{text}");
+    assert!(
+        text.contains("Exchange refused 1 of 3 senders: other@contoso.com"),
+        "{text}"
+    );
+    let senders: Vec<String> = w
+        .upstream
+        .messages()
+        .into_iter()
+        .map(|m| m.mail_from)
+        .collect();
+    assert_eq!(senders, [MAILBOX, "billing@contoso.com"]);
+
+    let options = xoauth_relay::check::Options {
+        send_to: Some("admin@example.net"),
+        from: Some("billing@contoso.com"),
+    };
+    let (ok, text) = checklist_with(&w, options).await;
+    assert!(ok, "{text}");
+    assert_eq!(
+        w.upstream.messages().len(),
+        3,
+        "one more message, from billing: {text}"
+    );
+}
+
+#[tokio::test]
+async fn empty_or_malformed_send_to_is_refused_locally() {
+    let w = World::start().await;
+    for bad in ["", "  ", "not an address", "a@b@c", "<x@example.net>"] {
+        let (ok, text) = checklist(&w, Some(bad)).await;
+        assert!(!ok, "{bad:?}: {text}");
+        assert!(text.contains("is not an e-mail address"), "{bad:?}: {text}");
+        assert!(!text.contains("test message to"), "{bad:?}: {text}");
+    }
+    assert!(w.upstream.messages().is_empty());
+}
+
+#[tokio::test]
+async fn client_secret_expiry_is_reported() {
+    use xoauth_relay::dates::Day;
+    let mut w = World::start().await;
+    account_mut(&mut w.config).client_secret_expires = Some(Day(Day::today().0 - 3));
+    let (_, text) = checklist(&w, None).await;
+    assert!(
+        text.contains("[warn] the client secret of account contoso expired on"),
+        "{text}"
+    );
+    account_mut(&mut w.config).client_secret_expires = Some(Day(Day::today().0 + 5));
+    let (_, text) = checklist(&w, None).await;
+    assert!(text.contains("in 5 days"), "{text}");
+}
+
+#[tokio::test]
+async fn one_transient_token_failure_is_retried() {
+    let w = World::start().await;
+    w.tokens.set_mode_for(1, TokenMode::ServerError);
+    let (ok, text) = checklist(&w, None).await;
+    assert!(ok, "{text}");
+    assert!(text.contains("attempt 1 failed"), "{text}");
+    assert!(text.contains("failed on its side (HTTP 500)"), "{text}");
+    assert!(text.contains("[ok]   token from"), "{text}");
+}
+
+#[tokio::test]
+async fn a_persistent_token_endpoint_failure_is_microsofts_side() {
+    let w = World::stand_ins(|_| {});
+    w.tokens.set_mode(TokenMode::ServerError);
+    let (ok, text) = checklist(&w, None).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("still failing after 3 attempts"), "{text}");
+    assert!(text.contains("Microsoft's side"), "{text}");
+    assert!(!text.contains("refused"), "{text}");
+    assert_eq!(w.tokens.calls(), 3, "{text}");
+}
+
+#[tokio::test]
+async fn a_hanging_token_endpoint_is_announced_before_the_wait() {
+    let mut w = World::start().await;
+    w.config.timeouts.token_total = std::time::Duration::from_millis(300);
+    w.tokens.set_mode(TokenMode::Hang);
+    let (ok, text) = checklist(&w, None).await;
+    assert!(!ok, "{text}");
+    let announced = text
+        .find("[..]   requesting a token from https://127.0.0.1:")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(text.contains("/token (up to 0.3 s)…"), "{text}");
+    let failed = text
+        .find("[FAIL] token from")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(announced < failed, "{text}");
 }

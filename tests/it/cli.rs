@@ -29,7 +29,12 @@ fn demo_once_relays_a_message_end_to_end() {
         stdout.contains("over TLS: yes   XOAUTH2 user: relay@contoso.example"),
         "{stdout}"
     );
-    assert!(stdout.contains("250 2.0.0 Delivered upstream"), "{stdout}");
+    assert!(stdout.contains("250 2.0.0 OK <"), "{stdout}");
+    assert!(
+        !stdout.contains("Point a mail client at it"),
+        "--once exits, so no invitation to use it: {stdout}"
+    );
+    assert!(stdout.contains("security: none (loopback)"), "{stdout}");
     assert!(
         !stdout.contains("demo-client-secret"),
         "the client secret must not be shown"
@@ -122,6 +127,16 @@ fn json_logs_are_one_object_per_line() {
         stderr.contains("\"message\":\"message delivered\""),
         "{stderr}"
     );
+    let delivered: serde_json::Value = stderr
+        .lines()
+        .find(|l| l.contains("\"message delivered\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .expect("delivery line");
+    assert_eq!(
+        delivered["to"],
+        serde_json::json!(["someone@example.net"]),
+        "a list is a JSON array, not a string: {delivered}"
+    );
 }
 
 #[test]
@@ -143,4 +158,73 @@ fn journald_lines_have_no_timestamp_and_bad_levels_are_usage_errors() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
+}
+
+/// Runs the binary with `args` and `stdin`: (exit code, stdout, stderr).
+fn run_with_stdin(args: &[&str], stdin: &[u8]) -> (Option<i32>, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn hash_password_refuses_more_than_one_line() {
+    let (code, stdout, stderr) = run_with_stdin(&["hash-password"], b"first\nsecond\n");
+    assert_eq!(code, Some(64), "{stdout}");
+    assert!(stdout.is_empty(), "no hash of the first line: {stdout}");
+    assert!(stderr.contains("more than one line"), "{stderr}");
+}
+
+#[test]
+fn hash_password_verify_tests_a_password_against_a_hash() {
+    let (code, hash, _) = run_with_stdin(&["hash-password"], b"correct horse\n");
+    assert_eq!(code, Some(0));
+    let hash = hash.trim();
+    let (code, stdout, _) =
+        run_with_stdin(&["hash-password", "--verify", hash], b"correct horse\n");
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("matches"), "{stdout}");
+    let (code, _, stderr) = run_with_stdin(&["hash-password", "--verify", hash], b"wrong horse\n");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("does NOT match"), "{stderr}");
+    let (code, _, stderr) = run_with_stdin(&["hash-password", "--verify", "plain"], b"pw\n");
+    assert_eq!(code, Some(64));
+    assert!(stderr.contains("not a password_hash value"), "{stderr}");
+}
+
+#[test]
+fn help_describes_config_and_keeps_log_flags_under_their_own_heading() {
+    for command in ["run", "check", "demo", "hash-password", "service"] {
+        let out = Command::new(BIN)
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        let (own, logs) = help
+            .split_once("Log options:")
+            .unwrap_or_else(|| panic!("{command}: no log heading in\n{help}"));
+        assert!(!own.contains("--log-level"), "{command}:\n{help}");
+        assert!(
+            logs.contains("--log-level") && logs.contains("--log-format"),
+            "{help}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["check", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let (_, after) = help
+        .split_once("--config <CONFIG>")
+        .expect("--config listed");
+    let description = after.lines().take(2).collect::<String>();
+    assert!(description.contains("Configuration file"), "{help}");
 }

@@ -1029,6 +1029,56 @@ fn health_listener_and_secret_expiry() {
     ));
     assert_problem(&p, "listen.health", "is not an IP address and port");
     assert_problem(&p, "accounts.contoso.client_secret_warn_days", "");
+
+    assert!(
+        !c.listen.health_public && !c.listen.status_public,
+        "closed by default"
+    );
+    let c = with("health = \"0.0.0.0:8025\"\nhealth_public = true", "").unwrap();
+    assert!(c.listen.health_public && !c.listen.status_public);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("answers other machines") && w.contains("(not /status)")),
+        "{:?}",
+        c.warnings
+    );
+    let p = problems_of(with("status_public = true", ""));
+    assert_problem(&p, "listen.status_public", "needs listen.health_public");
+    let c = with("health_public = true\nstatus_public = true", "").unwrap();
+    assert!(c.listen.status_public);
+}
+
+#[test]
+fn log_recipients_full_by_default_or_domain() {
+    use xoauth_relay::config::LogRecipients;
+    let base = std::fs::read_to_string(fixture("minimal.toml")).unwrap();
+    let with = |log: &str| load_str(&format!("{base}\n{log}\n"), Path::new("/"), &HashMap::new());
+    assert_eq!(with("").unwrap().log.recipients, LogRecipients::Full);
+    let c = with("[log]\nrecipients = \"domain\"").unwrap();
+    assert_eq!(c.log.recipients, LogRecipients::Domain);
+    let p = problems_of(with("[log]\nrecipients = \"none\""));
+    assert_problem(&p, "log.recipients", "is not \"full\" or \"domain\"");
+}
+
+#[test]
+fn tenant_that_token_url_overrides_is_a_warning() {
+    let var = "XOAUTH_RELAY__ACCOUNTS__CONTOSO__TOKEN_URL";
+    let other = "https://login.example.test/fabrikam.onmicrosoft.com/oauth2/v2.0/token";
+    let c = load_ok("minimal.toml", &[(var, other)]);
+    let warning = c
+        .warnings
+        .iter()
+        .find(|w| w.contains("accounts.contoso.tenant"));
+    let warning = warning.unwrap_or_else(|| panic!("{:?}", c.warnings));
+    assert!(
+        warning.contains("\"fabrikam.onmicrosoft.com\""),
+        "{warning}"
+    );
+    assert!(warning.contains("is not used"), "{warning}");
+    let same = "https://login.example.test/contoso.onmicrosoft.com/oauth2/v2.0/token";
+    let c = load_ok("minimal.toml", &[(var, same)]);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
 #[test]

@@ -184,7 +184,7 @@ async fn secret_expiry_warning_in_status_and_readyz() {
         account_mut(c).client_secret_expires = Some(xoauth_relay::dates::Day(today.0 + 10));
     })
     .await;
-    w.tokens.wait_for_calls(1).await;
+    w.probed(1).await;
     let (code, ready) = http_json(w.health(), "/readyz").await;
     assert_eq!(code, 200, "a warning does not make the relay unready");
     let warning = ready["warnings"][0].as_str().unwrap();
@@ -208,10 +208,12 @@ async fn draining_is_not_ready_while_a_message_finishes() {
     w.upstream
         .script(|s| s.delay_at = Some((Phase::DataEnd, Duration::from_secs(20))));
     let health = w.health();
+    w.probed(1).await;
     let mut c = w.logged_in().await;
     c.open_data(MAILBOX, "a@example.net").await;
     c.send_raw(b"Subject: x\r\n\r\nx\r\n.\r\n").await;
-    w.upstream.wait_for_connections(1).await;
+    // The start-up probe's connection, then the message's.
+    w.upstream.wait_for_connections(2).await;
     let stopping = tokio::spawn(w.relay.take().unwrap().stop());
     tokio::task::yield_now().await;
     let (code, body) = http_json(health, "/readyz").await;
@@ -277,4 +279,205 @@ async fn only_loopback_host_names_are_answered() {
         assert_eq!(code, 200, "{host}: {body}");
         assert!(body.contains(MAILBOX), "{host}: {body}");
     }
+}
+
+#[tokio::test]
+async fn health_public_opens_monitoring_endpoints_but_not_status() {
+    let lan_host = "Host: 192.168.1.10:8025\r\n";
+    let w = World::start_with(|c| {
+        with_health(c);
+        c.listen.health_public = true;
+    })
+    .await;
+    for path in ["/metrics", "/readyz", "/healthz"] {
+        let (code, body) = http_get_host(w.health(), path, lan_host).await;
+        assert!(code == 200 || code == 503, "{path}: {code} {body}");
+    }
+    let (code, body) = http_get_host(w.health(), "/status", lan_host).await;
+    assert_eq!(code, 421, "/status stays loopback: {body}");
+    assert!(!body.contains(MAILBOX));
+
+    let w = World::start_with(|c| {
+        with_health(c);
+        c.listen.health_public = true;
+        c.listen.status_public = true;
+    })
+    .await;
+    let (code, body) = http_get_host(w.health(), "/status", lan_host).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(MAILBOX), "{body}");
+}
+
+const SMTP_AUTH_DISABLED: &str =
+    "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.";
+
+/// SMTP AUTH disabled from the start: the start-up probe finds it before any message, and
+/// once Exchange is fixed the back-off probe finds that too, again without a message.
+#[tokio::test(start_paused = true)]
+async fn a_probe_proves_readiness_without_sending_mail() {
+    let mut w = World::stand_ins(with_health);
+    w.upstream
+        .script(|s| s.auth_reply = Some(SMTP_AUTH_DISABLED.into()));
+    w.restart().await;
+    w.probed(1).await;
+    let (code, body) = http_json(w.health(), "/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(
+        body["reasons"][0],
+        "account contoso: the last probe failed: SMTP AUTH is disabled for this mailbox or tenant"
+    );
+    let (_, metrics) = http_get(w.health(), "/metrics").await;
+    assert!(metrics.lines().any(|l| l == "xoauth_relay_ready 0"));
+    let (_, status) = http_json(w.health(), "/status").await;
+    let can_send = &status["accounts"]["contoso"]["can_send"];
+    assert_eq!(can_send["state"], "failing", "{can_send}");
+    assert_eq!(can_send["last_failure"]["by"], "probe");
+    assert!(can_send["last_proven"].is_null());
+
+    // Fixed on Microsoft's side: the next probe (after the first back-off) sees it.
+    w.upstream.script(|s| s.auth_reply = None);
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    assert_eq!(
+        http_get(w.health(), "/readyz").await.0,
+        503,
+        "not before the back-off"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    w.probed(2).await;
+    let (code, body) = http_json(w.health(), "/readyz").await;
+    assert_eq!(code, 200, "{body}");
+    let (_, status) = http_json(w.health(), "/status").await;
+    let can_send = &status["accounts"]["contoso"]["can_send"];
+    assert_eq!(can_send["state"], "yes", "{can_send}");
+    assert_eq!(can_send["last_proven"]["by"], "probe");
+    assert_eq!(
+        can_send["last_failure"]["by"], "probe",
+        "the last failure stays visible"
+    );
+    assert!(w.upstream.messages().is_empty(), "no mail was sent");
+    let transcripts = w.upstream.transcripts();
+    assert_eq!(transcripts.len(), 2);
+    assert!(
+        transcripts.iter().all(|t| !t.contains(&"MAIL".to_string())),
+        "{transcripts:?}"
+    );
+}
+
+/// Until the first probe answers the relay says it is checking (READY=1 went out already:
+/// it does not wait on the network).
+#[tokio::test]
+async fn readiness_is_checking_until_the_first_probe_answers() {
+    let mut w = World::stand_ins(with_health);
+    w.upstream.script(|s| s.hang_at = Some(Phase::Greeting));
+    w.restart().await;
+    w.tokens.wait_for_calls(1).await;
+    let (code, body) = http_json(w.health(), "/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(
+        body["reasons"][0],
+        "account contoso: checking: the first upstream probe has not answered yet"
+    );
+    let (_, status) = http_json(w.health(), "/status").await;
+    assert_eq!(
+        status["accounts"]["contoso"]["can_send"]["state"],
+        "checking"
+    );
+    let probing = w.upstream.wait_for_connections(1);
+    let connected = tokio::time::timeout(Duration::from_secs(30), probing).await;
+    connected.expect("the probe connected");
+    assert_eq!(
+        http_get(w.health(), "/readyz").await.0,
+        503,
+        "still checking"
+    );
+}
+
+/// A refusal seen by a delivery is cleared by a probe once Exchange is fixed, not only by the
+/// next message that happens to get through.
+#[tokio::test(start_paused = true)]
+async fn a_delivery_failure_is_cleared_by_a_later_probe() {
+    let w = World::start_with(with_health).await;
+    w.probed(1).await;
+    w.upstream
+        .script(|s| s.auth_reply = Some(SMTP_AUTH_DISABLED.into()));
+    let mut c = w.logged_in().await;
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "b"))
+        .await
+        .expect_code(451);
+    let (code, body) = http_json(w.health(), "/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("the last delivery failed")
+    );
+    w.upstream.script(|s| s.auth_reply = None);
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    w.probed(2).await;
+    assert_eq!(http_get(w.health(), "/readyz").await.0, 200);
+    assert_eq!(w.upstream.messages().len(), 0);
+}
+
+/// A reload that corrects the account is proven by its probe.
+#[tokio::test(start_paused = true)]
+async fn a_reload_that_fixes_the_account_is_ready_after_its_probe() {
+    let w = World::start_with(|c| {
+        with_health(c);
+        account_mut(c).mailbox = "typo@contoso.com".into();
+    })
+    .await;
+    w.probed(1).await;
+    let (code, body) = http_json(w.health(), "/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    let relay = w.relay.as_ref().unwrap();
+    let mut fixed = w.config.clone();
+    account_mut(&mut fixed).mailbox = MAILBOX.into();
+    let summary = relay.daemon.reload(fixed).unwrap();
+    assert_eq!(summary.changed, ["contoso"]);
+    w.probed(2).await;
+    let (code, body) = http_json(w.health(), "/readyz").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(w.upstream.messages().is_empty());
+}
+
+/// Settings that changed but wait for a restart, and how the last reload ended, are in
+/// `/status` (a refused file: see the SIGHUP test in `reload.rs`).
+#[tokio::test]
+async fn status_shows_settings_waiting_for_a_restart() {
+    let w = World::start_with(with_health).await;
+    let (_, status) = http_json(w.health(), "/status").await;
+    assert!(status["last_reload"].is_null());
+    assert_eq!(status["restart_needed"], serde_json::json!([]));
+    let mut new = w.config.clone();
+    new.limits.max_connections += 1;
+    w.relay.as_ref().unwrap().daemon.reload(new).unwrap();
+    let (_, status) = http_json(w.health(), "/status").await;
+    assert_eq!(status["last_reload"]["result"], "ok", "{status}");
+    assert_eq!(status["restart_needed"], serde_json::json!(["limits"]));
+}
+
+/// The client secret revoked with the cached token: the refused refresh (the account's fault)
+/// makes the relay probe with the token it still holds, and Exchange's refusal turns it red
+/// before any message fails and before the token expires.
+#[tokio::test(start_paused = true)]
+async fn a_refused_token_refresh_is_checked_with_a_probe() {
+    let w = World::start_with(with_health).await;
+    w.probed(1).await;
+    assert_eq!(http_get(w.health(), "/readyz").await.0, 200);
+    w.tokens.token_registry().revoke(&w.tokens.issued()[0]);
+    w.tokens.set_mode(TokenMode::invalid_client_secret());
+    // The refresh point is 5 minutes before the token's hour is up.
+    tokio::time::sleep(Duration::from_secs(3600 - 290)).await;
+    w.probed(2).await;
+    let (code, body) = http_json(w.health(), "/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    let reasons = body["reasons"].to_string();
+    assert!(reasons.contains("the last probe failed"), "{reasons}");
+    let (_, status) = http_json(w.health(), "/status").await;
+    assert_eq!(
+        status["accounts"]["contoso"]["token"]["valid"], true,
+        "{status}"
+    );
+    assert!(w.upstream.messages().is_empty());
 }

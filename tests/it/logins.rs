@@ -87,3 +87,61 @@ async fn user_names_match_ignoring_case() {
         .await
         .expect_code(535);
 }
+
+/// One program on 127.0.0.1 with a stale password locks out only its own user name there: the
+/// other programs go on logging in. The lockout shows in `/status` and `/metrics`, and the
+/// operator's SIGHUP (here its handler) ends it.
+#[tokio::test(start_paused = true)]
+async fn a_stale_password_on_loopback_locks_out_only_its_own_user() {
+    let w = World::start_with(|c| {
+        with_health(c);
+        c.limits.auth_failures_per_ip = 2;
+        c.limits.max_auth_failures = 5;
+        let mut printer = c.users[0].clone();
+        printer.name = "printer".into();
+        printer.password = Some(xoauth_relay::config::PasswordCheck::Plain(
+            xoauth_relay::secret::Secret::new("scan".into()),
+        ));
+        c.users.push(printer);
+    })
+    .await;
+    let mut stale = w.client().await;
+    stale.ehlo().await;
+    stale.auth_plain("printer", "old").await.expect_code(535);
+    stale.auth_plain("printer", "old").await.expect_code(535);
+    let mut again = w.client().await;
+    again.ehlo().await;
+    again
+        .auth_plain("printer", "scan")
+        .await
+        .expect_start("421 4.7.0 Too many failed logins from your address for this user name");
+    // Another program on the same address is not affected.
+    w.logged_in().await;
+
+    let (_, status) = http_json(w.health(), "/status").await;
+    let lockouts = status["lockouts"].as_array().unwrap();
+    assert_eq!(lockouts.len(), 1, "{status}");
+    assert_eq!(lockouts[0]["address"], "127.0.0.1");
+    assert_eq!(lockouts[0]["user"], "printer");
+    assert_eq!(lockouts[0]["failures"], 2);
+    assert!(lockouts[0]["until"].is_string());
+    assert!(
+        !status.to_string().contains("old"),
+        "no password in /status"
+    );
+    let (_, metrics) = http_get(w.health(), "/metrics").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "xoauth_relay_lockout_refusals_total 1"),
+        "{metrics}"
+    );
+
+    let relay = w.relay.as_ref().unwrap();
+    assert_eq!(relay.daemon.clear_lockouts(), 1);
+    let mut c = w.client().await;
+    c.ehlo().await;
+    c.auth_plain("printer", "scan").await.expect_code(235);
+    let (_, status) = http_json(w.health(), "/status").await;
+    assert_eq!(status["lockouts"].as_array().unwrap().len(), 0);
+}

@@ -13,6 +13,7 @@ mod config;
 mod credentials;
 mod e2e_smtplib;
 mod health;
+mod log_lines;
 mod logins;
 mod network;
 mod notify;

@@ -51,6 +51,7 @@ async fn token_is_refreshed_five_minutes_before_expiry() {
 #[tokio::test]
 async fn revoked_token_is_replaced_once_and_the_message_goes_through() {
     let w = World::start().await;
+    w.probed(1).await;
     let mut c = w.logged_in().await;
     c.send_mail(MAILBOX, &["a@example.net"], &message("a", "1"))
         .await
@@ -63,8 +64,8 @@ async fn revoked_token_is_replaced_once_and_the_message_goes_through() {
     assert_eq!(w.tokens.calls(), 2, "exactly one refetch");
     assert_eq!(
         w.upstream.auth_attempts(),
-        3,
-        "first AUTH, refused AUTH, one retry"
+        4,
+        "the start-up probe, first AUTH, refused AUTH, one retry"
     );
     assert_ne!(w.upstream.messages()[1].token, first);
 }
@@ -90,9 +91,11 @@ async fn a_fresh_token_refused_is_not_retried() {
         2,
         "failed start-up fetch, then the message's own"
     );
+    // The new token wakes the prober (the account had none); its AUTH is the second.
+    w.probed(1).await;
     assert_eq!(
         w.upstream.auth_attempts(),
-        1,
+        2,
         "a token fetched for this message is not retried"
     );
 }
@@ -100,6 +103,7 @@ async fn a_fresh_token_refused_is_not_retried() {
 #[tokio::test]
 async fn cached_token_refused_twice_gives_up_after_one_retry() {
     let w = World::start().await;
+    w.probed(1).await;
     let mut c = w.logged_in().await;
     c.send_mail(MAILBOX, &["a@example.net"], &message("a", "1"))
         .await
@@ -112,7 +116,11 @@ async fn cached_token_refused_twice_gives_up_after_one_retry() {
         .await;
     r.expect_code(451);
     assert_eq!(w.tokens.calls(), 2);
-    assert_eq!(w.upstream.auth_attempts(), 3);
+    assert_eq!(
+        w.upstream.auth_attempts(),
+        4,
+        "probe, message 1, message 2 twice"
+    );
 }
 
 #[tokio::test]
@@ -212,6 +220,7 @@ async fn hanging_token_endpoint_times_out_with_a_temporary_reply() {
 #[tokio::test]
 async fn smtp_auth_disabled_is_not_retried_with_a_new_token() {
     let w = World::start().await;
+    w.probed(1).await;
     let mut c = w.logged_in().await;
     c.send_mail(MAILBOX, &["a@example.net"], &message("a", "1"))
         .await
@@ -230,5 +239,9 @@ async fn smtp_auth_disabled_is_not_retried_with_a_new_token() {
         1,
         "no token request: a new token cannot help"
     );
-    assert_eq!(w.upstream.auth_attempts(), 2);
+    assert_eq!(
+        w.upstream.auth_attempts(),
+        3,
+        "the start-up probe and one AUTH each"
+    );
 }

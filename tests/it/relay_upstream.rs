@@ -86,16 +86,18 @@ async fn exchange_refusals_map_to_clear_replies() {
 #[tokio::test]
 async fn upstream_without_starttls_is_refused_before_any_credentials() {
     let w = World::start().await;
+    w.probed(1).await;
     w.upstream.script(|s| s.offer_starttls = false);
     one_message(&w)
         .await
         .expect_start("451 4.3.5 Relay misconfigured: the SMTP server did not offer STARTTLS");
-    let transcript = &w.upstream.transcripts()[0];
+    let transcripts = w.upstream.transcripts();
+    let transcript = transcripts.last().expect("the message's session");
     assert!(
         !transcript.iter().any(|v| v == "AUTH"),
         "no AUTH without TLS: {transcript:?}"
     );
-    assert_eq!(w.upstream.auth_attempts(), 0);
+    assert_eq!(w.upstream.auth_attempts(), 1, "only the start-up probe's");
 }
 
 #[tokio::test]
@@ -106,10 +108,11 @@ async fn upstream_with_an_untrusted_certificate_is_refused() {
         account.extra_roots = vec![other.ca_der()];
     })
     .await;
-    // The token endpoint uses the same untrusted certificate, so the failure shows there first.
-    one_message(&w)
-        .await
-        .expect_start("451 4.7.0 upstream authorization temporarily unavailable");
+    // The token endpoint uses the same untrusted certificate, so the failure shows there first,
+    // as the misconfiguration it is (`ca_file`), not as an outage.
+    one_message(&w).await.expect_start(
+        "451 4.3.5 Relay misconfigured: the token endpoint's certificate could not be verified",
+    );
     assert_eq!(w.tokens.calls(), 0, "no request reached the endpoint");
 }
 

@@ -49,6 +49,11 @@ async fn sighup_reloads_users_and_refuses_a_broken_file() {
     relay.signal("HUP");
     let refusal = relay.wait_for_log("reload refused");
     assert!(refusal.contains("max_recipents"), "{refusal}");
+    let health = relay.health.parse().unwrap();
+    let (_, status) = http_json(health, "/status").await;
+    assert_eq!(status["last_reload"]["result"], "refused", "{status}");
+    let problems = status["last_reload"]["problems"].as_str().unwrap();
+    assert!(problems.contains("max_recipents"), "{problems}");
     let mut c = Client::connect(addr).await;
     c.ehlo().await;
     c.auth_plain("printer", "scan").await.expect_code(235);

@@ -494,3 +494,40 @@ fn user_and_system_together_is_a_usage_error() {
         .status;
     assert_eq!(status.code(), Some(64));
 }
+
+#[test]
+fn a_binary_in_a_build_tree_or_tmp_is_warned_about() {
+    let dir = scratch_dir("service-transient");
+    let config = dir.join("home/relay.toml");
+    for binary in [
+        "/tmp/checkout/target/debug/xoauth-relay",
+        "/home/me/src/xoauth-relay/target/release/xoauth-relay",
+        "/home/me/src/xoauth-relay/target/x86_64-unknown-linux-gnu/release/xoauth-relay",
+        "/tmp/xoauth-relay",
+    ] {
+        for platform in [Platform::Systemd, Platform::Launchd] {
+            let out = run_install(
+                &host(&dir, binary),
+                platform,
+                &install_args(Scope::User, &config, true, false),
+            )
+            .expect("--user --print");
+            assert!(
+                out.contains(&format!("Warning: the service would run {binary}")),
+                "{out}"
+            );
+            assert!(
+                out.contains("~/.local/bin/xoauth-relay service install --user"),
+                "suggests the install step: {out}"
+            );
+        }
+    }
+    let out = run_install(
+        &host(&dir, FAKE_BIN),
+        Platform::Systemd,
+        &install_args(Scope::User, &config, true, false),
+    )
+    .expect("--user --print");
+    assert!(!out.contains("Warning:"), "an installed binary: {out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -64,10 +64,15 @@ async fn certificate_for_the_dialled_address_is_accepted() {
 async fn server_speaking_only_tls_1_1_is_refused_before_auth() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let server = tokio::spawn(tokio::time::timeout(GUARD, old_tls_server(listener)));
+    let server = tokio::spawn(tokio::time::timeout(GUARD, async move {
+        // The start-up probe, then the message's connection.
+        old_tls_server(&listener).await;
+        old_tls_server(&listener).await
+    }));
     let mut w = World::stand_ins(|_| {});
     account_mut(&mut w.config).smtp_port = port;
     w.restart().await;
+    w.probed(1).await;
     // Not a certificate problem: the explanation must not send the operator to ca_file.
     one_message(&w).await.expect_start(&format!(
         "{TLS_REFUSED}the TLS handshake with the SMTP server failed"
@@ -135,7 +140,7 @@ struct Seen {
 /// An SMTP server from before TLS 1.2, for one connection: plain text up to STARTTLS (offering
 /// AUTH XOAUTH2 right away, as a bait), then a TLS 1.1 ServerHello. rustls cannot serve TLS
 /// 1.1, so the ServerHello is built by hand.
-async fn old_tls_server(listener: TcpListener) -> Seen {
+async fn old_tls_server(listener: &TcpListener) -> Seen {
     let (tcp, _) = listener.accept().await.expect("accept");
     let mut tcp = BufReader::new(tcp);
     write(&mut tcp, b"220 old.mail.test ESMTP\r\n").await;

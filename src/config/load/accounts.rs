@@ -15,13 +15,36 @@ pub fn accounts(
     p: &mut Problems,
     ctx: &Context,
     raw: &BTreeMap<String, AccountFile>,
+    warnings: &mut Vec<String>,
 ) -> BTreeMap<String, Arc<Account>> {
     if raw.is_empty() {
         p.push("accounts", "no accounts: add an [accounts.NAME] table with mailbox, tenant, client_id and client_secret");
     }
-    raw.iter()
+    let built: BTreeMap<String, Arc<Account>> = raw
+        .iter()
         .map(|(name, raw)| (name.clone(), Arc::new(account(p, ctx, name, raw))))
-        .collect()
+        .collect();
+    warnings.extend(
+        built
+            .values()
+            .filter_map(|a| tenant_unused(a, raw.get(&a.name))),
+    );
+    built
+}
+
+/// With `token_url` set, `tenant` is not used to reach the token endpoint: say so when the URL
+/// names another tenant, so a changed tenant is not believed to have taken effect.
+fn tenant_unused(account: &Account, raw: Option<&AccountFile>) -> Option<String> {
+    raw?.token_url.as_ref()?;
+    let url = reqwest::Url::parse(&account.token_url).ok()?;
+    let first = url.path_segments()?.next().unwrap_or_default();
+    (!first.eq_ignore_ascii_case(&account.tenant)).then(|| {
+        format!(
+            "accounts.{}.tenant ({:?}) is not used: token_url ({}) is set and names tenant {first:?}; \
+             make them agree, or remove token_url",
+            account.name, account.tenant, account.token_url
+        )
+    })
 }
 
 fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &AccountFile) -> Account {

@@ -35,11 +35,25 @@ pub fn listen(
             .filter(|a| !a.ip().is_loopback())
             .map(|a| exposed("listen.submissions", a)),
     );
-    if let Some(health) = raw.health.filter(|a| !a.ip().is_loopback()) {
+    if raw.status_public && !raw.health_public {
         p.push(
-            "listen.health",
-            format!("{health} is not a loopback address: {HEALTH_NOT_LOOPBACK}"),
+            "listen.status_public",
+            "needs listen.health_public = true as well (/status says more than the others)",
         );
+    }
+    if let Some(health) = raw.health.filter(|a| !a.ip().is_loopback()) {
+        if raw.health_public {
+            warnings.push(format!(
+                "listen.health = {health} answers other machines: /healthz, /readyz and /metrics{}; \
+                 limit who can reach it with a firewall",
+                if raw.status_public { ", and /status (which names the mailboxes)" } else { " (not /status)" }
+            ));
+        } else {
+            p.push(
+                "listen.health",
+                format!("{health} is not a loopback address: {HEALTH_NOT_LOOPBACK}"),
+            );
+        }
     }
     Listen {
         smtp,
@@ -47,6 +61,8 @@ pub fn listen(
         submissions: raw.submissions,
         tls_files: tls_files(p, ctx, raw),
         health: raw.health,
+        health_public: raw.health_public,
+        status_public: raw.status_public,
     }
 }
 
@@ -55,7 +71,8 @@ const PLAIN_NOT_LOOPBACK: &str = "without TLS the listener only binds loopback a
      \"starttls\" or \"implicit\" to listen on other addresses";
 
 const HEALTH_NOT_LOOPBACK: &str = "the health and status endpoint only binds loopback addresses \
-     such as 127.0.0.1 or ::1 (it shows which mailboxes exist); use \"off\" to disable it";
+     such as 127.0.0.1 or ::1 (it shows which mailboxes exist); set health_public = true to let other \
+     machines read /healthz, /readyz and /metrics, or use \"off\" to disable it";
 
 fn exposed(key: &str, addr: SocketAddr) -> String {
     format!(

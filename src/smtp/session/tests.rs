@@ -611,3 +611,59 @@ fn trusted_network_sends_without_auth_within_its_senders() {
     h.send(b"EHLO c\r\n");
     assert!(h.send(b"AUTH PLAIN AGFsaWNlAHB3\r\n").starts_with("235"));
 }
+
+#[test]
+fn each_local_refusal_is_kept_for_the_log_with_its_reason() {
+    let mut h = Harness::new();
+    h.login();
+    h.send(b"MAIL FROM:<mallory@evil.test>\r\n");
+    h.send(b"MAIL FROM:<alice@example.com> SIZE=5000\r\n");
+    h.send(b"MAIL FROM:<alice@example.com>\r\n");
+    for i in 0..6 {
+        h.send(format!("RCPT TO:<r{i}@x.test>\r\n").as_bytes());
+    }
+    h.send(b"DATA\r\nbare\nLF\r\n.\r\n");
+    let seen: Vec<(&str, String)> =
+        h.s.take_refusals()
+            .into_iter()
+            .map(|r| (r.reason, r.sender))
+            .collect();
+    let alice = || "alice@example.com".to_string();
+    assert_eq!(
+        seen,
+        [
+            ("sender not allowed", "mallory@evil.test".to_string()),
+            ("message too big (SIZE)", alice()),
+            ("too many recipients", alice()),
+            ("bare CR or LF in the message", alice()),
+        ],
+        "three refused RCPTs of one transaction are noted once"
+    );
+    assert_eq!(h.s.take_local_rejections(), 6, "but each is counted");
+    assert!(h.s.take_refusals().is_empty());
+}
+
+#[test]
+fn pending_refusals_are_bounded() {
+    let mut h = Harness::new();
+    h.login();
+    let many = "MAIL FROM:<mallory@evil.test>\r\n".repeat(MAX_PENDING_REFUSALS * 2);
+    h.send(many.as_bytes());
+    assert_eq!(h.s.take_refusals().len(), MAX_PENDING_REFUSALS);
+    assert_eq!(h.s.take_local_rejections(), 2 * MAX_PENDING_REFUSALS as u32);
+}
+
+#[test]
+fn a_tls_handshake_in_clear_is_noted_and_closes() {
+    let mut h = Harness::new();
+    let got = h.send(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc]);
+    assert!(got.starts_with("500 5.5.1 TLS handshake"), "{got}");
+    assert!(h.closed);
+    assert!(h.s.take_tls_in_clear());
+    assert!(!h.s.take_tls_in_clear(), "once");
+
+    let mut h = Harness::new();
+    h.send(b"EHLO client\r\n");
+    h.send(&[0x16, 0x03, 0x01]);
+    assert!(!h.s.take_tls_in_clear(), "only as the first bytes");
+}

@@ -1,0 +1,132 @@
+//! What the log says about each message and connection: local refusals with the user and the
+//! reason, a TLS handshake on a plain port, and the per-message line's recipients, Message-ID
+//! and upstream queue id. Each test captures only its own thread's log.
+
+use crate::common::*;
+
+#[tokio::test]
+async fn a_message_refused_locally_leaves_one_line_with_user_and_reason() {
+    let (log, _guard) = LogCapture::this_thread();
+    let w = World::start_with(|c| c.limits.max_recipients = 1).await;
+    let mut c = w.logged_in().await;
+    c.cmd("MAIL FROM:<\"a\\\\b\"@evil.example>")
+        .await
+        .expect_code(550);
+    c.cmd("MAIL FROM:<intruder@evil.example>")
+        .await
+        .expect_code(550);
+    c.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
+        .await
+        .expect_code(250);
+    c.cmd("RCPT TO:<a@example.net>").await.expect_code(250);
+    c.cmd("RCPT TO:<b@example.net>").await.expect_code(452);
+    c.cmd("RCPT TO:<c@example.net>").await.expect_code(452);
+    c.cmd("QUIT").await;
+    let text = log.text();
+    let refused: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("message refused locally"))
+        .collect();
+    assert_eq!(refused.len(), 3, "{text}");
+    assert!(
+        refused[1].contains(&format!("user={USER}"))
+            && refused[1].contains("sender=intruder@evil.example")
+            && refused[1].contains("reason=\"sender not allowed\""),
+        "{text}"
+    );
+    assert!(
+        refused[0].contains(r#"sender="a\\\\b"@evil.example"#),
+        "escaped: {}",
+        refused[0]
+    );
+    assert!(
+        refused[2].contains("reason=\"too many recipients\""),
+        "{text}"
+    );
+    assert!(refused.iter().all(|l| l.contains(" INFO ")), "{text}");
+}
+
+#[tokio::test]
+async fn a_tls_handshake_on_the_plain_port_is_logged_at_info() {
+    let (log, _guard) = LogCapture::this_thread();
+    let w = World::start().await;
+    let mut c = w.client().await;
+    c.send_raw(&[0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x03])
+        .await;
+    assert!(c.read_reply().await.text.contains("TLS handshake"));
+    assert!(c.is_closed().await);
+    let text = log.text();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("TLS handshake to a plain-text port"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(lines[0].contains(" INFO "), "{text}");
+}
+
+/// The line for a delivered message, with `rcpts` and `body` sent through `w`.
+async fn delivered_line(w: &World, log: &LogCapture, rcpts: &[&str], body: &[u8]) -> String {
+    let mut c = w.logged_in().await;
+    c.send_mail(MAILBOX, rcpts, body).await.expect_code(250);
+    c.cmd("QUIT").await;
+    let text = log.text();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("message delivered"))
+        .collect();
+    lines.last().unwrap_or_else(|| panic!("{text}")).to_string()
+}
+
+#[tokio::test]
+async fn the_message_line_names_recipients_message_id_and_upstream_queue_id() {
+    let (log, _guard) = LogCapture::this_thread();
+    let w = World::start().await;
+    w.upstream.script(|s| {
+        s.final_reply = Some(
+            "250 2.6.0 <PH0PR11MB4871.1@PH0PR11MB4871.namprd11.prod.outlook.com> \
+             [InternalId=1176821656, Hostname=PH0PR11MB4871] Queued mail for delivery"
+                .into(),
+        )
+    });
+    let body = b"From: <sender@contoso.com>\r\nMessage-ID:\r\n <invoice-42\x1b[31m@billing.contoso.com>\r\nSubject: Invoice\r\n\r\nMessage-ID: <not-this@x>\r\n";
+    let line = delivered_line(&w, &log, &["a@example.net", "b@fabrikam.example"], body).await;
+    assert!(
+        line.contains(r#"to=["a@example.net","b@fabrikam.example"]"#),
+        "{line}"
+    );
+    assert!(
+        line.contains("message_id=<invoice-42\\u{1b}[31m@billing.contoso.com>"),
+        "escaped: {line}"
+    );
+    assert!(
+        line.contains("upstream_id=<PH0PR11MB4871.1@PH0PR11MB4871.namprd11.prod.outlook.com>"),
+        "{line}"
+    );
+
+    let line = delivered_line(
+        &w,
+        &log,
+        &["a@example.net"],
+        b"Subject: no id\r\n\r\nhi\r\n",
+    )
+    .await;
+    assert!(!line.contains("message_id="), "no header, no field: {line}");
+}
+
+#[tokio::test]
+async fn log_recipients_domain_keeps_addresses_out_of_the_log() {
+    let (log, _guard) = LogCapture::this_thread();
+    let w =
+        World::start_with(|c| c.log.recipients = xoauth_relay::config::LogRecipients::Domain).await;
+    let rcpts = [
+        "alice@fabrikam.example",
+        "bob@example.net",
+        "carol@fabrikam.example",
+    ];
+    let line = delivered_line(&w, &log, &rcpts, &message("x", "s")).await;
+    assert!(
+        line.contains(r#"to=["example.net","fabrikam.example"]"#),
+        "{line}"
+    );
+    assert!(!line.contains("alice") && !line.contains("bob"), "{line}");
+}
