@@ -34,8 +34,45 @@ pub(crate) fn render(state: &State) -> String {
     messages(&mut out, &routes);
     upstream(&mut out, &routes);
     tokens(&mut out, &routes);
+    pacing(&mut out, &routes);
     durations(&mut out, &routes);
     out
+}
+
+/// One sample per account.
+fn per_account(
+    out: &mut String,
+    routes: &[std::sync::Arc<Route>],
+    (name, kind, help): (&str, &str, &str),
+    value: impl Fn(&Route) -> u64,
+) {
+    header(out, name, kind, help);
+    for r in routes {
+        let account = esc(&r.account.name);
+        let _ = writeln!(
+            out,
+            "xoauth_relay_{name}{{account=\"{account}\"}} {}",
+            value(r)
+        );
+    }
+}
+
+fn pacing(out: &mut String, routes: &[std::sync::Arc<Route>]) {
+    let help = "Messages that waited for a slot of max_messages_per_minute.";
+    per_account(out, routes, ("pacing_waits_total", "counter", help), |r| {
+        r.stats.pacing_waits.load(Ordering::Relaxed)
+    });
+    let help = "Messages refused by max_messages_per_minute or max_recipients_per_day.";
+    per_account(
+        out,
+        routes,
+        ("pacing_refusals_total", "counter", help),
+        |r| r.stats.pacing_refusals.load(Ordering::Relaxed),
+    );
+    let help = "Recipients counted against max_recipients_per_day in the last 24 hours.";
+    per_account(out, routes, ("recipients_last_24h", "gauge", help), |r| {
+        r.pacer.recipients_last_24h()
+    });
 }
 
 fn process(out: &mut String, state: &State) {

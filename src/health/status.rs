@@ -147,6 +147,13 @@ fn account(route: &Route) -> Value {
         "last_delivery": s.last_delivery().map(|d| json!({ "at": rfc3339(d.at_unix), "reply": d.reply })),
         "config_problem": s.current_config_problem().map(|p| json!({ "at": rfc3339(p.at_unix), "what": p.what, "by": p.by.label() })),
         "can_send": can_send(s),
+        "pacing": {
+            "max_messages_per_minute": a.max_messages_per_minute,
+            "max_recipients_per_day": a.max_recipients_per_day,
+            "recipients_last_24h": route.pacer.recipients_last_24h(),
+            "waits": s.pacing_waits.load(Ordering::Relaxed),
+            "refusals": s.pacing_refusals.load(Ordering::Relaxed),
+        },
         "client_secret": {
             "expires": a.client_secret_expires.map(|d| d.to_string()),
             "warning": expiry::warning(a, Day::today()),

@@ -481,3 +481,34 @@ async fn a_refused_token_refresh_is_checked_with_a_probe() {
     );
     assert!(w.upstream.messages().is_empty());
 }
+
+/// Pacing shows in `/status` and `/metrics`: the recipients counted against the daily budget
+/// and the messages it refused.
+#[tokio::test]
+async fn pacing_is_visible_in_status_and_metrics() {
+    let w = World::start_with(|c| {
+        with_health(c);
+        account_mut(c).max_recipients_per_day = 3;
+    })
+    .await;
+    let mut c = w.logged_in().await;
+    let body = message("a@example.net", "budget");
+    let two = ["a@example.net", "b@example.net"];
+    c.send_mail(MAILBOX, &two, &body).await.expect_code(250);
+    c.send_mail(MAILBOX, &two, &body).await.expect_code(452);
+    let (_, status) = http_json(w.health(), "/status").await;
+    let pacing = &status["accounts"]["contoso"]["pacing"];
+    assert_eq!(pacing["max_recipients_per_day"], 3, "{pacing}");
+    assert_eq!(pacing["max_messages_per_minute"], 30, "{pacing}");
+    assert_eq!(pacing["recipients_last_24h"], 2, "{pacing}");
+    assert_eq!(pacing["refusals"], 1, "{pacing}");
+    assert_eq!(pacing["waits"], 0, "{pacing}");
+    let (_, metrics) = http_get(w.health(), "/metrics").await;
+    for line in [
+        "xoauth_relay_recipients_last_24h{account=\"contoso\"} 2",
+        "xoauth_relay_pacing_refusals_total{account=\"contoso\"} 1",
+        "xoauth_relay_pacing_waits_total{account=\"contoso\"} 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+}
