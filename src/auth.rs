@@ -79,6 +79,11 @@ impl Users {
                 user: u.name.clone(),
                 account: u.account.clone(),
                 allowed_senders: u.allowed_senders.clone(),
+                allowed_recipient_domains: config
+                    .accounts
+                    .get(&u.account)
+                    .map(|a| a.allowed_recipient_domains.clone())
+                    .unwrap_or_default(),
             });
             if !u.networks.is_empty() {
                 trusted.push((u.networks.clone(), submitter.clone()));
@@ -228,6 +233,7 @@ mod tests {
             user: name.into(),
             account: "contoso".into(),
             allowed_senders: Vec::new(),
+            allowed_recipient_domains: Vec::new(),
         });
         let entry = Entry {
             submitter,

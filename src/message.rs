@@ -12,18 +12,27 @@ use crate::config::SenderRule;
 use crate::reply::Reply;
 
 /// An authenticated local user, as the session and the relay see it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Submitter {
     pub user: String,
     /// Name of the upstream account.
     pub account: String,
     pub allowed_senders: Vec<SenderRule>,
+    /// The account's `allowed_recipient_domains` (lower-case); empty: any recipient.
+    pub allowed_recipient_domains: Vec<String>,
 }
 
 impl Submitter {
     /// True when this user may use `from` as MAIL FROM (`None`, the null sender, never).
     pub fn may_send_as(&self, from: Option<&Address>) -> bool {
         from.is_some_and(|a| self.allowed_senders.iter().any(|rule| rule.allows(a)))
+    }
+
+    /// True when the account may send to `to`: its domain is one of the allowed ones, compared
+    /// as parsed and exactly (a subdomain is another domain).
+    pub fn may_send_to(&self, to: &Address) -> bool {
+        let domains = &self.allowed_recipient_domains;
+        domains.is_empty() || domains.iter().any(|d| to.in_domain(d))
     }
 
     /// The allow-list as people write it, for replies and logs.

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use super::{Limits, Log, Pool, Timeouts, TlsMode, values};
+use super::{Auth, Limits, Log, Pool, Provider, Timeouts, TlsMode, values};
 use crate::dates::Day;
 
 /// The top-level keys, in the order their problems are reported.
@@ -46,11 +46,6 @@ pub(crate) struct File {
 pub const DEFAULT_SMTP_LISTEN: &str = "127.0.0.1:2525";
 /// Loopback only: `/status` tells anyone who can reach it which mailboxes exist.
 pub const DEFAULT_HEALTH_LISTEN: &str = "127.0.0.1:8025";
-pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
-/// The Exchange Online resource for SMTP/IMAP/POP client credentials (Microsoft Learn,
-/// "Authenticate an IMAP, POP or SMTP connection using OAuth").
-pub const DEFAULT_SCOPE: &str = "https://outlook.office365.com/.default";
-pub const DEFAULT_SMTP_HOST: &str = "smtp.office365.com";
 
 settings! {
     /// `[listen]`.
@@ -97,7 +92,15 @@ settings! {
         client_secret: Option<String> = None;
         client_secret_file: Option<String> = None;
         client_secret_env: Option<String> = None;
-        authority: String = DEFAULT_AUTHORITY.to_owned() => "values::authority";
+        /// Which service: sets the defaults of the four keys below and of `auth`.
+        provider: Provider = Provider::Microsoft365;
+        auth: Option<Auth> = None;
+        authority: Option<String> = None => "values::optional_authority";
+        scope: Option<String> = None => "values::optional_scope";
+        smtp_host: Option<String> = None => "values::optional_smtp_host";
+        smtp_port: Option<u16> = None => "values::optional_port";
+        /// Recipients outside these domains are refused at RCPT.
+        allowed_recipient_domains: Option<Vec<String>> = None => "values::list";
         /// Without it, made from `authority` and `tenant`.
         token_url: Option<String> = None => "values::optional_https_url";
         ca_file: Option<String> = None;
@@ -105,9 +108,6 @@ settings! {
     /// The keys of an account that need nothing but their reader: a new one is a line here.
     #[derive(Debug, Clone, PartialEq, Eq)]
     with pub struct AccountSettings {
-        scope: String = DEFAULT_SCOPE.to_owned() => "values::scope";
-        smtp_host: String = DEFAULT_SMTP_HOST.to_owned() => "values::smtp_host";
-        smtp_port: u16 = 587 => "values::port", const DEFAULT_SMTP_PORT;
         /// Concurrent upstream SMTP sessions for this account.
         // Exchange Online allows 3 concurrent submissions per mailbox; a 4th gets `432 4.3.2`.
         max_connections: usize = 3 => "values::count", const DEFAULT_ACCOUNT_MAX_CONNECTIONS;

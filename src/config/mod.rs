@@ -10,6 +10,7 @@
 mod settings;
 mod file;
 mod load;
+mod provider;
 mod syntax;
 mod values;
 
@@ -24,11 +25,14 @@ use rustls_pki_types::CertificateDer;
 use crate::secret::Secret;
 
 pub use file::{
-    AccountSettings, DEFAULT_ACCOUNT_MAX_CONNECTIONS, DEFAULT_AUTHORITY, DEFAULT_HEALTH_LISTEN,
-    DEFAULT_MESSAGES_PER_MINUTE, DEFAULT_RECIPIENTS_PER_DAY, DEFAULT_SCOPE,
-    DEFAULT_SECRET_WARN_DAYS, DEFAULT_SMTP_HOST, DEFAULT_SMTP_LISTEN, DEFAULT_SMTP_PORT,
+    AccountSettings, DEFAULT_ACCOUNT_MAX_CONNECTIONS, DEFAULT_HEALTH_LISTEN,
+    DEFAULT_MESSAGES_PER_MINUTE, DEFAULT_RECIPIENTS_PER_DAY, DEFAULT_SECRET_WARN_DAYS,
+    DEFAULT_SMTP_LISTEN,
 };
 pub use load::{ConfigError, Problem, load, load_str, resolve_path, search_paths};
+pub use provider::{
+    Auth, DEFAULT_AUTHORITY, DEFAULT_SCOPE, DEFAULT_SMTP_HOST, DEFAULT_SMTP_PORT, Preset, Provider,
+};
 
 /// The whole relay configuration.
 #[derive(Debug, Clone)]
@@ -337,10 +341,13 @@ impl std::fmt::Display for SenderRule {
     }
 }
 
-/// An upstream Microsoft 365 mailbox and the app registration that sends as it.
+/// An upstream mailbox and the app registration that sends as it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Account {
     pub name: String,
+    /// The service; its defaults are already applied to the fields below.
+    pub provider: Provider,
+    pub auth: Auth,
     /// The Exchange mailbox; XOAUTH2 `user=`.
     pub mailbox: String,
     pub tenant: String,
@@ -348,6 +355,11 @@ pub struct Account {
     pub client_secret: Secret<String>,
     pub authority: String,
     pub token_url: String,
+    pub scope: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// Recipient domains this account may send to (lower-case, without `@`); empty: any.
+    pub allowed_recipient_domains: Vec<String>,
     /// Where `extra_roots` came from, for messages.
     pub ca_file: Option<PathBuf>,
     /// Trust anchors added to the built-in roots for both the token endpoint and SMTP.

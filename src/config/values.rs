@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
 
 use super::syntax::{address_problem, is_domain, is_guid};
-use super::{BareLineEndings, DEFAULT_SCOPE, LogRecipients, TlsMode};
+use super::{Auth, BareLineEndings, LogRecipients, Provider, TlsMode};
 use crate::dates::Day;
 
 /// RFC 5321 §4.5.3.1.4: a server must accept command lines of 512 octets.
@@ -107,6 +107,10 @@ const MAX_PER_MINUTE: u64 = 10_000;
 
 pub fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     narrow(whole(d, 1, u16::MAX.into())?)
+}
+
+pub fn optional_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    port(d).map(Some)
 }
 
 /// Up to ten years: a longer warning would be on from the day the secret is made.
@@ -234,13 +238,19 @@ pub fn smtp_host<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     })
 }
 
+pub fn optional_smtp_host<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    smtp_host(d).map(Some)
+}
+
 pub fn scope<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     text(d, |scope| match scope.trim().is_empty() {
-        true => Err(format!(
-            "is empty; remove it to use the default {DEFAULT_SCOPE}"
-        )),
+        true => Err("is empty; remove it to use the provider's default".to_owned()),
         false => Ok(scope),
     })
+}
+
+pub fn optional_scope<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    scope(d).map(Some)
 }
 
 /// Tokens and client secrets travel to this URL, so it must be https.
@@ -261,6 +271,10 @@ pub fn https_url<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 /// `authority`, without a trailing `/` (the token URL is made from it).
 pub fn authority<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     https_url(d).map(|url| url.trim_end_matches('/').to_owned())
+}
+
+pub fn optional_authority<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    authority(d).map(Some)
 }
 
 pub fn optional_https_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -399,6 +413,37 @@ impl<'de> Deserialize<'de> for LogRecipients {
             ))),
         }
     }
+}
+
+impl<'de> Deserialize<'de> for Provider {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (text, word) = word(d)?;
+        one_of(&text, &word, &Provider::ALL, |p| p.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Auth {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (text, word) = word(d)?;
+        one_of(&text, &word, &Auth::ALL, |a| a.name())
+    }
+}
+
+/// The choice whose name is `word`, or an error listing every name.
+fn one_of<T: Copy, E: Error>(
+    text: &str,
+    word: &str,
+    all: &[T],
+    name: impl Fn(T) -> &'static str,
+) -> Result<T, E> {
+    if let Some(found) = all.iter().copied().find(|c| name(*c) == word) {
+        return Ok(found);
+    }
+    let names: Vec<String> = all.iter().map(|c| format!("{:?}", name(*c))).collect();
+    Err(E::custom(format!(
+        "{text:?} is not one of {}",
+        names.join(", ")
+    )))
 }
 
 /// Parses a duration: a whole number followed by `ms`, `s`, `m` or `h`; a bare number is seconds.

@@ -625,6 +625,14 @@ impl Session {
             }
             return reply::TOO_MANY_RECIPIENTS;
         }
+        if let Some(submitter) = &self.submitter
+            && !submitter.may_send_to(&to)
+        {
+            let refusal = recipient_refused(submitter, &to);
+            let sender = envelope.mail_from.clone();
+            self.refused("recipient domain not allowed", sender.as_ref());
+            return refusal;
+        }
         let r = Reply::with_text(250, Enhanced(2, 1, 5), format!("<{to}> recipient OK"));
         envelope.rcpts.push(to);
         r
@@ -804,6 +812,14 @@ fn sender_refused(submitter: &Submitter, from: Option<&Address>, network_trusted
             submitter.allowed_list()
         )
     };
+    Reply::with_text(550, Enhanced(5, 7, 1), text)
+}
+
+/// The refusal of a recipient outside the account's `allowed_recipient_domains`. The domains
+/// are the operator's, not a secret of the user's, so every client is told them.
+fn recipient_refused(submitter: &Submitter, to: &Address) -> Reply {
+    let allowed = submitter.allowed_recipient_domains.join(", ");
+    let text = format!("Recipient <{to}> not allowed: this relay sends only to {allowed}");
     Reply::with_text(550, Enhanced(5, 7, 1), text)
 }
 

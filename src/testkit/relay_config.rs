@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::{FakeTokenEndpoint, FakeUpstream, TestPki};
 use crate::config::{
-    Account, AccountSettings, Config, Limits, Listen, PasswordCheck, Pool, SenderRule, Timeouts,
-    TlsMode, User,
+    Account, AccountSettings, Auth, Config, Limits, Listen, PasswordCheck, Pool, Provider,
+    SenderRule, Timeouts, TlsMode, User,
 };
 use crate::secret::Secret;
 
@@ -43,11 +43,9 @@ pub fn relay_config(
         token_url: tokens.url(who.tenant),
         ca_file: None,
         extra_roots: vec![pki.ca_der()],
-        settings: AccountSettings {
-            smtp_host: "127.0.0.1".into(),
-            smtp_port: upstream.port(),
-            ..AccountSettings::default()
-        },
+        smtp_host: "127.0.0.1".into(),
+        smtp_port: upstream.port(),
+        ..example_account()
     };
     let user = User {
         name: who.user.into(),
@@ -82,6 +80,12 @@ pub fn relay_config(
 pub fn example_account() -> Account {
     Account {
         name: "contoso".into(),
+        provider: Provider::Microsoft365,
+        auth: Auth::ClientCredentials,
+        scope: crate::config::DEFAULT_SCOPE.into(),
+        smtp_host: crate::config::DEFAULT_SMTP_HOST.into(),
+        smtp_port: crate::config::DEFAULT_SMTP_PORT,
+        allowed_recipient_domains: Vec::new(),
         mailbox: "sender@contoso.com".into(),
         tenant: "contoso.onmicrosoft.com".into(),
         client_id: "11111111-2222-3333-4444-555555555555".into(),

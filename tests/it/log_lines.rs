@@ -47,6 +47,41 @@ async fn a_message_refused_locally_leaves_one_line_with_user_and_reason() {
 }
 
 #[tokio::test]
+async fn a_recipient_outside_the_accounts_domains_is_refused_at_rcpt_and_logged() {
+    let (log, _guard) = LogCapture::this_thread();
+    let w = World::start_with(|c| {
+        account_mut(c).allowed_recipient_domains = vec!["contoso.com".into()];
+    })
+    .await;
+    let mut c = w.logged_in().await;
+    c.cmd(&format!("MAIL FROM:<{MAILBOX}>"))
+        .await
+        .expect_code(250);
+    c.cmd("RCPT TO:<someone@example.net>").await.expect_start(
+        "550 5.7.1 Recipient <someone@example.net> not allowed: this relay sends only to contoso.com",
+    );
+    c.cmd("RCPT TO:<colleague@contoso.com>")
+        .await
+        .expect_code(250);
+    c.cmd("DATA").await.expect_code(354);
+    c.send_raw(b"Subject: x\r\n\r\nhi\r\n.\r\n").await;
+    c.read_reply().await.expect_code(250);
+    c.cmd("QUIT").await;
+    assert_eq!(w.upstream.messages()[0].rcpts, ["colleague@contoso.com"]);
+    let text = log.text();
+    let refused: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("message refused locally"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{text}");
+    assert!(
+        refused[0].contains(&format!("sender={MAILBOX}"))
+            && refused[0].contains("reason=\"recipient domain not allowed\""),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn a_tls_handshake_on_the_plain_port_is_logged_at_info() {
     let (log, _guard) = LogCapture::this_thread();
     let w = World::start().await;

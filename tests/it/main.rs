@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod account_kinds;
 mod check;
 mod cli;
 mod config;

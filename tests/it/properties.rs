@@ -35,6 +35,7 @@ fn relay_body(chunks: &[Vec<u8>], policy: BareLineEndings) -> Option<Vec<u8>> {
         user: "u".into(),
         account: "a".into(),
         allowed_senders: vec![SenderRule::Address("u@x.test".into())],
+        allowed_recipient_domains: Vec::new(),
     });
     let (_, action) = s.feed(b"EHLO c\r\nAUTH PLAIN AHUAcA==\r\n");
     assert!(matches!(action, Action::Authenticate(_)));

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use super::check::{Context, Problems};
 use super::{roots, secrets};
-use crate::config::Account;
 use crate::config::file::AccountFile;
+use crate::config::syntax::is_domain;
 use crate::config::values;
+use crate::config::{Account, Auth};
 use crate::secret::Secret;
 
 pub fn accounts(
@@ -51,18 +52,33 @@ fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &AccountFile) -> Ac
     let table = format!("accounts.{name}");
     check_name(p, &table, name);
     let key = |field: &str| format!("{table}.{field}");
+    let preset = raw.provider.preset();
+    let auth = raw.auth.unwrap_or(preset.auth);
+    supported(p, &key, raw, auth);
     let mut required = |field, value, missing| p.required(&key(field), value, missing);
     let mailbox = required("mailbox", raw.mailbox.as_ref(), values::MAILBOX);
-    let tenant = required("tenant", raw.tenant.as_ref(), values::TENANT).unwrap_or_default();
+    let tenant = match (&raw.tenant, preset.tenant) {
+        (None, Some(default)) => default.to_owned(),
+        (given, _) => required("tenant", given.as_ref(), values::TENANT).unwrap_or_default(),
+    };
     let client_id = required("client_id", raw.client_id.as_ref(), values::CLIENT_ID);
-    let authority = raw.authority.clone();
+    let authority = raw.authority.clone().unwrap_or(preset.authority.to_owned());
     let token_url = match &raw.token_url {
         Some(url) => url.clone(),
         None => format!("{authority}/{tenant}/oauth2/v2.0/token"),
     };
     let (ca_file, extra_roots) = roots::extra_roots(p, ctx, &key("ca_file"), raw.ca_file.as_ref());
+    let domains = raw.allowed_recipient_domains.as_deref();
+    let allowed_recipient_domains =
+        recipient_domains(p, &key("allowed_recipient_domains"), domains);
     Account {
         name: name.to_owned(),
+        provider: raw.provider,
+        auth,
+        scope: raw.scope.clone().unwrap_or(preset.scope.to_owned()),
+        smtp_host: raw.smtp_host.clone().unwrap_or(preset.smtp_host.to_owned()),
+        smtp_port: raw.smtp_port.unwrap_or(preset.smtp_port),
+        allowed_recipient_domains,
         mailbox: mailbox.unwrap_or_default(),
         tenant,
         client_id: client_id.unwrap_or_default(),
@@ -73,6 +89,53 @@ fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &AccountFile) -> Ac
         extra_roots,
         settings: raw.settings(),
     }
+}
+
+/// A provider or sign-in this version cannot do is refused at load, at the key that asked
+/// for it, rather than failing at the first message.
+fn supported(p: &mut Problems, key: &dyn Fn(&str) -> String, raw: &AccountFile, auth: Auth) {
+    if let Some(why) = raw.provider.unsupported() {
+        p.push(key("provider"), format!("{:?}: {why}", raw.provider.name()));
+    }
+    let Some(why) = auth.unsupported() else {
+        return;
+    };
+    let message = match raw.auth {
+        Some(_) => format!("{:?}: {why}", auth.name()),
+        None => format!(
+            "provider {:?} signs in as {:?} by default: {why}",
+            raw.provider.name(),
+            auth.name()
+        ),
+    };
+    p.push(key("auth"), message);
+}
+
+/// `allowed_recipient_domains = ["contoso.com"]`, stored lower-case without a leading `@`.
+/// An empty list would refuse every recipient, so it is refused instead.
+fn recipient_domains(p: &mut Problems, key: &str, listed: Option<&[String]>) -> Vec<String> {
+    let Some(listed) = listed else {
+        return Vec::new();
+    };
+    if listed.is_empty() {
+        p.push(
+            key,
+            "is empty, which would refuse every recipient; remove it to allow any domain",
+        );
+    }
+    let mut domains = Vec::new();
+    for text in listed {
+        let domain = text.trim().trim_start_matches('@').to_ascii_lowercase();
+        if is_domain(&domain) && domain.contains('.') {
+            domains.push(domain);
+        } else {
+            p.push(
+                key,
+                format!("{text:?} is not a domain name such as contoso.com"),
+            );
+        }
+    }
+    domains
 }
 
 /// Environment variable names are lower-cased on the way in, so an account named with

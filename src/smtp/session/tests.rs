@@ -35,6 +35,7 @@ fn alice() -> Arc<Submitter> {
             SenderRule::Address("alice@example.com".into()),
             SenderRule::Domain("example.org".into()),
         ],
+        allowed_recipient_domains: Vec::new(),
     })
 }
 
@@ -666,4 +667,48 @@ fn a_tls_handshake_in_clear_is_noted_and_closes() {
     h.send(b"EHLO client\r\n");
     h.send(&[0x16, 0x03, 0x01]);
     assert!(!h.s.take_tls_in_clear(), "only as the first bytes");
+}
+
+#[test]
+fn recipients_outside_the_accounts_domains_are_refused_at_rcpt() {
+    let mut h = Harness::new();
+    let submitter = Submitter {
+        allowed_recipient_domains: vec!["contoso.com".into(), "fabrikam.com".into()],
+        ..Arc::unwrap_or_clone(alice())
+    };
+    h.s.trust_network(Arc::new(submitter));
+    h.send(b"HELO app\r\nMAIL FROM:<alice@example.com>\r\n");
+    let refused = h.send(b"RCPT TO:<someone@gmail.test>\r\n");
+    assert_eq!(
+        refused,
+        "550 5.7.1 Recipient <someone@gmail.test> not allowed: this relay sends only to \
+         contoso.com, fabrikam.com\r\n"
+    );
+    let sub = h.send(b"RCPT TO:<x@sub.contoso.com>\r\n");
+    assert!(
+        sub.starts_with("550 5.7.1"),
+        "a subdomain is another domain: {sub}"
+    );
+    let got = h.send(b"RCPT TO:<Bob@Contoso.COM>\r\nDATA\r\nhi\r\n.\r\n");
+    assert!(got.ends_with("250 2.0.0 queued upstream\r\n"), "{got}");
+    let rcpts: Vec<String> = h.relayed[0]
+        .envelope
+        .rcpts
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(rcpts, ["Bob@Contoso.COM"]);
+    let seen: Vec<(&str, String)> =
+        h.s.take_refusals()
+            .into_iter()
+            .map(|r| (r.reason, r.sender))
+            .collect();
+    let alice = || "alice@example.com".to_string();
+    assert_eq!(
+        seen,
+        [
+            ("recipient domain not allowed", alice()),
+            ("recipient domain not allowed", alice())
+        ]
+    );
 }
