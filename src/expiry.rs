@@ -1,6 +1,7 @@
-//! Client-secret expiry: from `client_secret_warn_days` before `client_secret_expires` the relay
-//! logs a warning once a day and shows it in `/status` and `/readyz`, so a secret never expires
-//! by surprise (Entra secrets last at most two years, and nobody remembers the date).
+//! Credential expiry: from `client_secret_warn_days` before `client_secret_expires` (or, for a
+//! certificate credential, the certificate's `notAfter`) the relay logs a warning once a day and
+//! shows it in `/status` and `/readyz`, so a credential never expires by surprise (Entra
+//! secrets last at most two years, and nobody remembers the date).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +13,23 @@ use crate::dates::Day;
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// The warning for `account` on `today`, or `None` while the date is far (or unknown).
+/// The warning for `account` on `today`, or `None` while the date is far (or unknown). For a
+/// certificate credential the date is the certificate's own `notAfter`.
 pub(crate) fn warning(account: &Account, today: Day) -> Option<String> {
-    let expires = account.client_secret_expires?;
+    let (expires, what, fix) = match &account.client_certificate {
+        Some(certificate) => (
+            certificate.not_after?,
+            format!("the client certificate ({})", certificate.path.display()),
+            "make a new certificate, upload it in Entra (App registrations > Certificates & \
+             secrets > Certificates), point client_certificate and client_key at it and reload",
+        ),
+        None => (
+            account.client_secret_expires?,
+            "the client secret".to_owned(),
+            "create a new secret in Entra (App registrations > Certificates & secrets), put its \
+             value in the configuration, update client_secret_expires and reload",
+        ),
+    };
     let left = expires.0 - today.0;
     if left >= i64::from(account.client_secret_warn_days) {
         return None;
@@ -25,17 +40,20 @@ pub(crate) fn warning(account: &Account, today: Day) -> Option<String> {
         1 => format!("expires tomorrow ({expires})"),
         n => format!("expires on {expires}, in {n} days"),
     };
-    Some(format!(
-        "the client secret of account {} {when}: create a new secret in Entra (App registrations > \
-         Certificates & secrets), put its value in the configuration, update client_secret_expires \
-         and reload",
-        account.name
-    ))
+    Some(format!("{what} of account {} {when}: {fix}", account.name))
+}
+
+/// The day the account's credential expires, if known.
+fn expires(account: &Account) -> Option<Day> {
+    match &account.client_certificate {
+        Some(certificate) => certificate.not_after,
+        None => account.client_secret_expires,
+    }
 }
 
 /// Logs the warning now and then once a day until `stop`.
 pub(crate) async fn watch(account: Arc<Account>, stop: CancellationToken) {
-    if account.client_secret_expires.is_none() {
+    if expires(&account).is_none() {
         return;
     }
     loop {
@@ -85,5 +103,28 @@ mod tests {
         let mut a = account("2027-04-01", 30);
         a.client_secret_expires = None;
         assert_eq!(warning(&a, today), None);
+    }
+
+    #[test]
+    fn a_certificate_warns_from_its_own_not_after() {
+        use crate::testkit::client_cert::{self, APP_CERT_PEM, APP_KEY_PEM};
+        let mut a = account("2027-04-01", 30);
+        let certificate = client_cert::credential(APP_CERT_PEM, APP_KEY_PEM);
+        let not_after = certificate.not_after.expect("notAfter read");
+        a.client_certificate = Some(certificate);
+        let far = Day(not_after.0 - 31);
+        assert_eq!(
+            warning(&a, far),
+            None,
+            "client_secret_expires is not the date any more"
+        );
+        let near = Day(not_after.0 - 8);
+        let got = warning(&a, near).unwrap_or_default();
+        assert!(
+            got.contains("client certificate (fixture.pem) of account contoso expires on")
+                && got.contains("in 8 days")
+                && got.contains("Certificates & secrets > Certificates"),
+            "{got}"
+        );
     }
 }

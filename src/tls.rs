@@ -6,7 +6,10 @@ use std::sync::Arc;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::CertificateDer;
 
+mod der;
 mod issuer;
+
+pub(crate) use der::{not_after, subject_public_key};
 
 /// Builds the client configuration trusting the built-in roots and `extra_roots`; an untrusted
 /// server certificate is reported with the name of its issuer.

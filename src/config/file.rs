@@ -92,6 +92,9 @@ settings! {
         client_secret: Option<String> = None;
         client_secret_file: Option<String> = None;
         client_secret_env: Option<String> = None;
+        /// Instead of a secret: the PEM certificate uploaded to the app and its private key.
+        client_certificate: Option<String> = None;
+        client_key: Option<String> = None;
         /// Which service: sets the defaults of the four keys below and of `auth`.
         provider: Provider = Provider::Microsoft365;
         auth: Option<Auth> = None;

@@ -8,6 +8,7 @@
 //! The environment is always passed in, never read here, so tests control it.
 
 mod accounts;
+mod certificate;
 mod check;
 mod env;
 mod error;

@@ -8,6 +8,7 @@
 
 #[macro_use]
 mod settings;
+mod certificate;
 mod file;
 mod load;
 mod provider;
@@ -24,6 +25,7 @@ use rustls_pki_types::CertificateDer;
 
 use crate::secret::Secret;
 
+pub use certificate::ClientCertificate;
 pub use file::{
     AccountSettings, DEFAULT_ACCOUNT_MAX_CONNECTIONS, DEFAULT_HEALTH_LISTEN,
     DEFAULT_MESSAGES_PER_MINUTE, DEFAULT_RECIPIENTS_PER_DAY, DEFAULT_SECRET_WARN_DAYS,
@@ -352,7 +354,11 @@ pub struct Account {
     pub mailbox: String,
     pub tenant: String,
     pub client_id: String,
+    /// Empty when `client_certificate` is set: the two are exclusive at load.
     pub client_secret: Secret<String>,
+    /// The certificate credential; when set, the token request sends a signed client
+    /// assertion instead of the secret.
+    pub client_certificate: Option<ClientCertificate>,
     pub authority: String,
     pub token_url: String,
     pub scope: String,

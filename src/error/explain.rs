@@ -125,6 +125,15 @@ pub(crate) const SECRET_EXPIRED: Explanation = x(
     "Create a new client secret for the app registration {client_id} and put its Value in \
      accounts.{account}.client_secret (and the new date in client_secret_expires).",
 );
+pub(crate) const CERTIFICATE_NOT_REGISTERED: Explanation = x(
+    "client-certificate-not-matching",
+    "Microsoft did not accept the client certificate (AADSTS700027)",
+    "The certificate in accounts.{account}.client_certificate is not one the app registration \
+     {client_id} knows, or client_key is not its key. Upload that certificate (the .pem file, \
+     public part only) in Entra admin center > App registrations > {client_id} > Certificates & \
+     secrets > Certificates, check that the thumbprint shown there is the certificate's, and \
+     that the certificate has not expired.",
+);
 pub(crate) const APP_NOT_FOUND: Explanation = x(
     "app-not-found",
     "the application was not found in the tenant (AADSTS700016)",
@@ -224,7 +233,7 @@ pub(crate) fn explain_token(error: &TokenError) -> Option<Explanation> {
     match error {
         TokenError::Timeout(_) | TokenError::Unreachable(_) => Some(TOKEN_UNREACHABLE),
         TokenError::Certificate(_) => Some(TOKEN_CERTIFICATE),
-        TokenError::Malformed(_) => None,
+        TokenError::Malformed(_) | TokenError::Signing(_) => None,
         TokenError::Refused { status, .. } if *status >= 500 => Some(TOKEN_SERVER_ERROR),
         TokenError::Refused { oauth, .. } => {
             let codes = oauth
@@ -234,6 +243,7 @@ pub(crate) fn explain_token(error: &TokenError) -> Option<Explanation> {
             let known = [
                 (7000215, BAD_SECRET),
                 (7000222, SECRET_EXPIRED),
+                (700027, CERTIFICATE_NOT_REGISTERED),
                 (700016, APP_NOT_FOUND),
                 (90002, TENANT_NOT_FOUND),
                 (70011, BAD_SCOPE),

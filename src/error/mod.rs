@@ -39,9 +39,10 @@ const TRANSIENT_AADSTS: &[u32] = &[50033, 90024, 90033, 90090, 50000, 90055, 501
 impl TokenError {
     pub(crate) fn class(&self) -> Class {
         match self {
-            TokenError::Timeout(_) | TokenError::Unreachable(_) | TokenError::Malformed(_) => {
-                Class::Transient
-            }
+            TokenError::Timeout(_)
+            | TokenError::Unreachable(_)
+            | TokenError::Malformed(_)
+            | TokenError::Signing(_) => Class::Transient,
             TokenError::Certificate(_) => Class::Misconfigured,
             TokenError::Refused { status, oauth } => {
                 let transient_code = oauth.as_ref().is_some_and(|o| {

@@ -55,6 +55,11 @@ fn reply_table() {
             "451 4.3.5 Relay misconfigured: the client secret has expired",
         ),
         (
+            refused(401, "invalid_client", 700027),
+            Class::Misconfigured,
+            "451 4.3.5 Relay misconfigured: Microsoft did not accept the client certificate (AADSTS700027)",
+        ),
+        (
             refused(400, "unauthorized_client", 700016),
             Class::Misconfigured,
             "451 4.3.5 Relay misconfigured: the application was not found",
@@ -385,6 +390,7 @@ fn fixes_name_the_accounts_own_hosts_mailbox_and_app() {
         TOO_BIG,
         BAD_SECRET,
         SECRET_EXPIRED,
+        CERTIFICATE_NOT_REGISTERED,
         APP_NOT_FOUND,
         TENANT_NOT_FOUND,
         BAD_SCOPE,

@@ -1,15 +1,16 @@
 //! The OAuth2 client-credentials request to the tenant's token endpoint (Microsoft identity
 //! platform, "OAuth 2.0 client credentials flow").
-//! The secret travels in the form body only, never in the URL or a log.
+//! The secret, or the signed client assertion of a certificate credential, travels in the form
+//! body only, never in the URL or a log.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{AccessToken, OAuthError, TokenError, TokenSource};
+use super::{AccessToken, OAuthError, TokenError, TokenSource, assertion};
 use crate::BoxFuture;
-use crate::config::{Account, Timeouts};
+use crate::config::{Account, ClientCertificate, Timeouts};
 use crate::secret::Secret;
 
 /// A token response is a few KiB; anything far larger is not one.
@@ -19,9 +20,22 @@ pub(crate) struct ClientCredentials {
     http: reqwest::Client,
     url: String,
     client_id: String,
-    secret: Secret<String>,
+    credential: Credential,
     scope: String,
     total: Duration,
+}
+
+/// The app's credential, as configured.
+enum Credential {
+    Secret(Secret<String>),
+    Certificate(ClientCertificate),
+}
+
+/// The credential as sent in one request.
+enum Proof<'a> {
+    Secret(&'a Secret<String>),
+    /// A signed JWT: as good as the key for its ten minutes, so it is kept like a secret.
+    Assertion(Secret<String>),
 }
 
 #[derive(Deserialize)]
@@ -52,19 +66,29 @@ impl ClientCredentials {
             http,
             url: account.token_url.clone(),
             client_id: account.client_id.clone(),
-            secret: account.client_secret.clone(),
+            credential: match &account.client_certificate {
+                Some(certificate) => Credential::Certificate(certificate.clone()),
+                None => Credential::Secret(account.client_secret.clone()),
+            },
             scope: account.scope.clone(),
             total: timeouts.token_total,
         })
     }
 
     async fn request(&self) -> Result<AccessToken, TokenError> {
-        let form = [
+        let proof = self.proof()?;
+        let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),
-            ("client_secret", self.secret.expose().as_str()),
             ("scope", self.scope.as_str()),
         ];
+        match &proof {
+            Proof::Secret(secret) => form.push(("client_secret", secret.expose().as_str())),
+            Proof::Assertion(jwt) => {
+                form.push(("client_assertion_type", assertion::ASSERTION_TYPE));
+                form.push(("client_assertion", jwt.expose().as_str()));
+            }
+        }
         let response = self
             .http
             .post(&self.url)
@@ -83,6 +107,20 @@ impl ClientCredentials {
             });
         }
         parse_success(&body)
+    }
+
+    /// What proves the app's identity in this request; an assertion is made fresh each time.
+    fn proof(&self) -> Result<Proof<'_>, TokenError> {
+        match &self.credential {
+            Credential::Secret(secret) => Ok(Proof::Secret(secret)),
+            Credential::Certificate(certificate) => {
+                let rng = ring::rand::SystemRandom::new();
+                let now = crate::dates::now_unix();
+                assertion::client_assertion(certificate, &self.client_id, &self.url, now, &rng)
+                    .map(|jwt| Proof::Assertion(Secret::new(jwt)))
+                    .map_err(TokenError::Signing)
+            }
+        }
     }
 
     fn transport_error(&self, e: reqwest::Error) -> TokenError {

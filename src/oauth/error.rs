@@ -111,6 +111,9 @@ pub(crate) enum TokenError {
     },
     #[error("unexpected answer from the token endpoint: {0}")]
     Malformed(String),
+    /// The client assertion of a certificate credential could not be made.
+    #[error("cannot sign the client assertion: {0}")]
+    Signing(String),
 }
 
 /// A 5xx is the endpoint's own failure, not a refusal of what the relay sent.

@@ -14,6 +14,8 @@
 //! Each fake stops (and closes all its connections) when its value is dropped.
 
 mod aad;
+mod assertion_check;
+pub mod client_cert;
 pub mod pki;
 pub mod relay_config;
 mod server_task;

@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::aad::{AadError, TokenMode};
+use super::assertion_check::{self, Expected, SeenIds};
 use super::pki::TestPki;
 use super::server_task::{ServerTask, spawn_loopback_server};
 use super::tokens::{SMTP_ROLE, TokenGrant, TokenRegistry};
@@ -54,6 +55,10 @@ pub struct TokenRequest {
     pub scope: String,
     /// `client_secret` from the body (or HTTP Basic auth); prints as `***`.
     pub client_secret: Option<Secret<String>>,
+    /// `client_assertion_type` from the body.
+    pub client_assertion_type: String,
+    /// `client_assertion` (a signed JWT) from the body; prints as `***`.
+    pub client_assertion: Option<Secret<String>>,
 }
 
 impl TokenRequest {
@@ -72,6 +77,10 @@ struct Settings {
     next: Option<(usize, TokenMode)>,
     client_id: Option<String>,
     client_secret: Option<Secret<String>>,
+    /// The certificate registered on the app (DER): client assertions must be signed with it.
+    certificate: Option<Vec<u8>>,
+    /// Where the server listens, for the `aud` of client assertions.
+    addr: Option<SocketAddr>,
     tenants: Option<Vec<String>>,
     expires_in: u64,
     roles: Vec<String>,
@@ -84,6 +93,8 @@ impl Default for Settings {
             next: None,
             client_id: None,
             client_secret: None,
+            certificate: None,
+            addr: None,
             tenants: None,
             expires_in: DEFAULT_EXPIRES_IN,
             roles: vec![SMTP_ROLE.to_string()],
@@ -96,6 +107,8 @@ impl Default for Settings {
 struct Log {
     issued: Vec<String>,
     last_request: Option<TokenRequest>,
+    /// The `jti` of every client assertion accepted or refused after its signature checked.
+    seen_ids: SeenIds,
 }
 
 /// State shared by the handle and the connection tasks. Std mutexes: no lock is held across
@@ -142,6 +155,7 @@ impl FakeTokenEndpoint {
             .with_state(Arc::clone(&shared));
         let (addr, task) =
             spawn_loopback_server(move |tcp| serve_connection(app.clone(), acceptor.clone(), tcp))?;
+        shared.settings().addr = Some(addr);
         Ok(Self {
             addr,
             shared,
@@ -167,6 +181,12 @@ impl FakeTokenEndpoint {
         let mut settings = self.settings();
         settings.client_id = Some(client_id.to_string());
         settings.client_secret = Some(Secret::new(client_secret.to_string()));
+    }
+
+    /// The certificate (DER) registered on the app: client assertions must be signed with its
+    /// key (others get AADSTS700027). Without one, any assertion gets AADSTS700027.
+    pub fn set_certificate(&self, der: &[u8]) {
+        self.settings().certificate = Some(der.to_vec());
     }
 
     /// Only these tenants exist (others get AADSTS90002); `None` (default) accepts any.
@@ -320,7 +340,12 @@ impl Shared {
             return Err(AadError::tenant_not_found(&request.tenant));
         }
         check_grant_type(&request.grant_type)?;
-        check_client(&settings, request)?;
+        if request.client_assertion.is_some() || !request.client_assertion_type.is_empty() {
+            let seen = &mut self.log().seen_ids;
+            check_assertion(&settings, request, seen)?;
+        } else {
+            check_client(&settings, request)?;
+        }
         check_scope(&request.scope)?;
         Ok(TokenGrant {
             tenant: request.tenant.clone(),
@@ -340,19 +365,7 @@ fn check_grant_type(grant_type: &str) -> Result<(), AadError> {
 }
 
 fn check_client(settings: &Settings, request: &TokenRequest) -> Result<(), AadError> {
-    if request.client_id.is_empty() {
-        return Err(AadError::missing_parameter("client_id"));
-    }
-    if settings
-        .client_id
-        .as_ref()
-        .is_some_and(|id| *id != request.client_id)
-    {
-        return Err(AadError::application_not_found(
-            &request.client_id,
-            &request.tenant,
-        ));
-    }
+    check_client_id(settings, request)?;
     let Some(sent) = request
         .client_secret
         .as_ref()
@@ -369,6 +382,50 @@ fn check_client(settings: &Settings, request: &TokenRequest) -> Result<(), AadEr
         return Err(AadError::invalid_client_secret());
     }
     Ok(())
+}
+
+fn check_client_id(settings: &Settings, request: &TokenRequest) -> Result<(), AadError> {
+    if request.client_id.is_empty() {
+        return Err(AadError::missing_parameter("client_id"));
+    }
+    if settings
+        .client_id
+        .as_ref()
+        .is_some_and(|id| *id != request.client_id)
+    {
+        return Err(AadError::application_not_found(
+            &request.client_id,
+            &request.tenant,
+        ));
+    }
+    Ok(())
+}
+
+/// The client and its assertion, instead of a secret (RFC 7523 §2.2).
+fn check_assertion(
+    settings: &Settings,
+    request: &TokenRequest,
+    seen: &mut SeenIds,
+) -> Result<(), AadError> {
+    check_client_id(settings, request)?;
+    if request.client_assertion_type != crate::oauth::assertion::ASSERTION_TYPE {
+        return Err(AadError::missing_parameter("client_assertion_type"));
+    }
+    let Some(jwt) = &request.client_assertion else {
+        return Err(AadError::missing_parameter("client_assertion"));
+    };
+    let port = settings.addr.map_or(0, |a| a.port());
+    let audience = format!(
+        "https://127.0.0.1:{port}/{}/oauth2/v2.0/token",
+        request.tenant
+    );
+    let expected = Expected {
+        certificate: settings.certificate.as_deref(),
+        client_id: &request.client_id,
+        audience: &audience,
+        now_unix: crate::dates::now_unix(),
+    };
+    assertion_check::verify(jwt.expose(), &expected, seen)
 }
 
 fn check_scope(scope: &str) -> Result<(), AadError> {
@@ -417,6 +474,8 @@ fn parse_token_request(tenant: &str, headers: &HeaderMap, body: &[u8]) -> TokenR
             "grant_type" => out.grant_type = value,
             "client_id" => out.client_id = value,
             "client_secret" => out.client_secret = Some(Secret::new(value)),
+            "client_assertion_type" => out.client_assertion_type = value,
+            "client_assertion" => out.client_assertion = Some(Secret::new(value)),
             "scope" => out.scope = value,
             _ => {}
         }

@@ -9,6 +9,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::{CertificateError, DigitallySignedStruct, Error, OtherError, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
+use super::der::tlv;
+
 /// The standard WebPKI verifier, with the issuer's name added to an unknown-issuer error.
 #[derive(Debug)]
 pub(crate) struct NamesIssuer(pub(crate) Arc<WebPkiServerVerifier>);
@@ -100,25 +102,6 @@ pub(crate) fn issuer_name(cert: &[u8]) -> Option<String> {
     let joined = parts.join(", ");
     let clean: String = crate::reply::sanitize(&joined).chars().take(200).collect();
     (!clean.is_empty()).then_some(clean)
-}
-
-/// One DER tag-length-value: (tag, content, what follows).
-fn tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = der.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7F);
-        if n == 0 || n > 3 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |l, b| (l << 8) | usize::from(*b));
-        (len, &rest[n..])
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
 #[cfg(test)]

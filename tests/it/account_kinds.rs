@@ -212,3 +212,149 @@ fn recipient_domains_must_be_domains_and_not_none() {
         &["would refuse every recipient"],
     );
 }
+
+// ------------------------------------------------------- certificate credentials
+
+mod certificate {
+    use std::path::{Path, PathBuf};
+
+    use xoauth_relay::config::{ConfigError, Problem, load};
+    use xoauth_relay::testkit::client_cert::{
+        APP_CERT_PEM, APP_KEY_PEM, APP_KEY_PKCS1_PEM, OTHER_CERT_PEM, OTHER_KEY_PEM,
+    };
+    use xoauth_relay::testkit::env;
+
+    use super::assert_problem;
+
+    /// A fresh directory holding the fixture certificates and a config with `credential`.
+    fn setup(test: &str, credential: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("xoauth-relay-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        for (name, pem) in [
+            ("app.pem", APP_CERT_PEM),
+            ("app.key", APP_KEY_PEM),
+            ("app-pkcs1.key", APP_KEY_PKCS1_PEM),
+            ("other.pem", OTHER_CERT_PEM),
+            ("other.key", OTHER_KEY_PEM),
+        ] {
+            std::fs::write(dir.join(name), pem).expect("write fixture");
+        }
+        let text = format!(
+            "[[users]]\nname = \"app\"\npassword = \"pw\"\naccount = \"a\"\n\n\
+             [accounts.a]\nmailbox = \"sender@contoso.com\"\ntenant = \"contoso.onmicrosoft.com\"\n\
+             client_id = \"11111111-2222-3333-4444-555555555555\"\n{credential}\n"
+        );
+        let path = dir.join("config.toml");
+        std::fs::write(&path, text).expect("write config");
+        (dir, path)
+    }
+
+    fn problems(path: &Path, vars: &[(&str, &str)]) -> Vec<Problem> {
+        match load(path, &env(vars)) {
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            Err(other) => panic!("expected Invalid, got {other}"),
+            Ok(_) => panic!("expected Invalid, got a Config"),
+        }
+    }
+
+    #[test]
+    fn a_certificate_and_its_key_replace_the_secret() {
+        for key in ["app.key", "app-pkcs1.key"] {
+            let credential = format!("client_certificate = \"app.pem\"\nclient_key = \"{key}\"");
+            let (dir, path) = setup("cert-ok", &credential);
+            let c = load(&path, &env(&[])).unwrap_or_else(|e| panic!("{key}: {e}"));
+            let a = &c.accounts["a"];
+            let cert = a
+                .client_certificate
+                .as_ref()
+                .expect("certificate credential");
+            assert_eq!(cert.path, dir.join("app.pem"));
+            assert_eq!(cert.thumbprint_s256.len(), 43, "base64url of 32 bytes");
+            assert!(cert.not_after.is_some());
+            assert!(a.client_secret.expose().is_empty());
+            let debug = format!("{a:?}");
+            assert!(
+                debug.contains("key: \"***\"") && !debug.contains("PRIVATE"),
+                "{debug}"
+            );
+        }
+    }
+
+    #[test]
+    fn relative_paths_are_taken_from_credentials_directory_first() {
+        let (dir, path) = setup(
+            "cert-creds",
+            "client_certificate = \"app.pem\"\nclient_key = \"app.key\"",
+        );
+        let creds = dir.join("creds");
+        std::fs::create_dir_all(&creds).unwrap();
+        std::fs::write(creds.join("app.pem"), OTHER_CERT_PEM).unwrap();
+        std::fs::write(creds.join("app.key"), OTHER_KEY_PEM).unwrap();
+        let vars = [("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())];
+        let c = load(&path, &env(&vars)).unwrap_or_else(|e| panic!("{e}"));
+        let cert = c.accounts["a"].client_certificate.clone().unwrap();
+        assert_eq!(cert.path, creds.join("app.pem"));
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_refused() {
+        let (_, path) = setup(
+            "cert-mismatch",
+            "client_certificate = \"app.pem\"\nclient_key = \"other.key\"",
+        );
+        let p = problems(&path, &[]);
+        assert_problem(
+            &p,
+            "accounts.a.client_key",
+            &["does not belong to this certificate"],
+        );
+    }
+
+    #[test]
+    fn secret_and_certificate_are_exclusive_and_come_in_pairs() {
+        let both =
+            "client_secret = \"s\"\nclient_certificate = \"app.pem\"\nclient_key = \"app.key\"";
+        let (_, path) = setup("cert-both", both);
+        assert_problem(
+            &problems(&path, &[]),
+            "accounts.a.client_secret",
+            &["client_secret and client_certificate are set at the same time"],
+        );
+        let (_, path) = setup("cert-no-key", "client_certificate = \"app.pem\"");
+        assert_problem(
+            &problems(&path, &[]),
+            "accounts.a.client_key",
+            &["is missing"],
+        );
+        let (_, path) = setup("cert-no-cert", "client_key = \"app.key\"");
+        assert_problem(
+            &problems(&path, &[]),
+            "accounts.a.client_certificate",
+            &["is missing"],
+        );
+    }
+
+    #[test]
+    fn unreadable_or_wrong_files_are_named_without_their_content() {
+        let swapped = "client_certificate = \"app.key\"\nclient_key = \"app.pem\"";
+        let (_, path) = setup("cert-swapped", swapped);
+        let p = problems(&path, &[]);
+        assert_problem(
+            &p,
+            "accounts.a.client_certificate",
+            &["holds no certificate"],
+        );
+        assert_problem(&p, "accounts.a.client_key", &["holds no PEM private key"]);
+        assert!(!format!("{p:?}").contains("MII"), "no PEM content: {p:?}");
+        let (_, path) = setup(
+            "cert-missing",
+            "client_certificate = \"nope.pem\"\nclient_key = \"app.key\"",
+        );
+        assert_problem(
+            &problems(&path, &[]),
+            "accounts.a.client_certificate",
+            &["cannot read", "nope.pem"],
+        );
+    }
+}

@@ -313,3 +313,37 @@ async fn a_hanging_token_endpoint_is_announced_before_the_wait() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(announced < failed, "{text}");
 }
+
+#[tokio::test]
+async fn a_certificate_credential_is_checked_and_explained() {
+    use xoauth_relay::testkit::client_cert::{
+        self, APP_CERT_PEM, APP_KEY_PEM, OTHER_CERT_PEM, OTHER_KEY_PEM,
+    };
+    let mut w = World::start().await;
+    w.tokens
+        .set_certificate(client_cert::der(APP_CERT_PEM).as_ref());
+    let account = account_mut(&mut w.config);
+    account.client_secret = Default::default();
+    account.client_certificate = Some(client_cert::credential(OTHER_CERT_PEM, OTHER_KEY_PEM));
+    let (ok, text) = checklist(&w, None).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("AADSTS700027"), "{text}");
+    assert!(
+        text.contains("Certificates & secrets > Certificates")
+            && text.contains("accounts.contoso.client_certificate"),
+        "{text}"
+    );
+    let mut certificate = client_cert::credential(APP_CERT_PEM, APP_KEY_PEM);
+    // The fixture lasts ten years; the warning is about the date read from the certificate.
+    let not_after = xoauth_relay::dates::Day(xoauth_relay::dates::Day::today().0 + 5);
+    certificate.not_after = Some(not_after);
+    account_mut(&mut w.config).client_certificate = Some(certificate);
+    let (ok, text) = checklist(&w, None).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "[warn] the client certificate (fixture.pem) of account contoso expires on {not_after}, in 5 days"
+        )),
+        "{text}"
+    );
+}

@@ -245,3 +245,61 @@ async fn smtp_auth_disabled_is_not_retried_with_a_new_token() {
         "the start-up probe and one AUTH each"
     );
 }
+
+mod certificate_credential {
+    use crate::common::*;
+    use xoauth_relay::testkit::client_cert::{
+        self, APP_CERT_PEM, APP_KEY_PEM, OTHER_CERT_PEM, OTHER_KEY_PEM,
+    };
+
+    /// A relay whose account signs in with `cert`, against an app that has `APP_CERT_PEM`.
+    async fn world(cert: &str, key: &str) -> World {
+        let mut w = World::stand_ins(|c| {
+            let account = account_mut(c);
+            account.client_secret = Default::default();
+            account.client_certificate = Some(client_cert::credential(cert, key));
+        });
+        w.tokens
+            .set_certificate(client_cert::der(APP_CERT_PEM).as_ref());
+        w.restart().await;
+        w
+    }
+
+    #[tokio::test]
+    async fn a_relay_with_a_certificate_sends_a_client_assertion_and_delivers() {
+        let w = world(APP_CERT_PEM, APP_KEY_PEM).await;
+        let mut c = w.logged_in().await;
+        c.send_mail(MAILBOX, &["a@example.net"], &message("a", "b"))
+            .await
+            .expect_code(250);
+        let req = w.tokens.last_request().expect("a token request");
+        assert_eq!(req.client_id, CLIENT_ID);
+        assert_eq!(
+            req.client_assertion_type,
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        );
+        assert!(
+            req.client_assertion.is_some() && req.client_secret.is_none(),
+            "{req:?}"
+        );
+        let m = w.upstream.messages();
+        assert_eq!(
+            (m.len(), m[0].token.as_str()),
+            (1, w.tokens.issued()[0].as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_certificate_the_app_does_not_know_is_explained() {
+        let w = world(OTHER_CERT_PEM, OTHER_KEY_PEM).await;
+        let mut c = w.logged_in().await;
+        let r = c
+            .send_mail(MAILBOX, &["a@example.net"], &message("a", "b"))
+            .await;
+        r.expect_start(
+            "451 4.3.5 Relay misconfigured: Microsoft did not accept the client certificate \
+             (AADSTS700027)",
+        );
+        assert!(w.upstream.messages().is_empty());
+    }
+}

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::check::{Context, Problems};
-use super::{roots, secrets};
+use super::{certificate, roots, secrets};
 use crate::config::file::AccountFile;
 use crate::config::syntax::is_domain;
 use crate::config::values;
-use crate::config::{Account, Auth};
+use crate::config::{Account, Auth, ClientCertificate};
 use crate::secret::Secret;
 
 pub fn accounts(
@@ -71,6 +71,7 @@ fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &AccountFile) -> Ac
     let domains = raw.allowed_recipient_domains.as_deref();
     let allowed_recipient_domains =
         recipient_domains(p, &key("allowed_recipient_domains"), domains);
+    let credential = credential(p, ctx, &table, raw);
     Account {
         name: name.to_owned(),
         provider: raw.provider,
@@ -82,7 +83,8 @@ fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &AccountFile) -> Ac
         mailbox: mailbox.unwrap_or_default(),
         tenant,
         client_id: client_id.unwrap_or_default(),
-        client_secret: client_secret(p, ctx, &table, raw).unwrap_or_default(),
+        client_secret: credential.0.unwrap_or_default(),
+        client_certificate: credential.1,
         authority,
         token_url,
         ca_file,
@@ -175,6 +177,31 @@ fn suggest_name(name: &str) -> String {
     } else {
         name.replace("__", "_")
     }
+}
+
+/// A client secret or a certificate, exactly one of them.
+fn credential(
+    p: &mut Problems,
+    ctx: &Context,
+    table: &str,
+    raw: &AccountFile,
+) -> (Option<Secret<String>>, Option<ClientCertificate>) {
+    let certificate = raw.client_certificate.is_some() || raw.client_key.is_some();
+    if !certificate {
+        return (client_secret(p, ctx, table, raw), None);
+    }
+    let secrets = [
+        ("client_secret", &raw.client_secret),
+        ("client_secret_file", &raw.client_secret_file),
+        ("client_secret_env", &raw.client_secret_env),
+    ];
+    if let Some((name, _)) = secrets.iter().find(|(_, value)| value.is_some()) {
+        let message = format!(
+            "{name} and client_certificate are set at the same time; keep either the secret or              the certificate"
+        );
+        p.push(format!("{table}.{name}"), message);
+    }
+    (None, certificate::client_certificate(p, ctx, table, raw))
 }
 
 fn client_secret(
