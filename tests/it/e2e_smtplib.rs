@@ -193,3 +193,80 @@ async fn python_smtplib_through_the_built_binary() {
         "no secret in the endpoints"
     );
 }
+
+/// The Python side of the certificate run: one allowed recipient, one outside the domains.
+const CERT_CLIENT: &str = r#"
+import json, smtplib, sys
+out = {}
+with smtplib.SMTP(sys.argv[1], int(sys.argv[2]), timeout=30) as s:
+    s.login("xenocept", "local-pass")
+    out["allowed"] = s.sendmail("sender@contoso.com", ["a@example.net"], b"Subject: c\r\n\r\ncert\r\n")
+    try:
+        s.sendmail("sender@contoso.com", ["x@elsewhere.example"], b"Subject: d\r\n\r\nd\r\n")
+        out["outside"] = "accepted"
+    except smtplib.SMTPRecipientsRefused as e:
+        code, text = list(e.recipients.values())[0]
+        out["outside"] = [code, text.decode()]
+print(json.dumps(out))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_account_with_recipient_domains_through_the_built_binary() {
+    use xoauth_relay::testkit::client_cert::{self, APP_CERT_PEM, APP_KEY_PEM};
+    init_crypto();
+    let pki = TestPki::new().unwrap();
+    let tokens = FakeTokenEndpoint::start(&pki).unwrap();
+    tokens.set_expected(CLIENT_ID, CLIENT_SECRET);
+    tokens.set_certificate(client_cert::der(APP_CERT_PEM).as_ref());
+    let upstream = FakeUpstream::start(&pki, tokens.token_registry()).unwrap();
+    let dir = Scratch::new("e2e-cert");
+    write_ca(&dir.0, &pki);
+    std::fs::write(dir.0.join("app.pem"), APP_CERT_PEM).unwrap();
+    std::fs::write(dir.0.join("app.key"), APP_KEY_PEM).unwrap();
+    let users =
+        format!("[[users]]\nname = \"{USER}\"\npassword = \"{PASSWORD}\"\naccount = \"contoso\"\n");
+    let text = config_text(&dir.0, &tokens, &upstream, &users).replace(
+        "client_secret_env = \"E2E_CLIENT_SECRET\"",
+        "provider = \"microsoft365\"\nclient_certificate = \"app.pem\"\nclient_key = \"app.key\"\n\
+         allowed_recipient_domains = [\"example.net\"]",
+    );
+    assert!(text.contains("client_certificate"), "{text}");
+    let config = dir.0.join("relay.toml");
+    std::fs::write(&config, text).unwrap();
+    let relay = RelayProcess::start(&config, &[]);
+    let (host, port) = relay.smtp.rsplit_once(':').unwrap();
+    let (host, port) = (host.to_string(), port.to_string());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args(["-c", CERT_CLIENT, &host, &port])
+            .output()
+            .expect("python3 is required for this test")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "python failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json from python");
+    assert_eq!(result["allowed"], serde_json::json!({}), "{result}");
+    assert_eq!(result["outside"][0], 550, "{result}");
+    assert!(
+        result["outside"][1]
+            .as_str()
+            .unwrap()
+            .starts_with("5.7.1 Recipient <x@elsewhere.example> not allowed"),
+        "{result}"
+    );
+    tokio::time::timeout(Duration::from_secs(10), upstream.wait_for_messages(1))
+        .await
+        .unwrap();
+    assert_eq!(upstream.messages().len(), 1);
+    let req = tokens.last_request().expect("a token request");
+    assert!(
+        req.client_assertion.is_some() && req.client_secret.is_none(),
+        "{req:?}"
+    );
+}
