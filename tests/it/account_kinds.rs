@@ -321,6 +321,14 @@ mod certificate {
             "accounts.a.client_secret",
             &["client_secret and client_certificate are set at the same time"],
         );
+        let (_, path) = setup("cert-none", "");
+        assert_problem(
+            &problems(&path, &[]),
+            "accounts.a.client_secret",
+            &[
+                "is missing; set one of client_secret, client_secret_file or client_secret_env, or client_certificate and client_key",
+            ],
+        );
         let (_, path) = setup("cert-no-key", "client_certificate = \"app.pem\"");
         assert_problem(
             &problems(&path, &[]),

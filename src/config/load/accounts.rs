@@ -188,7 +188,17 @@ fn credential(
 ) -> (Option<Secret<String>>, Option<ClientCertificate>) {
     let certificate = raw.client_certificate.is_some() || raw.client_key.is_some();
     if !certificate {
-        return (client_secret(p, ctx, table, raw), None);
+        let before = p.0.len();
+        let secret = client_secret(p, ctx, table, raw);
+        // Only the secret keys are pick_one's to list; the certificate is the other way.
+        if let Some(missing) = p.0.get_mut(before..).and_then(|new| new.first_mut())
+            && missing.message.starts_with("is missing")
+        {
+            missing
+                .message
+                .push_str(", or client_certificate and client_key");
+        }
+        return (secret, None);
     }
     let secrets = [
         ("client_secret", &raw.client_secret),
