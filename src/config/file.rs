@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use super::{Limits, Log, Timeouts, TlsMode, values};
+use super::{Limits, Log, Pool, Timeouts, TlsMode, values};
 use crate::dates::Day;
 
 /// The top-level keys, in the order their problems are reported.
@@ -18,6 +18,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "state_dir",
     "limits",
     "timeouts",
+    "pool",
     "log",
     "accounts",
     "users",
@@ -34,6 +35,7 @@ pub(crate) struct File {
     pub listen: ListenFile,
     pub limits: Limits,
     pub timeouts: Timeouts,
+    pub pool: Pool,
     pub log: Log,
     pub users: Vec<UserFile>,
     pub accounts: BTreeMap<String, AccountFile>,

@@ -119,6 +119,7 @@ fn build(p: &mut Problems, ctx: &Context, file: &File) -> Config {
         listen,
         limits: file.limits.clone(),
         timeouts: file.timeouts.clone(),
+        pool: file.pool.clone(),
         log: file.log.clone(),
         hostname,
         users,

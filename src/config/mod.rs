@@ -37,6 +37,7 @@ pub struct Config {
     pub limits: Limits,
     pub log: Log,
     pub timeouts: Timeouts,
+    pub pool: Pool,
     /// Name used in our greeting and in EHLO towards the upstream.
     pub hostname: String,
     pub users: Vec<User>,
@@ -255,6 +256,21 @@ settings! {
         token_total: Duration = seconds(30) => "values::duration", const DEFAULT_TOKEN_TOTAL;
         /// On SIGTERM: how long transactions in flight may take to finish.
         shutdown_grace: Duration = seconds(30) => "values::duration", const DEFAULT_SHUTDOWN_GRACE;
+    }
+}
+
+settings! {
+    /// `[pool]`: when an authenticated upstream session may carry another message.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Pool {
+        /// An idle session is closed after this long without a message.
+        // Exchange drops a silent session after a few minutes; 30 s keeps a burst warm
+        // without holding one of the mailbox's 3 sessions for long.
+        idle: Duration = seconds(30) => "values::duration", const DEFAULT_POOL_IDLE;
+        /// Any session is closed after this long, used or not.
+        max_age: Duration = minutes(5) => "values::duration", const DEFAULT_POOL_MAX_AGE;
+        /// And after this many messages.
+        max_messages: u32 = 100 => "values::count", const DEFAULT_POOL_MAX_MESSAGES;
     }
 }
 

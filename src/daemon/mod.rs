@@ -77,7 +77,13 @@ pub(crate) fn build_route(
                 source,
             }
         })?;
-    let upstream = SmtpUpstream::new(&account, &config.hostname, tls, &config.timeouts);
+    let upstream = SmtpUpstream::new(
+        &account,
+        &config.hostname,
+        tls,
+        &config.timeouts,
+        &config.pool,
+    );
     let stats = stats.account(&name);
     let observed = Observed {
         inner: Arc::new(source),
@@ -149,7 +155,7 @@ impl Daemon {
         for (name, route) in built {
             summary.changed.push(name.clone());
             if let Some(old) = routes.remove(&name) {
-                old.tasks.cancel();
+                retire(old);
             }
             next.insert(name, launch(route, &self.shutdown));
         }
@@ -160,7 +166,7 @@ impl Daemon {
         }
         for (name, old) in routes.drain() {
             summary.removed.push(name);
-            old.tasks.cancel();
+            retire(old);
         }
         self.relay.replace(next.values().map(|r| r.route.clone()));
         self.relay.log_recipients(new.log.recipients);
@@ -187,6 +193,13 @@ impl Daemon {
     }
 }
 
+/// Stops the background tasks of a route a reload replaced or removed, and closes its idle
+/// upstream sessions (messages still on it finish, then their sessions close too).
+fn retire(old: Live) {
+    old.tasks.cancel();
+    tokio::spawn(async move { old.route.upstream.close_idle().await });
+}
+
 /// What a reload changed.
 #[derive(Debug, Default)]
 pub struct ReloadSummary {
@@ -204,6 +217,7 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         ("limits", old.limits != new.limits),
         ("timeouts", old.timeouts != new.timeouts),
         ("hostname", old.hostname != new.hostname),
+        ("pool", old.pool != new.pool),
     ];
     changed
         .into_iter()
@@ -319,6 +333,7 @@ pub(crate) fn start_with(
         &shutdown,
     );
     let grace = config.timeouts.shutdown_grace;
+    let relay = daemon.relay.clone();
     let task = tokio::spawn(async move {
         let tasks = accepting.await;
         stats.listener.bound.store(false, Ordering::Relaxed);
@@ -342,6 +357,12 @@ pub(crate) fn start_with(
                 );
             }
         }
+        // Every message is done: the sessions kept for the next one say QUIT.
+        let mut quits = tokio::task::JoinSet::new();
+        for route in relay.routes() {
+            quits.spawn(async move { route.upstream.close_idle().await });
+        }
+        while quits.join_next().await.is_some() {}
         health_stop.cancel();
     });
     Ok(Running {

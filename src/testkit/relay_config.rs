@@ -69,6 +69,7 @@ pub fn relay_config(
         limits: Limits::default(),
         log: Default::default(),
         timeouts: Timeouts::default(),
+        pool: Default::default(),
         hostname: "relay.stand-in.test".into(),
         users: vec![user],
         accounts: BTreeMap::from([(who.account.to_string(), Arc::new(account))]),
