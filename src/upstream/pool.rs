@@ -78,7 +78,9 @@ impl Pool {
             }
             found
         };
-        stale.into_iter().for_each(Conversation::close_in_background);
+        stale
+            .into_iter()
+            .for_each(Conversation::close_in_background);
         found.map(|mut c| {
             c.reused = true;
             c
@@ -97,7 +99,9 @@ impl Pool {
         self.idle().push(c);
         if self.closed.load(Ordering::Acquire) {
             // Closed while it was being put back: the closing has already emptied the list.
-            self.drain().into_iter().for_each(Conversation::close_in_background);
+            self.drain()
+                .into_iter()
+                .for_each(Conversation::close_in_background);
             return;
         }
         self.returned.notify_one();
