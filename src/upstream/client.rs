@@ -716,6 +716,53 @@ mod tests {
         assert!(accepted.is_err(), "no session was opened");
     }
 
+    /// A probe on an account with an idle session asks it `NOOP` (one round trip, no new
+    /// login) and leaves it idle for the next message.
+    #[tokio::test]
+    async fn a_probe_borrows_an_idle_session() {
+        use crate::testkit::{FakeUpstream, TestPki, TokenRegistry};
+        crate::tls::install_crypto_provider();
+        let pki = TestPki::new().unwrap();
+        let registry = TokenRegistry::new();
+        let fake = FakeUpstream::start(&pki, registry.clone()).unwrap();
+        let mut account = crate::testkit::relay_config::example_account();
+        account.smtp_host = "127.0.0.1".into();
+        account.smtp_port = fake.port();
+        account.extra_roots = vec![pki.ca_der()];
+        let tls = crate::tls::client_config(&account.extra_roots).unwrap();
+        let pool = PoolSettings::default();
+        let upstream = SmtpUpstream::new(&account, "relay.test", tls, &Timeouts::default(), &pool);
+        let token = AccessToken::new(
+            registry.issue_for_test("contoso", "app"),
+            Duration::from_secs(3600),
+        );
+        let envelope = Envelope {
+            mail_from: Some(crate::address::Address::parse("a@contoso.com").unwrap()),
+            rcpts: vec![crate::address::Address::parse("b@example.net").unwrap()],
+            ..Envelope::default()
+        };
+        let sent = upstream
+            .deliver(&token, &envelope, b"hi\r\n")
+            .await
+            .unwrap();
+        assert!(!sent.reused);
+        upstream.probe(&token).await.unwrap();
+        assert_eq!(upstream.idle_sessions(), 1);
+        let sent = upstream
+            .deliver(&token, &envelope, b"hi\r\n")
+            .await
+            .unwrap();
+        assert!(sent.reused);
+        assert_eq!(fake.connections(), 1);
+        let verbs = &fake.transcripts()[0];
+        assert_eq!(
+            verbs[verbs.len() - 5..],
+            ["NOOP", "RSET", "MAIL", "RCPT", "DATA"],
+            "{verbs:?}"
+        );
+        assert_eq!(fake.auth_attempts(), 1);
+    }
+
     async fn stuffed(body: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         write_body(&mut out, body, Duration::from_secs(1))
