@@ -541,21 +541,24 @@ fn closed_under_us(error: &UpstreamError) -> bool {
     )
 }
 
-/// The replies after that to `RSET`, which must be `250`; a `421` (the server ending an idle
-/// session) lets the message go on a new one.
+/// The replies after that to `RSET`, which must be `250`. Anything else (`421`: the server
+/// ended the idle session) says only that the session is no good, nothing about the message,
+/// which then goes on a new session.
 fn check_reset(replies: &[UpstreamReply]) -> Result<&[UpstreamReply], Failure> {
     let Some((reset, rest)) = replies.split_first() else {
-        return Err(UpstreamError::Protocol {
-            phase: Phase::Mail,
-            detail: "no reply to RSET".into(),
-        }
-        .into());
+        return Err(Failure {
+            stale: true,
+            error: UpstreamError::Protocol {
+                phase: Phase::Rset,
+                detail: "no reply to RSET".into(),
+            },
+        });
     };
     if reset.code == 250 {
         return Ok(rest);
     }
     Err(Failure {
-        stale: reset.code == 421,
+        stale: true,
         error: UpstreamError::Rejected {
             phase: Phase::Rset,
             reply: reset.clone(),

@@ -190,23 +190,29 @@ async fn a_session_the_server_closed_while_idle_costs_the_message_nothing() {
     );
 }
 
+/// `421` to RSET (the server ending the session), or any other refusal of it, says nothing
+/// about the message: it goes on a new session.
 #[tokio::test]
-async fn a_421_to_rset_sends_the_message_on_a_new_session() {
-    let w = World::start().await;
-    w.probed(1).await;
-    assert_eq!(send(&w, "1").await, 250);
-    w.upstream
-        .script(|s| s.rset_reply = Some("421 4.4.2 Connection timed out".into()));
-    assert_eq!(send(&w, "2").await, 250);
-    let sessions = mail_sessions(&w);
-    assert_eq!(w.upstream.messages().len(), 2);
-    assert_eq!(sessions.len(), 2, "{sessions:?}");
-    assert_eq!(count(&sessions[0], "RSET"), 1);
-    assert_eq!(
-        count(&sessions[0], "DATA"),
-        1,
-        "message 2 never got to DATA there"
-    );
+async fn a_refused_rset_sends_the_message_on_a_new_session() {
+    for refusal in [
+        "421 4.4.2 Connection timed out",
+        "500 5.3.3 Unrecognized command",
+    ] {
+        let w = World::start().await;
+        w.probed(1).await;
+        assert_eq!(send(&w, "1").await, 250);
+        w.upstream.script(|s| s.rset_reply = Some(refusal.into()));
+        assert_eq!(send(&w, "2").await, 250, "{refusal}");
+        let sessions = mail_sessions(&w);
+        assert_eq!(w.upstream.messages().len(), 2);
+        assert_eq!(sessions.len(), 2, "{sessions:?}");
+        assert_eq!(count(&sessions[0], "RSET"), 1);
+        assert_eq!(
+            count(&sessions[0], "DATA"),
+            1,
+            "message 2 never got to DATA there"
+        );
+    }
 }
 
 /// Once any of the message was sent, a broken session is not retried: the upstream may have
