@@ -6,8 +6,7 @@
 //! exchange and the DATA transfer are written here (mail-send's XOAUTH2 answers the error
 //! challenge by sending the credentials again, losing the reason, and its DATA would add a line
 //! to the body). Each step has its own deadline, and at most `max_connections` conversations
-//! run at once per account,
-//! idle ones included.
+//! are open at once per account, idle ones included.
 
 use std::sync::Arc;
 use std::time::Duration;
