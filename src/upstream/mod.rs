@@ -88,9 +88,9 @@ pub(crate) trait Upstream: Send + Sync {
         body: &'a [u8],
     ) -> BoxFuture<'a, Result<Delivered, UpstreamError>>;
 
-    /// Connects, negotiates TLS and authenticates, then quits (no mail). Takes one of the
-    /// account's connection slots like a delivery, waiting only briefly: `Busy` when all are
-    /// in use.
+    /// Sends `NOOP` on an idle session, if there is one; else connects, negotiates TLS and
+    /// authenticates, then quits (no mail). Takes one of the account's connection slots like
+    /// a delivery, waiting only briefly: `Busy` when all are in use.
     fn probe<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Probe, UpstreamError>>;
 
     /// Upstream sessions open right now (being opened, in use or idle).
