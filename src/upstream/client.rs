@@ -70,6 +70,9 @@ pub(crate) struct Conversation {
     pub(super) messages: u32,
     /// It came from the idle list (it carried a message before).
     pub(super) reused: bool,
+    /// The server said `354` to a pipelined DATA whose message is not going to be sent: every
+    /// byte from here would be message data, so the connection is dropped without QUIT.
+    in_data: bool,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -196,6 +199,7 @@ impl SmtpUpstream {
             token_good_until: token.refresh_at(),
             messages: 0,
             reused: false,
+            in_data: false,
             _slot: slot,
         };
         conversation.authenticate(&self.mailbox, token).await?;
@@ -355,14 +359,17 @@ impl Conversation {
         }
     }
 
-    /// (`RSET` on a reused session,) MAIL, every RCPT, DATA; all recipients or none.
+    /// (`RSET` on a reused session,) MAIL, every RCPT, DATA; all recipients or none. With
+    /// PIPELINING they go in one write (RFC 2920 §3.1: DATA last in the group), so a message on
+    /// a warm session costs two round trips: the envelope, then the body and its final dot.
     async fn transaction(
         &mut self,
         envelope: &Envelope,
         body: &[u8],
     ) -> Result<UpstreamReply, Failure> {
         let mail = self.mail_command(envelope, body.len())?;
-        let mut commands = Vec::with_capacity(envelope.rcpts.len() + 2);
+        let pipelined = self.caps.has_capability(EXT_PIPELINING);
+        let mut commands = Vec::with_capacity(envelope.rcpts.len() + 3);
         if self.reused {
             commands.push("RSET\r\n".to_string());
         }
@@ -373,13 +380,20 @@ impl Conversation {
                 .iter()
                 .map(|r| ["RCPT TO:", &path(Some(r)), "\r\n"].concat()),
         );
-        let replies = match self.envelope_replies(&commands).await {
+        if pipelined {
+            commands.push("DATA\r\n".to_string());
+        }
+        let mut replies = match self.envelope_replies(&commands).await {
             Ok(replies) => replies,
             Err(error) => {
                 let stale = self.reused && closed_under_us(&error);
                 return Err(Failure { error, stale });
             }
         };
+        let go = if pipelined { replies.pop() } else { None };
+        // A 354 to a DATA whose message will not follow leaves the server reading message
+        // data; only dropping the connection ends that without delivering anything.
+        self.in_data = go.as_ref().is_some_and(|r| r.code == 354);
         let replies = if self.reused {
             check_reset(&replies)?
         } else {
@@ -387,12 +401,16 @@ impl Conversation {
         };
         if let Err(error) = check_envelope(replies, envelope) {
             let stale = self.reused && replies.first().is_some_and(|r| r.code == 421);
-            if !stale {
+            if !stale && !self.in_data {
                 self.reset().await;
             }
             return Err(Failure { error, stale });
         }
-        Ok(self.data(body).await?)
+        let go = match go {
+            Some(go) => go,
+            None => self.data_command().await?,
+        };
+        Ok(self.data(go, body).await?)
     }
 
     /// `NOOP` answered with `250` within the command deadline.
@@ -467,31 +485,48 @@ impl Conversation {
             return Ok(replies);
         }
         let batch = commands.concat();
-        let client = &mut self.client;
-        let replies = step(Phase::Rcpt, deadline, async {
-            client.stream.write_all(batch.as_bytes()).await?;
-            client.stream.flush().await?;
-            client.read_many(commands.len()).await
+        let stream = &mut self.client.stream;
+        step(Phase::Rcpt, deadline, async {
+            stream.write_all(batch.as_bytes()).await?;
+            Ok(stream.flush().await?)
         })
         .await?;
-        Ok(replies.into_iter().map(UpstreamReply::from).collect())
+        // Each reply within the deadline of its own command: a pipelined DATA gets the DATA
+        // initiation deadline, the rest the command deadline.
+        let mut reader = ReplyReader::default();
+        let mut replies = Vec::with_capacity(commands.len());
+        for command in commands {
+            let (phase, deadline) = match command.as_str() {
+                "DATA\r\n" => (Phase::DataStart, self.timeouts.upstream_data_start),
+                _ => (Phase::Rcpt, deadline),
+            };
+            let reply = step(phase, deadline, reader.next(&mut self.client.stream)).await?;
+            replies.push(UpstreamReply::from(reply));
+        }
+        Ok(replies)
     }
 
-    async fn data(&mut self, body: &[u8]) -> Result<UpstreamReply, UpstreamError> {
+    async fn data_command(&mut self) -> Result<UpstreamReply, UpstreamError> {
+        let deadline = self.timeouts.upstream_data_start;
+        let go = step(Phase::DataStart, deadline, self.client.cmd(b"DATA\r\n")).await?;
+        Ok(go.into())
+    }
+
+    /// The body after the reply `go` to DATA, then the verdict on it.
+    async fn data(
+        &mut self,
+        go: UpstreamReply,
+        body: &[u8],
+    ) -> Result<UpstreamReply, UpstreamError> {
         let t = self.timeouts.clone();
-        let go = step(
-            Phase::DataStart,
-            t.upstream_data_start,
-            self.client.cmd(b"DATA\r\n"),
-        )
-        .await?;
         if go.code != 354 {
             return Err(UpstreamError::Rejected {
                 phase: Phase::DataStart,
-                reply: go.into(),
+                reply: go,
                 recipient: None,
             });
         }
+        self.in_data = false;
         write_body(&mut self.client.stream, body, t.upstream_data_block).await?;
         let client = &mut self.client;
         let verdict: UpstreamReply = step(Phase::DataEnd, t.upstream_data_end, client.read())
@@ -525,8 +560,56 @@ impl Conversation {
     pub(super) fn quit(self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let deadline = self.timeouts.upstream_command.min(Duration::from_secs(30));
         async move {
-            let Conversation { client, _slot, .. } = self;
-            let _ = tokio::time::timeout(deadline, client.quit()).await;
+            let Conversation {
+                client,
+                _slot,
+                in_data,
+                ..
+            } = self;
+            if !in_data {
+                let _ = tokio::time::timeout(deadline, client.quit()).await;
+            }
+        }
+    }
+}
+
+/// Reads replies one at a time from a pipelined group, keeping the bytes of later replies that
+/// arrive in the same read as an earlier one.
+#[derive(Default)]
+struct ReplyReader {
+    parser: smtp_proto::response::parser::ResponseReceiver,
+    held: Vec<u8>,
+    at: usize,
+}
+
+impl ReplyReader {
+    async fn next<S: tokio::io::AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+    ) -> mail_send::Result<smtp_proto::Response<String>> {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = [0u8; 1024];
+        loop {
+            let mut bytes = self.held[self.at..].iter();
+            match self.parser.parse(&mut bytes) {
+                Ok(reply) => {
+                    self.at = self.held.len() - bytes.len();
+                    self.parser.reset();
+                    return Ok(reply);
+                }
+                // The parser keeps what it has consumed so far.
+                Err(smtp_proto::Error::NeedsMoreData { .. }) => {
+                    self.held.clear();
+                    self.at = 0;
+                }
+                Err(_) => return Err(mail_send::Error::UnparseableReply),
+            }
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+                return Err(mail_send::Error::Io(eof));
+            }
+            self.held.extend_from_slice(&chunk[..n]);
         }
     }
 }
