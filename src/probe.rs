@@ -1,5 +1,5 @@
 //! Proving that each account can send without sending mail: a probe opens an upstream session
-//! (connect, STARTTLS, XOAUTH2) and quits. One prober per route runs at start-up and after a
+//! (connect, STARTTLS, XOAUTH2) and quits, or asks an idle one of the account's `NOOP`. One prober per route runs at start-up and after a
 //! reload that changed the account, then only while the account is failing: on a bounded
 //! back-off and whenever a new token arrives. Its results, like those of real deliveries, are
 //! the evidence `/readyz` and `/status` report.

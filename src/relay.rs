@@ -150,7 +150,8 @@ impl Relay {
             Ok(d) => {
                 self.forget(&who.account);
                 let queued = queue_id(&d.reply).map(|q| tracing::field::display(Untrusted(q)));
-                tracing::info!(user = %who.user, mailbox, sender = %Untrusted(sender), to = ?to, rcpts, size, message_id, upstream_id = queued, upstream = %d.reply, ms, "message delivered");
+                let session = if d.reused { "reused" } else { "new" };
+                tracing::info!(user = %who.user, mailbox, sender = %Untrusted(sender), to = ?to, rcpts, size, message_id, upstream_id = queued, upstream = %d.reply, session, ms, "message delivered");
             }
             Err(e) => {
                 let level_error = e.class() == Class::Misconfigured;
@@ -279,6 +280,7 @@ fn record(
     match result {
         Ok(d) => {
             stats.count(Outcome::Delivered);
+            stats.session_used(d.reused);
             stats.upstream_reply(d.reply.code);
             stats
                 .bytes_relayed

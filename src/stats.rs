@@ -165,6 +165,10 @@ pub(crate) struct AccountStats {
     /// Recipients counted against `max_recipients_per_day` in the last 24 hours, as of the
     /// account's last message (or start).
     pub(crate) recipients_24h: AtomicU64,
+    /// Delivered messages by the upstream session they went on: one that had carried a
+    /// message before, or a new one.
+    pub(crate) on_reused_session: AtomicU64,
+    pub(crate) on_new_session: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -175,6 +179,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl AccountStats {
     pub(crate) fn count(&self, outcome: Outcome) {
         self.outcomes[outcome.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn session_used(&self, reused: bool) {
+        let counter = if reused {
+            &self.on_reused_session
+        } else {
+            &self.on_new_session
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn outcomes(&self) -> [(Outcome, u64); 4] {

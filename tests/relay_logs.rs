@@ -252,6 +252,8 @@ async fn refused_cached_token_is_replaced(secrets: &mut Secrets) {
     one_message(&w, secrets).await.expect_code(250);
     let first = w.tokens.issued()[0].clone();
     w.tokens.token_registry().revoke(&first);
+    // Exchange ends the idle session the first message left, so the second logs in anew.
+    w.upstream.close_all_connections();
     one_message(&w, secrets).await.expect_code(250);
     assert_eq!(w.tokens.calls(), 2, "one refetch");
     secrets.add_tokens(&w);

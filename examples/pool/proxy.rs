@@ -31,21 +31,20 @@ impl DelayProxy {
         let delay = one_way_ms.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let delay = Duration::from_millis(delay.load(Ordering::Relaxed));
-                tokio::spawn(forward(client, target, delay));
+                tokio::spawn(forward(client, target, delay.clone()));
             }
         });
         DelayProxy { addr, one_way_ms }
     }
 
-    /// For connections opened from now on.
+    /// For every chunk from now on, on open connections too (warm upstream sessions).
     pub fn set_one_way(&self, delay: Duration) {
         self.one_way_ms
             .store(delay.as_millis() as u64, Ordering::Relaxed);
     }
 }
 
-async fn forward(client: TcpStream, target: SocketAddr, delay: Duration) {
+async fn forward(client: TcpStream, target: SocketAddr, delay: Arc<AtomicU64>) {
     let Ok(server) = TcpStream::connect(target).await else {
         return;
     };
@@ -54,17 +53,18 @@ async fn forward(client: TcpStream, target: SocketAddr, delay: Duration) {
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     tokio::join!(
-        direction(client_read, server_write, delay),
+        direction(client_read, server_write, delay.clone()),
         direction(server_read, client_write, delay)
     );
 }
 
 /// One direction: a reader stamps each chunk with when it is due, a writer sends it then.
-async fn direction(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration) {
+async fn direction(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Arc<AtomicU64>) {
     let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(IN_FLIGHT);
     let reader = async move {
         let mut buf = vec![0; CHUNK];
         while let Ok(n @ 1..) = from.read(&mut buf).await {
+            let delay = Duration::from_millis(delay.load(Ordering::Relaxed));
             if tx
                 .send((Instant::now() + delay, buf[..n].to_vec()))
                 .await

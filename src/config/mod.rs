@@ -278,7 +278,7 @@ settings! {
         /// This long after it was opened, whatever it did.
         // Well inside a token's lifetime (60–90 minutes), so a session never outlives its token.
         max_age: Duration = minutes(5) => "values::duration", const DEFAULT_POOL_MAX_AGE;
-        /// After this many messages.
+        /// And after this many messages (1 turns reuse off).
         max_messages: u32 = 100 => "values::count", const DEFAULT_POOL_MAX_MESSAGES;
     }
 }

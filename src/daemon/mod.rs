@@ -78,7 +78,13 @@ pub(crate) fn build_route(
                 source,
             }
         })?;
-    let upstream = SmtpUpstream::new(&account, &config.hostname, tls, &config.timeouts);
+    let upstream = SmtpUpstream::new(
+        &account,
+        &config.hostname,
+        tls,
+        &config.timeouts,
+        &config.pool,
+    );
     let stats = stats.account(&name);
     let pacer = Pacer::new(
         &name,
@@ -166,10 +172,10 @@ impl Daemon {
         for (name, mut route) in built {
             summary.changed.push(name.clone());
             if let Some(old) = routes.remove(&name) {
-                old.tasks.cancel();
                 // What the mailbox sent so far still counts against Exchange's limits.
                 old.route.pacer.retune(pacing_limits(&route.account));
                 route.pacer = old.route.pacer.clone();
+                retire(old);
             }
             next.insert(name, launch(route, &self.shutdown));
         }
@@ -180,7 +186,7 @@ impl Daemon {
         }
         for (name, old) in routes.drain() {
             summary.removed.push(name);
-            old.tasks.cancel();
+            retire(old);
         }
         self.relay.replace(next.values().map(|r| r.route.clone()));
         self.relay.log_recipients(new.log.recipients);
@@ -205,6 +211,13 @@ impl Daemon {
         tracing::info!(cleared, "SIGHUP: login lockouts cleared");
         cleared
     }
+}
+
+/// Stops the background tasks of a route a reload replaced or removed, and closes its idle
+/// upstream sessions (messages still on it finish, then their sessions close too).
+fn retire(old: Live) {
+    old.tasks.cancel();
+    tokio::spawn(async move { old.route.upstream.close_idle().await });
 }
 
 /// What a reload changed.
@@ -340,6 +353,7 @@ pub(crate) fn start_with(
         &shutdown,
     );
     let grace = config.timeouts.shutdown_grace;
+    let relay = daemon.relay.clone();
     let task = tokio::spawn(async move {
         let tasks = accepting.await;
         stats.listener.bound.store(false, Ordering::Relaxed);
@@ -363,6 +377,12 @@ pub(crate) fn start_with(
                 );
             }
         }
+        // Every message is done: the sessions kept for the next one say QUIT.
+        let mut quits = tokio::task::JoinSet::new();
+        for route in relay.routes() {
+            quits.spawn(async move { route.upstream.close_idle().await });
+        }
+        while quits.join_next().await.is_some() {}
         health_stop.cancel();
     });
     Ok(Running {

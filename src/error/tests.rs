@@ -291,6 +291,7 @@ fn reply_table() {
 fn success_passes_the_upstream_text() {
     let ok = Delivered {
         reply: up(250, (2, 0, 0), "OK <abc@host> [Hostname=X]"),
+        reused: false,
     };
     assert_eq!(
         reply_for(&Ok(ok)).to_string(),
@@ -298,6 +299,7 @@ fn success_passes_the_upstream_text() {
     );
     let queued = Delivered {
         reply: up(250, (2, 6, 0), "<id@x> Queued mail for delivery"),
+        reused: true,
     };
     assert_eq!(
         reply_for(&Ok(queued)).to_string(),

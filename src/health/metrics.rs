@@ -198,6 +198,43 @@ fn upstream(out: &mut String, routes: &[std::sync::Arc<Route>]) {
             r.upstream.active_sessions()
         );
     }
+    pool(out, routes);
+}
+
+fn pool(out: &mut String, routes: &[std::sync::Arc<Route>]) {
+    header(
+        out,
+        "upstream_sessions_idle",
+        "gauge",
+        "Upstream SMTP sessions open and idle, kept for the next message.",
+    );
+    for r in routes {
+        let _ = writeln!(
+            out,
+            "xoauth_relay_upstream_sessions_idle{{account=\"{}\"}} {}",
+            esc(&r.account.name),
+            r.upstream.idle_sessions()
+        );
+    }
+    header(
+        out,
+        "delivered_on_session_total",
+        "counter",
+        "Delivered messages by upstream session: reused (no new login) or new.",
+    );
+    for r in routes {
+        let name = esc(&r.account.name);
+        let reused = r.stats.on_reused_session.load(Ordering::Relaxed);
+        let new = r.stats.on_new_session.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "xoauth_relay_delivered_on_session_total{{account=\"{name}\",session=\"reused\"}} {reused}"
+        );
+        let _ = writeln!(
+            out,
+            "xoauth_relay_delivered_on_session_total{{account=\"{name}\",session=\"new\"}} {new}"
+        );
+    }
 }
 
 fn tokens(out: &mut String, routes: &[std::sync::Arc<Route>]) {

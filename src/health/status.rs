@@ -144,6 +144,11 @@ fn account(route: &Route) -> Value {
         "messages": messages,
         "bytes_relayed": s.bytes_relayed.load(Ordering::Relaxed),
         "upstream_sessions": route.upstream.active_sessions(),
+        "upstream_sessions_idle": route.upstream.idle_sessions(),
+        "delivered_on_session": {
+            "reused": s.on_reused_session.load(Ordering::Relaxed),
+            "new": s.on_new_session.load(Ordering::Relaxed),
+        },
         "last_delivery": s.last_delivery().map(|d| json!({ "at": rfc3339(d.at_unix), "reply": d.reply })),
         "config_problem": s.current_config_problem().map(|p| json!({ "at": rfc3339(p.at_unix), "what": p.what, "by": p.by.label() })),
         "can_send": can_send(s),

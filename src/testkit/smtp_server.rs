@@ -91,6 +91,8 @@ pub struct Script {
     pub require_send_role: bool,
     /// More authenticated sessions than this at once get `432 4.3.2` at AUTH.
     pub max_concurrent_sessions: Option<usize>,
+    /// Reply to RSET; a `421` closes the connection after it (an idle session ended).
+    pub rset_reply: Option<String>,
     /// Reply to MAIL FROM; a 2xx code still starts the transaction.
     pub mail_reply: Option<String>,
     /// Reply to every RCPT TO without an entry in `rcpt_replies`.
@@ -138,6 +140,7 @@ impl Default for Script {
             allowed_users: None,
             require_send_role: true,
             max_concurrent_sessions: None,
+            rset_reply: None,
             mail_reply: None,
             rcpt_reply: None,
             rcpt_replies: HashMap::new(),
@@ -194,6 +197,8 @@ pub(crate) struct Shared {
     /// current count, so no wake-up can be lost.
     pub message_count: watch::Sender<usize>,
     pub connection_count: watch::Sender<usize>,
+    /// Bumped by [`FakeUpstream::close_all_connections`]; every session watches it.
+    pub kick: watch::Sender<u64>,
     pub open: AtomicUsize,
     pub peak: AtomicUsize,
     pub auth_attempts: AtomicUsize,
@@ -233,6 +238,7 @@ impl FakeUpstream {
             record: Mutex::new(Record::default()),
             message_count: watch::Sender::new(0),
             connection_count: watch::Sender::new(0),
+            kick: watch::Sender::new(0),
             open: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             auth_attempts: AtomicUsize::new(0),
@@ -303,6 +309,12 @@ impl FakeUpstream {
     pub async fn wait_for_connections(&self, n: usize) {
         let mut rx = self.shared.connection_count.subscribe();
         let _ = rx.wait_for(|count| *count >= n).await;
+    }
+
+    /// Closes every open connection at once without a word, as a server does with sessions
+    /// it finds idle too long; the next command on one finds it closed.
+    pub fn close_all_connections(&self) {
+        self.shared.kick.send_modify(|n| *n += 1);
     }
 
     /// Connections open right now.

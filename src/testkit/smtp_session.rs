@@ -106,6 +106,7 @@ pub(crate) struct Session {
     login: Option<Login>,
     slot: Option<AuthSlot>,
     transaction: Option<Transaction>,
+    kick: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Session {
@@ -122,6 +123,7 @@ impl Session {
             .peer_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
+        let kick = shared.kick.subscribe();
         let mut session = Session {
             shared,
             index,
@@ -134,6 +136,7 @@ impl Session {
             login: None,
             slot: None,
             transaction: None,
+            kick,
         };
         let _ = session.serve().await;
     }
@@ -191,7 +194,7 @@ impl Session {
             Request::Rcpt { to } => self.on_rcpt(to.address, line).await,
             Request::Data => self.on_data().await,
             Request::Bdat { chunk_size, .. } => self.on_bdat(chunk_size).await,
-            Request::Rset => Ok(self.on_rset()),
+            Request::Rset => self.on_rset().await,
             Request::Noop { .. } => Ok(self.answer("250 2.0.0 OK")),
             Request::Quit => {
                 self.reply("221 2.0.0 Service closing transmission channel");
@@ -583,10 +586,18 @@ impl Session {
         Ok(self.answer("502 5.5.1 BDAT is not supported by this fake"))
     }
 
-    fn on_rset(&mut self) -> Flow {
+    async fn on_rset(&mut self) -> Result<Flow, Closed> {
         self.shared.resets.fetch_add(1, Ordering::SeqCst);
         self.transaction = None;
-        self.answer("250 2.0.0 Resetting")
+        let reply = self.shared.script().rset_reply.clone();
+        let reply = reply.unwrap_or_else(|| "250 2.0.0 Resetting".into());
+        self.reply(&reply);
+        if reply_code(&reply) == 421 {
+            // Whatever was pipelined after it is never answered.
+            self.flush().await?;
+            return Err(Closed);
+        }
+        Ok(Flow::Continue)
     }
 
     /// Applies `delay_at`, then `hang_at`/`drop_at` for `phase`. `Some` means the session is
@@ -662,7 +673,15 @@ impl Session {
     async fn fill(&mut self) -> Result<(), Closed> {
         self.flush().await?;
         let timeout = self.shared.script().read_timeout;
-        match tokio::time::timeout(timeout, self.io.read(&mut self.scratch)).await {
+        let read = tokio::time::timeout(timeout, self.io.read(&mut self.scratch));
+        let kicked = self.kick.changed();
+        let read = tokio::select! {
+            // A kick that came before the input wins: the session was closed first.
+            biased;
+            _ = kicked => return Err(Closed),
+            read = read => read,
+        };
+        match read {
             Ok(Ok(0)) | Ok(Err(_)) => Err(Closed),
             Ok(Ok(n)) => {
                 self.input.extend_from_slice(&self.scratch[..n]);

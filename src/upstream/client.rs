@@ -1,11 +1,12 @@
-//! The SMTP upstream: one STARTTLS connection per message to the account's SMTP host,
-//! authenticated with the two-step `AUTH XOAUTH2`, then MAIL, every RCPT and DATA.
+//! The SMTP upstream: STARTTLS connections to the account's SMTP host, authenticated with the
+//! two-step `AUTH XOAUTH2`, then per message MAIL, every RCPT and DATA. A session that carried a
+//! message is kept for the next one (see `pool`), which starts with `RSET`.
 //!
 //! Built on mail-send's `SmtpClient` for reply parsing and the STARTTLS upgrade; the XOAUTH2
 //! exchange and the DATA transfer are written here (mail-send's XOAUTH2 answers the error
 //! challenge by sending the credentials again, losing the reason, and its DATA would add a line
 //! to the body). Each step has its own deadline, and at most `max_connections` conversations
-//! run at once per account.
+//! are open at once per account, idle ones included.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,14 +20,16 @@ use smtp_proto::{
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use super::pool::Pool;
 use super::xoauth2;
 use super::{Delivered, Phase, Probe, Upstream, UpstreamError, UpstreamReply};
 use crate::BoxFuture;
 use crate::address::path;
-use crate::config::{Account, Timeouts};
+use crate::config::{Account, Pool as PoolSettings, Timeouts};
 use crate::message::Envelope;
 use crate::oauth::AccessToken;
 
@@ -49,14 +52,45 @@ pub(crate) struct SmtpUpstream {
     timeouts: Timeouts,
     slots: Arc<Semaphore>,
     max_slots: usize,
+    pool: Arc<Pool>,
 }
 
 /// An authenticated upstream connection and what the server offered after STARTTLS.
-struct Conversation {
+pub(crate) struct Conversation {
     client: Tls,
     caps: EhloResponse<String>,
     timeouts: Timeouts,
+    pub(super) opened: Instant,
+    /// When its last message ended (or it was opened).
+    pub(super) last_used: Instant,
+    /// The refresh point of the token it authenticated with: after it, Exchange may end the
+    /// session any moment, so it carries no new message.
+    pub(super) token_good_until: Instant,
+    /// Messages delivered on it.
+    pub(super) messages: u32,
+    /// It came from the idle list (it carried a message before).
+    pub(super) reused: bool,
+    /// The server said `354` to a pipelined DATA whose message is not going to be sent: every
+    /// byte from here would be message data, so the connection is dropped without QUIT.
+    in_data: bool,
     _slot: OwnedSemaphorePermit,
+}
+
+/// Why a transaction failed, and whether the message may go on a fresh session: only when the
+/// session was reused and it ended before any of the message (the DATA command included) was
+/// sent.
+struct Failure {
+    error: UpstreamError,
+    stale: bool,
+}
+
+impl From<UpstreamError> for Failure {
+    fn from(error: UpstreamError) -> Self {
+        Failure {
+            error,
+            stale: false,
+        }
+    }
 }
 
 impl SmtpUpstream {
@@ -65,6 +99,7 @@ impl SmtpUpstream {
         helo: &str,
         tls: Arc<rustls::ClientConfig>,
         timeouts: &Timeouts,
+        pool: &PoolSettings,
     ) -> Self {
         Self {
             host: account.smtp_host.clone(),
@@ -75,6 +110,7 @@ impl SmtpUpstream {
             timeouts: timeouts.clone(),
             slots: Arc::new(Semaphore::new(account.max_connections)),
             max_slots: account.max_connections,
+            pool: Pool::new(pool.clone()),
         }
     }
 
@@ -91,16 +127,38 @@ impl SmtpUpstream {
         }
     }
 
-    /// An authenticated session, holding one of the account's connection slots (waiting at
-    /// most `slot_wait` for one). Today always a new connection; this is where a pool of warm
-    /// sessions hands out one of its own first, which makes a probe nearly free.
+    /// An authenticated session, holding one of the account's connection slots: an idle one
+    /// if there is one, else a new one in a free slot, else whichever of the two comes first
+    /// within `slot_wait`.
     async fn session(
         &self,
         token: &AccessToken,
         slot_wait: Duration,
     ) -> Result<Conversation, UpstreamError> {
-        let slot = self.slot(slot_wait).await?;
-        self.open(slot, token).await
+        let deadline = Instant::now() + slot_wait;
+        loop {
+            // Registered before looking, so a session given back in between is not missed.
+            let returned = self.pool.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if let Some(c) = self.pool.take() {
+                return Ok(c);
+            }
+            let slot = tokio::select! {
+                slot = self.slots.clone().acquire_owned() => slot,
+                _ = &mut returned => continue,
+                _ = tokio::time::sleep_until(deadline) => return Err(self.busy(slot_wait)),
+            };
+            let slot = slot.map_err(|_| self.busy(slot_wait))?;
+            return self.open(slot, token).await;
+        }
+    }
+
+    fn busy(&self, waited: Duration) -> UpstreamError {
+        UpstreamError::Busy {
+            slots: self.max_slots,
+            waited,
+        }
     }
 
     async fn open(
@@ -131,10 +189,17 @@ impl SmtpUpstream {
         .await?;
         // RFC 3207: forget everything learned before TLS and ask again.
         let caps = step(Phase::Ehlo, t.upstream_command, client.ehlo(&self.helo)).await?;
+        let now = Instant::now();
         let mut conversation = Conversation {
             client,
             caps,
             timeouts: t.clone(),
+            opened: now,
+            last_used: now,
+            token_good_until: token.refresh_at(),
+            messages: 0,
+            reused: false,
+            in_data: false,
             _slot: slot,
         };
         conversation.authenticate(&self.mailbox, token).await?;
@@ -170,23 +235,58 @@ impl SmtpUpstream {
     ) -> Result<Delivered, UpstreamError> {
         let wait = self.timeouts.upstream_slot_wait;
         let mut conversation = self.session(token, wait).await?;
-        let result = conversation.transaction(envelope, body).await;
-        conversation.close_in_background();
-        result
+        loop {
+            let reused = conversation.reused;
+            match conversation.transaction(envelope, body).await {
+                Ok(reply) => {
+                    conversation.messages += 1;
+                    conversation.last_used = Instant::now();
+                    self.pool.give_back(conversation);
+                    return Ok(Delivered { reply, reused });
+                }
+                Err(Failure { error, stale: true }) => {
+                    // The server closed it while it was idle: nothing of the message was
+                    // sent, so it goes once more, on a new session.
+                    tracing::debug!(error = %error, "idle upstream session was closed by the server; opening a new one");
+                    drop(conversation);
+                    let slot = self.slot(wait).await?;
+                    conversation = self.open(slot, token).await?;
+                }
+                Err(Failure { error, .. }) => {
+                    conversation.close_in_background();
+                    return Err(error);
+                }
+            }
+        }
     }
 
+    /// An idle session answering `NOOP` proves the account as well as a new login and costs
+    /// one round trip; without one, a new session is opened and closed again.
     async fn check(&self, token: &AccessToken) -> Result<Probe, UpstreamError> {
-        let conversation = self.session(token, PROBE_SLOT_WAIT).await?;
-        let probe = Probe {
-            tls_version: conversation
-                .client
-                .tls_connection()
-                .protocol_version()
-                .map(|v| format!("{v:?}"))
-                .unwrap_or_default(),
-        };
+        while let Some(mut conversation) = self.pool.take() {
+            if conversation.noop().await {
+                let probe = conversation.probe();
+                // Not a use: the probe does not extend its idle time.
+                self.pool.give_back(conversation);
+                return Ok(probe);
+            }
+        }
+        let slot = self.slot(PROBE_SLOT_WAIT).await?;
+        let conversation = self.open(slot, token).await?;
+        let probe = conversation.probe();
         conversation.close_in_background();
         Ok(probe)
+    }
+
+    /// Closes the idle sessions with QUIT and keeps none from now on.
+    async fn close_idle(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl Drop for SmtpUpstream {
+    fn drop(&mut self) {
+        self.pool.stop_sweeping();
     }
 }
 
@@ -207,6 +307,14 @@ impl Upstream for SmtpUpstream {
     fn active_sessions(&self) -> usize {
         self.max_slots
             .saturating_sub(self.slots.available_permits())
+    }
+
+    fn idle_sessions(&self) -> usize {
+        self.pool.idle_count()
+    }
+
+    fn close_idle(&self) -> BoxFuture<'_, ()> {
+        Box::pin(SmtpUpstream::close_idle(self))
     }
 }
 
@@ -251,24 +359,78 @@ impl Conversation {
         }
     }
 
-    /// MAIL, every RCPT, DATA; all recipients or none.
+    /// (`RSET` on a reused session,) MAIL, every RCPT, DATA; all recipients or none. With
+    /// PIPELINING they go in one write (RFC 2920 §3.1: DATA last in the group), so a message on
+    /// a warm session costs two round trips: the envelope, then the body and its final dot.
     async fn transaction(
         &mut self,
         envelope: &Envelope,
         body: &[u8],
-    ) -> Result<Delivered, UpstreamError> {
+    ) -> Result<UpstreamReply, Failure> {
         let mail = self.mail_command(envelope, body.len())?;
-        let rcpts: Vec<String> = envelope
-            .rcpts
-            .iter()
-            .map(|r| ["RCPT TO:", &path(Some(r)), "\r\n"].concat())
-            .collect();
-        let replies = self.envelope_replies(&mail, &rcpts).await?;
-        if let Err(e) = check_envelope(&replies, envelope) {
-            self.reset().await;
-            return Err(e);
+        let pipelined = self.caps.has_capability(EXT_PIPELINING);
+        let mut commands = Vec::with_capacity(envelope.rcpts.len() + 3);
+        if self.reused {
+            commands.push("RSET\r\n".to_string());
         }
-        self.data(body).await
+        commands.push(mail);
+        commands.extend(
+            envelope
+                .rcpts
+                .iter()
+                .map(|r| ["RCPT TO:", &path(Some(r)), "\r\n"].concat()),
+        );
+        if pipelined {
+            commands.push("DATA\r\n".to_string());
+        }
+        let mut replies = match self.envelope_replies(&commands).await {
+            Ok(replies) => replies,
+            Err(error) => {
+                let stale = self.reused && closed_under_us(&error);
+                return Err(Failure { error, stale });
+            }
+        };
+        let go = if pipelined { replies.pop() } else { None };
+        // A 354 to a DATA whose message will not follow leaves the server reading message
+        // data; only dropping the connection ends that without delivering anything.
+        self.in_data = go.as_ref().is_some_and(|r| r.code == 354);
+        let replies = if self.reused {
+            check_reset(&replies)?
+        } else {
+            &replies[..]
+        };
+        if let Err(error) = check_envelope(replies, envelope) {
+            let stale = self.reused && replies.first().is_some_and(|r| r.code == 421);
+            if !stale && !self.in_data {
+                self.reset().await;
+            }
+            return Err(Failure { error, stale });
+        }
+        let go = match go {
+            Some(go) => go,
+            None => self.data_command().await?,
+        };
+        Ok(self.data(go, body).await?)
+    }
+
+    /// `NOOP` answered with `250` within the command deadline.
+    async fn noop(&mut self) -> bool {
+        let deadline = self.timeouts.upstream_command;
+        matches!(
+            tokio::time::timeout(deadline, self.client.cmd(b"NOOP\r\n")).await,
+            Ok(Ok(reply)) if reply.code == 250
+        )
+    }
+
+    fn probe(&self) -> Probe {
+        Probe {
+            tls_version: self
+                .client
+                .tls_connection()
+                .protocol_version()
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default(),
+        }
     }
 
     fn mail_command(&self, envelope: &Envelope, size: usize) -> Result<String, UpstreamError> {
@@ -299,18 +461,21 @@ impl Conversation {
         Ok(mail)
     }
 
-    /// The replies to MAIL and each RCPT, pipelined in one write when the server allows it.
+    /// The replies to (RSET,) MAIL and each RCPT, pipelined in one write when the server
+    /// allows it (RFC 2920 §3.1: RSET, MAIL and RCPT may stand anywhere in a group).
     async fn envelope_replies(
         &mut self,
-        mail: &str,
-        rcpts: &[String],
+        commands: &[String],
     ) -> Result<Vec<UpstreamReply>, UpstreamError> {
         let deadline = self.timeouts.upstream_command;
         if !self.caps.has_capability(EXT_PIPELINING) {
-            let mut replies = Vec::with_capacity(rcpts.len() + 1);
-            let phases = std::iter::once((Phase::Mail, mail))
-                .chain(rcpts.iter().map(|r| (Phase::Rcpt, r.as_str())));
-            for (phase, command) in phases {
+            let mut replies = Vec::with_capacity(commands.len());
+            for command in commands {
+                let phase = match command.get(..4) {
+                    Some("RSET") => Phase::Rset,
+                    Some("MAIL") => Phase::Mail,
+                    _ => Phase::Rcpt,
+                };
                 replies.push(
                     step(phase, deadline, self.client.cmd(command.as_bytes()))
                         .await?
@@ -319,42 +484,56 @@ impl Conversation {
             }
             return Ok(replies);
         }
-        let mut batch = mail.as_bytes().to_vec();
-        for r in rcpts {
-            batch.extend_from_slice(r.as_bytes());
-        }
-        let client = &mut self.client;
-        let replies = step(Phase::Rcpt, deadline, async {
-            client.stream.write_all(&batch).await?;
-            client.stream.flush().await?;
-            client.read_many(rcpts.len() + 1).await
+        let batch = commands.concat();
+        let stream = &mut self.client.stream;
+        step(Phase::Rcpt, deadline, async {
+            stream.write_all(batch.as_bytes()).await?;
+            Ok(stream.flush().await?)
         })
         .await?;
-        Ok(replies.into_iter().map(UpstreamReply::from).collect())
+        // Each reply within the deadline of its own command: a pipelined DATA gets the DATA
+        // initiation deadline, the rest the command deadline.
+        let mut reader = ReplyReader::default();
+        let mut replies = Vec::with_capacity(commands.len());
+        for command in commands {
+            let (phase, deadline) = match command.as_str() {
+                "DATA\r\n" => (Phase::DataStart, self.timeouts.upstream_data_start),
+                _ => (Phase::Rcpt, deadline),
+            };
+            let reply = step(phase, deadline, reader.next(&mut self.client.stream)).await?;
+            replies.push(UpstreamReply::from(reply));
+        }
+        Ok(replies)
     }
 
-    async fn data(&mut self, body: &[u8]) -> Result<Delivered, UpstreamError> {
+    async fn data_command(&mut self) -> Result<UpstreamReply, UpstreamError> {
+        let deadline = self.timeouts.upstream_data_start;
+        let go = step(Phase::DataStart, deadline, self.client.cmd(b"DATA\r\n")).await?;
+        Ok(go.into())
+    }
+
+    /// The body after the reply `go` to DATA, then the verdict on it.
+    async fn data(
+        &mut self,
+        go: UpstreamReply,
+        body: &[u8],
+    ) -> Result<UpstreamReply, UpstreamError> {
         let t = self.timeouts.clone();
-        let go = step(
-            Phase::DataStart,
-            t.upstream_data_start,
-            self.client.cmd(b"DATA\r\n"),
-        )
-        .await?;
         if go.code != 354 {
             return Err(UpstreamError::Rejected {
                 phase: Phase::DataStart,
-                reply: go.into(),
+                reply: go,
                 recipient: None,
             });
         }
+        self.in_data = false;
         write_body(&mut self.client.stream, body, t.upstream_data_block).await?;
         let client = &mut self.client;
         let verdict: UpstreamReply = step(Phase::DataEnd, t.upstream_data_end, client.read())
             .await?
             .into();
         if (200..300).contains(&verdict.code) {
-            Ok(Delivered { reply: verdict })
+            Ok(verdict)
         } else {
             Err(UpstreamError::Rejected {
                 phase: Phase::DataEnd,
@@ -373,13 +552,101 @@ impl Conversation {
 
     /// Says QUIT without making the client wait for it; the connection slot is released only
     /// once the connection is really closed.
-    fn close_in_background(self) {
-        let deadline = self.timeouts.upstream_command.min(Duration::from_secs(30));
-        tokio::spawn(async move {
-            let Conversation { client, _slot, .. } = self;
-            let _ = tokio::time::timeout(deadline, client.quit()).await;
-        });
+    pub(super) fn close_in_background(self) {
+        tokio::spawn(self.quit());
     }
+
+    /// Says QUIT (waiting a bounded time for the reply), then releases the slot.
+    pub(super) fn quit(self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let deadline = self.timeouts.upstream_command.min(Duration::from_secs(30));
+        async move {
+            let Conversation {
+                client,
+                _slot,
+                in_data,
+                ..
+            } = self;
+            if !in_data {
+                let _ = tokio::time::timeout(deadline, client.quit()).await;
+            }
+        }
+    }
+}
+
+/// Reads replies one at a time from a pipelined group, keeping the bytes of later replies that
+/// arrive in the same read as an earlier one.
+#[derive(Default)]
+struct ReplyReader {
+    parser: smtp_proto::response::parser::ResponseReceiver,
+    held: Vec<u8>,
+    at: usize,
+}
+
+impl ReplyReader {
+    async fn next<S: tokio::io::AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+    ) -> mail_send::Result<smtp_proto::Response<String>> {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = [0u8; 1024];
+        loop {
+            let mut bytes = self.held[self.at..].iter();
+            match self.parser.parse(&mut bytes) {
+                Ok(reply) => {
+                    self.at = self.held.len() - bytes.len();
+                    self.parser.reset();
+                    return Ok(reply);
+                }
+                // The parser keeps what it has consumed so far.
+                Err(smtp_proto::Error::NeedsMoreData { .. }) => {
+                    self.held.clear();
+                    self.at = 0;
+                }
+                Err(_) => return Err(mail_send::Error::UnparseableReply),
+            }
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+                return Err(mail_send::Error::Io(eof));
+            }
+            self.held.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// The connection ended (or broke) before a reply came: how a session the server closed while
+/// it was idle shows itself on its next use.
+fn closed_under_us(error: &UpstreamError) -> bool {
+    matches!(
+        error,
+        UpstreamError::Io { .. } | UpstreamError::Protocol { .. }
+    )
+}
+
+/// The replies after that to `RSET`, which must be `250`. Anything else (`421`: the server
+/// ended the idle session) says only that the session is no good, nothing about the message,
+/// which then goes on a new session.
+fn check_reset(replies: &[UpstreamReply]) -> Result<&[UpstreamReply], Failure> {
+    let Some((reset, rest)) = replies.split_first() else {
+        return Err(Failure {
+            stale: true,
+            error: UpstreamError::Protocol {
+                phase: Phase::Rset,
+                detail: "no reply to RSET".into(),
+            },
+        });
+    };
+    if reset.code == 250 {
+        return Ok(rest);
+    }
+    Err(Failure {
+        stale: true,
+        error: UpstreamError::Rejected {
+            phase: Phase::Rset,
+            reply: reset.clone(),
+            recipient: None,
+        },
+    })
 }
 
 /// The first refused reply of MAIL or a recipient, as an error.
@@ -514,7 +781,13 @@ mod tests {
         account.smtp_port = listener.local_addr().unwrap().port();
         account.max_connections = 1;
         let tls = crate::tls::client_config(&[]).unwrap();
-        let upstream = SmtpUpstream::new(&account, "relay.test", tls, &Timeouts::default());
+        let upstream = SmtpUpstream::new(
+            &account,
+            "relay.test",
+            tls,
+            &Timeouts::default(),
+            &PoolSettings::default(),
+        );
         let _delivery = upstream.slot(Duration::ZERO).await.unwrap();
         let token = AccessToken::new("t".into(), Duration::from_secs(3600));
         let started = tokio::time::Instant::now();
@@ -526,6 +799,53 @@ mod tests {
         assert_eq!(started.elapsed(), PROBE_SLOT_WAIT);
         let accepted = tokio::time::timeout(Duration::ZERO, listener.accept()).await;
         assert!(accepted.is_err(), "no session was opened");
+    }
+
+    /// A probe on an account with an idle session asks it `NOOP` (one round trip, no new
+    /// login) and leaves it idle for the next message.
+    #[tokio::test]
+    async fn a_probe_borrows_an_idle_session() {
+        use crate::testkit::{FakeUpstream, TestPki, TokenRegistry};
+        crate::tls::install_crypto_provider();
+        let pki = TestPki::new().unwrap();
+        let registry = TokenRegistry::new();
+        let fake = FakeUpstream::start(&pki, registry.clone()).unwrap();
+        let mut account = crate::testkit::relay_config::example_account();
+        account.smtp_host = "127.0.0.1".into();
+        account.smtp_port = fake.port();
+        account.extra_roots = vec![pki.ca_der()];
+        let tls = crate::tls::client_config(&account.extra_roots).unwrap();
+        let pool = PoolSettings::default();
+        let upstream = SmtpUpstream::new(&account, "relay.test", tls, &Timeouts::default(), &pool);
+        let token = AccessToken::new(
+            registry.issue_for_test("contoso", "app"),
+            Duration::from_secs(3600),
+        );
+        let envelope = Envelope {
+            mail_from: Some(crate::address::Address::parse("a@contoso.com").unwrap()),
+            rcpts: vec![crate::address::Address::parse("b@example.net").unwrap()],
+            ..Envelope::default()
+        };
+        let sent = upstream
+            .deliver(&token, &envelope, b"hi\r\n")
+            .await
+            .unwrap();
+        assert!(!sent.reused);
+        upstream.probe(&token).await.unwrap();
+        assert_eq!(upstream.idle_sessions(), 1);
+        let sent = upstream
+            .deliver(&token, &envelope, b"hi\r\n")
+            .await
+            .unwrap();
+        assert!(sent.reused);
+        assert_eq!(fake.connections(), 1);
+        let verbs = &fake.transcripts()[0];
+        assert_eq!(
+            verbs[verbs.len() - 5..],
+            ["NOOP", "RSET", "MAIL", "RCPT", "DATA"],
+            "{verbs:?}"
+        );
+        assert_eq!(fake.auth_attempts(), 1);
     }
 
     async fn stuffed(body: &[u8]) -> Vec<u8> {

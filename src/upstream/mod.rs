@@ -1,9 +1,10 @@
 //! The upstream side: delivering one message to Microsoft 365 over SMTP with STARTTLS and
-//! SASL XOAUTH2. The [`Upstream`] trait is the seam where a connection pool, another transport
-//! (Graph) or a fake can be put in.
+//! SASL XOAUTH2, over a per-account pool of authenticated sessions. The [`Upstream`] trait is
+//! the seam where another transport (Graph) or a fake can be put in.
 
 pub(crate) mod client;
 mod error;
+mod pool;
 pub mod xoauth2;
 
 use std::fmt;
@@ -67,6 +68,8 @@ impl fmt::Display for UpstreamReply {
 pub(crate) struct Delivered {
     /// The reply to the final dot (carries Exchange's message id).
     pub(crate) reply: UpstreamReply,
+    /// It went on a session that had carried a message before (no new login).
+    pub(crate) reused: bool,
 }
 
 /// What `check` learns from a connection without sending mail.
@@ -85,14 +88,25 @@ pub(crate) trait Upstream: Send + Sync {
         body: &'a [u8],
     ) -> BoxFuture<'a, Result<Delivered, UpstreamError>>;
 
-    /// Connects, negotiates TLS and authenticates, then quits (no mail). Takes one of the
-    /// account's connection slots like a delivery, waiting only briefly: `Busy` when all are
-    /// in use.
+    /// Sends `NOOP` on an idle session, if there is one; else connects, negotiates TLS and
+    /// authenticates, then quits (no mail). Takes one of the account's connection slots like
+    /// a delivery, waiting only briefly: `Busy` when all are in use.
     fn probe<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Probe, UpstreamError>>;
 
-    /// Upstream sessions open right now.
+    /// Upstream sessions open right now (being opened, in use or idle).
     fn active_sessions(&self) -> usize {
         0
+    }
+
+    /// Of those, the ones waiting idle for the next message.
+    fn idle_sessions(&self) -> usize {
+        0
+    }
+
+    /// Says QUIT on the idle sessions and keeps none from now on (shutdown, or the account
+    /// was reloaded and this upstream replaced).
+    fn close_idle(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
     }
 }
 

@@ -122,6 +122,15 @@ fn minimal_file_gets_every_default() {
     for (i, (got, want)) in timeouts.iter().enumerate() {
         assert_eq!(got, want, "timeout #{i}");
     }
+    let p = &c.pool;
+    assert_eq!(
+        (p.idle, p.max_age, p.max_messages),
+        (
+            config::DEFAULT_POOL_IDLE,
+            config::DEFAULT_POOL_MAX_AGE,
+            config::DEFAULT_POOL_MAX_MESSAGES
+        )
+    );
     let machine = gethostname::gethostname().to_string_lossy().into_owned();
     assert!(
         c.hostname == machine || c.hostname == "localhost",
@@ -181,6 +190,11 @@ fn full_file_sets_every_key() {
     assert_eq!(l.login_timeout, Duration::from_secs(90));
     let t = &c.timeouts;
     let secs = |s| Duration::from_secs(s);
+    let p = &c.pool;
+    assert_eq!(
+        (p.idle, p.max_age, p.max_messages),
+        (secs(10), secs(120), 7)
+    );
     assert_eq!(
         [
             t.idle,
@@ -670,6 +684,7 @@ fn env_strings_become_numbers_durations_and_sizes() {
             ("XOAUTH_RELAY__LIMITS__MAX_MESSAGE_SIZE", "10MB"),
             ("XOAUTH_RELAY__TIMEOUTS__IDLE", "90"),
             ("XOAUTH_RELAY__TIMEOUTS__TOKEN_TOTAL", "45s"),
+            ("XOAUTH_RELAY__POOL__MAX_MESSAGES", "3"),
             ("XOAUTH_RELAY__LISTEN__SMTP", "127.0.0.1:2600"),
             ("XOAUTH_RELAY__HOSTNAME", "relay.example"),
             ("XOAUTH_RELAY__ACCOUNTS__CONTOSO__SMTP_PORT", "25"),
@@ -679,6 +694,7 @@ fn env_strings_become_numbers_durations_and_sizes() {
     assert_eq!(c.limits.max_message_size, 10 << 20);
     assert_eq!(c.timeouts.idle, Duration::from_secs(90));
     assert_eq!(c.timeouts.token_total, Duration::from_secs(45));
+    assert_eq!(c.pool.max_messages, 3);
     assert_eq!(c.listen.smtp.to_string(), "127.0.0.1:2600");
     assert_eq!(c.hostname, "relay.example");
     assert_eq!(c.accounts["contoso"].smtp_port, 25);

@@ -137,6 +137,7 @@ async fn the_message_line_names_recipients_message_id_and_upstream_queue_id() {
         line.contains("upstream_id=<PH0PR11MB4871.1@PH0PR11MB4871.namprd11.prod.outlook.com>"),
         "{line}"
     );
+    assert!(line.contains(r#"session="new""#), "{line}");
 
     let line = delivered_line(
         &w,
@@ -146,6 +147,10 @@ async fn the_message_line_names_recipients_message_id_and_upstream_queue_id() {
     )
     .await;
     assert!(!line.contains("message_id="), "no header, no field: {line}");
+    assert!(
+        line.contains(r#"session="reused""#),
+        "the first message's session, kept: {line}"
+    );
 }
 
 #[tokio::test]

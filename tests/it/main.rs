@@ -18,6 +18,7 @@ mod log_lines;
 mod logins;
 mod network;
 mod notify;
+mod pool;
 mod properties;
 mod relay_delivery;
 mod relay_listener;

@@ -100,34 +100,55 @@ async fn one_hundred_fifty_recipients_pipelined_upstream() {
     assert_eq!(w.upstream.messages()[0].rcpts, rcpts);
 }
 
+/// One refused recipient cancels the message for all. With PIPELINING, DATA went in the
+/// envelope's group and the server answered `354` for the others, so the relay drops that
+/// connection before any message data; without it, the transaction is reset before DATA.
 #[tokio::test]
 async fn refused_recipient_cancels_the_whole_message() {
-    let w = World::start().await;
-    w.upstream.script(|s| {
-        s.rcpt_replies.insert(
-            "bad@example.net".into(),
-            "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found".into(),
-        );
-    });
-    let mut c = w.logged_in().await;
-    let r = c
-        .send_mail(
-            MAILBOX,
-            &["good@example.net", "bad@example.net", "also@example.net"],
-            &message("x", "y"),
-        )
-        .await;
-    r.expect_code(550).expect_start("550 5.1.10 <bad@example.net> refused upstream at RCPT TO: 550 5.1.10 RESOLVER.ADR.RecipientNotFound");
-    assert!(w.upstream.messages().is_empty(), "nobody may receive it");
-    assert_eq!(
-        w.upstream.transactions_reset(),
-        1,
-        "the upstream transaction is reset"
-    );
-    // The session goes on: the next message works.
-    c.send_mail(MAILBOX, &["good@example.net"], &message("x", "y"))
-        .await
-        .expect_code(250);
+    for pipelining in [true, false] {
+        let w = World::start().await;
+        w.upstream.script(|s| {
+            s.pipelining = pipelining;
+            s.rcpt_replies.insert(
+                "bad@example.net".into(),
+                "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found".into(),
+            );
+        });
+        let mut c = w.logged_in().await;
+        let r = c
+            .send_mail(
+                MAILBOX,
+                &["good@example.net", "bad@example.net", "also@example.net"],
+                &message("x", "y"),
+            )
+            .await;
+        r.expect_code(550).expect_start("550 5.1.10 <bad@example.net> refused upstream at RCPT TO: 550 5.1.10 RESOLVER.ADR.RecipientNotFound");
+        assert!(w.upstream.messages().is_empty(), "nobody may receive it");
+        let cancelled: Vec<Vec<String>> = w
+            .upstream
+            .transcripts()
+            .into_iter()
+            .filter(|t| t.iter().any(|v| v == "RCPT"))
+            .collect();
+        assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+        if pipelining {
+            assert_eq!(
+                cancelled[0].last().map(String::as_str),
+                Some("DATA"),
+                "dropped at 354, before any message data: {cancelled:?}"
+            );
+        } else {
+            assert_eq!(
+                w.upstream.transactions_reset(),
+                1,
+                "the upstream transaction is reset"
+            );
+        }
+        // The client's session goes on: the next message works.
+        c.send_mail(MAILBOX, &["good@example.net"], &message("x", "y"))
+            .await
+            .expect_code(250);
+    }
 }
 
 #[tokio::test]

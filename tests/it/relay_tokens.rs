@@ -58,6 +58,8 @@ async fn revoked_token_is_replaced_once_and_the_message_goes_through() {
         .expect_code(250);
     let first = w.tokens.issued()[0].clone();
     w.tokens.token_registry().revoke(&first);
+    // Exchange ends the idle session message 1 left, so message 2 logs in anew.
+    w.upstream.close_all_connections();
     c.send_mail(MAILBOX, &["a@example.net"], &message("a", "2"))
         .await
         .expect_code(250);
@@ -111,6 +113,8 @@ async fn cached_token_refused_twice_gives_up_after_one_retry() {
     assert_eq!(w.tokens.calls(), 1);
     w.upstream
         .script(|s| s.auth_reply = Some("535 5.7.3 Authentication unsuccessful [X]".into()));
+    // Exchange ends the idle session message 1 left, so message 2 logs in anew.
+    w.upstream.close_all_connections();
     let r = c
         .send_mail(MAILBOX, &["a@example.net"], &message("a", "2"))
         .await;
@@ -230,6 +234,8 @@ async fn smtp_auth_disabled_is_not_retried_with_a_new_token() {
             "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.".into(),
         )
     });
+    // Exchange ends the idle session message 1 left, so message 2 logs in anew.
+    w.upstream.close_all_connections();
     let r = c
         .send_mail(MAILBOX, &["a@example.net"], &message("a", "2"))
         .await;
