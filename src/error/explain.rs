@@ -18,7 +18,7 @@ pub(crate) struct Explanation {
     /// A few words for the client and the log.
     pub(crate) what: &'static str,
     /// What the operator should do; `{mailbox}`, `{client_id}`, `{smtp_host}`, `{smtp_port}`,
-    /// `{token_host}` and `{account}` stand for the account's values (see [`Explanation::fix_for`]).
+    /// `{token_host}`, `{token_port}` and `{account}` stand for the account's values (see [`Explanation::fix_for`]).
     pub(crate) fix: &'static str,
 }
 
@@ -35,15 +35,18 @@ impl Explanation {
 
 /// `text` with the placeholders of [`Explanation::fix`] replaced by `account`'s values.
 pub(crate) fn fill(text: &str, account: &Account) -> String {
-    let token_host = reqwest::Url::parse(&account.token_url)
-        .ok()
+    let url = reqwest::Url::parse(&account.token_url).ok();
+    let token_host = url
+        .as_ref()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_else(|| account.token_url.clone());
+    let token_port = url.and_then(|u| u.port_or_known_default()).unwrap_or(443);
     text.replace("{mailbox}", &account.mailbox)
         .replace("{client_id}", &account.client_id)
         .replace("{smtp_host}", &account.smtp_host)
         .replace("{smtp_port}", &account.smtp_port.to_string())
         .replace("{token_host}", &token_host)
+        .replace("{token_port}", &token_port.to_string())
         .replace("{account}", &account.name)
 }
 
@@ -173,7 +176,7 @@ pub(crate) const TOKEN_UNREACHABLE: Explanation = x(
     "token-endpoint-unreachable",
     "the Microsoft token endpoint cannot be reached",
     "Check the network, DNS and any proxy or firewall between this machine and {token_host} \
-     (HTTPS, port 443).",
+     (HTTPS, port {token_port}).",
 );
 pub(crate) const TOKEN_CERTIFICATE: Explanation = x(
     "token-endpoint-certificate",

@@ -421,11 +421,14 @@ fn fixes_name_the_accounts_own_hosts_mailbox_and_app() {
         "{unreachable}"
     );
     assert!(!unreachable.contains("office365"), "{unreachable}");
+    let token = TOKEN_UNREACHABLE.fix_for(&a);
     assert!(
-        TOKEN_UNREACHABLE
-            .fix_for(&a)
-            .contains("login.fabrikam.example")
+        token.contains("login.fabrikam.example (HTTPS, port 443)"),
+        "{token}"
     );
+    a.token_url = "https://login.fabrikam.example:8443/t/oauth2/v2.0/token".into();
+    let token = TOKEN_UNREACHABLE.fix_for(&a);
+    assert!(token.contains("(HTTPS, port 8443)"), "{token}");
     let rejected = TOKEN_REJECTED.fix_for(&a);
     assert!(
         rejected.contains("-AppId 99999999-8888-7777-6666-555555555555"),
