@@ -84,13 +84,18 @@ pub struct RelayProcess {
 }
 
 impl RelayProcess {
-    /// Starts `xoauth-relay run --config <config>` with `env` and waits for "listening".
+    /// Starts `xoauth-relay run --config <config>` with `env` and waits for "listening". What
+    /// the relay keeps without a `state_dir` (the pacing counts) goes next to the config, never
+    /// into the state directory of the user running the tests.
     pub fn start(config: &Path, env: &[(&str, &str)]) -> RelayProcess {
         let mut command = Command::new(BIN);
+        let state = config.parent().unwrap_or(Path::new(".")).join("state");
         command
             .args(["run", "--config"])
             .arg(config)
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            .env("XDG_STATE_HOME", &state)
+            .env_remove("STATE_DIRECTORY");
         for (k, v) in env {
             command.env(k, v);
         }

@@ -90,6 +90,9 @@ fn ready_watchdog_and_stopping_reach_the_notify_socket() {
         .env_remove("WATCHDOG_PID")
         .env("NOTIFY_TEST_SECRET", "not-a-real-secret")
         .env("RUST_LOG", "debug")
+        // Not the state directory of the user running the tests.
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env_remove("STATE_DIRECTORY")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
