@@ -99,6 +99,7 @@ fn user() -> Arc<Submitter> {
             SenderRule::Address(SENDER.into()),
             SenderRule::Domain("y.test".into()),
         ],
+        allowed_recipient_domains: Vec::new(),
     })
 }
 
