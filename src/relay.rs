@@ -86,9 +86,12 @@ impl Relay {
             .deliver(&issued.token, &message.envelope, message.body())
             .await;
         match first {
-            Err(UpstreamError::AuthRejected { reply, .. })
-                if !issued.fresh && token_may_be_stale(&reply) =>
-            {
+            // A password (AUTH LOGIN) is not a token: a new one cannot cure its refusal.
+            Err(UpstreamError::AuthRejected {
+                mechanism: crate::upstream::Mechanism::Xoauth2,
+                reply,
+                ..
+            }) if !issued.fresh && token_may_be_stale(&reply) => {
                 tracing::info!(account = %account, upstream = %reply, "cached token refused; fetching a new one and retrying once");
                 route.tokens.invalidate(&issued.token).await;
                 let again = route.tokens.get().await?;

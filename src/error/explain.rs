@@ -8,7 +8,7 @@
 use super::RelayError;
 use crate::config::Account;
 use crate::oauth::TokenError;
-use crate::upstream::{Phase, TlsFailure, UpstreamError, UpstreamReply};
+use crate::upstream::{Mechanism, Phase, TlsFailure, UpstreamError, UpstreamReply};
 
 /// A known failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +214,24 @@ pub(crate) const NO_XOAUTH2: Explanation = x(
     "the SMTP server does not offer XOAUTH2",
     "Check smtp_host ({smtp_host}): Microsoft 365 is smtp.office365.com (national clouds differ).",
 );
+pub(crate) const NO_LOGIN: Explanation = x(
+    "no-auth-login",
+    "the SMTP server does not offer AUTH LOGIN",
+    "Check smtp_host ({smtp_host}): Azure Communication Services is smtp.azurecomm.net:587.",
+);
+/// Azure Communication Services, "Create credentials for SMTP authentication".
+pub(crate) const ACS_LOGIN_REJECTED: Explanation = x(
+    "acs-login-rejected",
+    "Azure Communication Services refused the SMTP username or secret",
+    "ACS answered 535 to AUTH LOGIN for accounts.{account}. smtp_username must be the name of \
+     an \"SMTP Username\" of the Communication Services resource (Azure portal → the \
+     Communication Services resource → Settings → SMTP Usernames), and the secret must be a \
+     current client secret of the Entra app that SMTP Username is linked to (Entra admin center \
+     → App registrations → the app → Certificates & secrets; the value, not the secret ID). The \
+     app also needs a role on the Communication Services resource (\"Communication and Email \
+     Service Owner\" or a custom role with Microsoft.Communication/CommunicationServices/Read \
+     and Microsoft.Communication/EmailServices/write), which can take a few minutes to apply.",
+);
 pub(crate) const BUSY: Explanation = x(
     "connections-busy",
     "all upstream connections of the account stayed busy",
@@ -260,6 +278,11 @@ pub(crate) fn explain_token(error: &TokenError) -> Option<Explanation> {
 
 pub(crate) fn explain_upstream(error: &UpstreamError) -> Option<Explanation> {
     match error {
+        UpstreamError::AuthRejected {
+            mechanism: Mechanism::Login,
+            reply,
+            ..
+        } if reply.code == 535 => Some(ACS_LOGIN_REJECTED),
         UpstreamError::AuthRejected { reply, .. } => explain_reply(Phase::Auth, reply),
         UpstreamError::Rejected { phase, reply, .. } => explain_reply(*phase, reply),
         UpstreamError::Connect { .. } => Some(UPSTREAM_UNREACHABLE),
@@ -277,6 +300,7 @@ pub(crate) fn explain_upstream(error: &UpstreamError) -> Option<Explanation> {
             ..
         } => Some(TLS_HANDSHAKE_FAILED),
         UpstreamError::NoXoauth2 { .. } => Some(NO_XOAUTH2),
+        UpstreamError::NoLogin { .. } => Some(NO_LOGIN),
         UpstreamError::Busy { .. } => Some(BUSY),
         UpstreamError::Timeout { .. }
         | UpstreamError::Io { .. }

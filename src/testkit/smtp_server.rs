@@ -116,6 +116,10 @@ pub struct Script {
     /// Answer this phase only after the given time (a slow server; tokio's clock, so a
     /// paused-clock test can skip the wait).
     pub delay_at: Option<(Phase, Duration)>,
+    /// Accept `AUTH LOGIN` with this user name and password, as Azure Communication Services
+    /// does (`334 VXNlcm5hbWU6`, `334 UGFzc3dvcmQ6`, then `235` or `535`). `None` (the
+    /// default): AUTH LOGIN is refused as Exchange Online refuses basic authentication.
+    pub login: Option<(String, String)>,
     /// Largest message body accepted (default 200 MiB); larger gets `552 5.3.4`.
     pub max_message_size: usize,
     /// How long a read may wait for the client (default 60 s) before `421` and close.
@@ -151,6 +155,7 @@ impl Default for Script {
             hang_at: None,
             drop_at: None,
             delay_at: None,
+            login: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             read_timeout: Duration::from_secs(60),
         }

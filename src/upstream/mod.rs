@@ -15,7 +15,7 @@ use crate::oauth::AccessToken;
 use crate::reply::{Enhanced, sanitize};
 
 pub(crate) use client::SmtpUpstream;
-pub(crate) use error::{Phase, TlsFailure, UpstreamError};
+pub(crate) use error::{Mechanism, Phase, TlsFailure, UpstreamError};
 
 /// A reply from the upstream server, as received.
 #[derive(Debug, Clone, PartialEq, Eq)]

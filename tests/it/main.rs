@@ -8,6 +8,7 @@
 mod common;
 
 mod account_kinds;
+mod acs;
 mod check;
 mod cli;
 mod config;

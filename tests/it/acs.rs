@@ -1,0 +1,78 @@
+//! Azure Communication Services accounts: AUTH LOGIN with the SMTP Username and the client
+//! secret through the same session pool, no token request, and the explanation of a refusal.
+
+use xoauth_relay::config::Provider;
+
+use crate::common::*;
+
+const ACS_USER: &str = "relay-smtp-user";
+
+/// The test account turned into an ACS one; the fake upstream knows its login.
+fn acs_world(password: &'static str) -> World {
+    let w = World::stand_ins(|config| {
+        with_health(config);
+        let a = account_mut(config);
+        a.provider = Provider::Acs;
+        a.smtp_username = Some(ACS_USER.into());
+    });
+    w.upstream
+        .script(move |s| s.login = Some((ACS_USER.into(), password.into())));
+    w
+}
+
+async fn send(w: &World, subject: &str) -> Reply {
+    let mut c = w.logged_in().await;
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", subject))
+        .await
+}
+
+#[tokio::test]
+async fn acs_delivers_with_auth_login_and_no_token() {
+    let mut w = acs_world(CLIENT_SECRET);
+    w.restart().await;
+    w.probed(1).await;
+    send(&w, "one").await.expect_code(250);
+    send(&w, "two").await.expect_code(250);
+    let got = w.upstream.messages();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].xoauth2_user, ACS_USER);
+    assert_eq!(w.tokens.calls(), 0, "an ACS account asks for no token");
+    // One session, one login, carried both messages (the probe's own session is closed).
+    let sessions: Vec<Vec<String>> = w
+        .upstream
+        .transcripts()
+        .into_iter()
+        .filter(|t| t.iter().any(|v| v == "MAIL"))
+        .collect();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let count = |verb: &str| sessions[0].iter().filter(|v| *v == verb).count();
+    assert_eq!((count("AUTH"), count("MAIL")), (1, 2), "{sessions:?}");
+    assert_eq!(
+        w.upstream.auth_attempts(),
+        2,
+        "the probe's login and the messages'"
+    );
+    let (code, body) = http_json(w.health(), "/readyz").await;
+    assert_eq!(code, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_wrong_acs_secret_is_explained() {
+    let (logs, _guard) = LogCapture::this_thread();
+    let mut w = acs_world("another-secret");
+    w.restart().await;
+    let reply = send(&w, "x").await;
+    reply.expect_code(451);
+    assert!(
+        reply
+            .text
+            .contains("Azure Communication Services refused the SMTP username or secret"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(w.tokens.calls(), 0);
+    let log = logs.text();
+    assert!(log.contains("SMTP Usernames"), "{log}");
+    assert!(!log.contains(CLIENT_SECRET), "{log}");
+    assert!(!log.contains("another-secret"), "{log}");
+}
