@@ -76,3 +76,40 @@ async fn a_wrong_acs_secret_is_explained() {
     assert!(!log.contains(CLIENT_SECRET), "{log}");
     assert!(!log.contains("another-secret"), "{log}");
 }
+
+async fn checklist(w: &World) -> (bool, String) {
+    let mut out = Vec::new();
+    let ok = xoauth_relay::check::run(&w.config, None, &mut out).await;
+    (ok, String::from_utf8(out).unwrap())
+}
+
+#[tokio::test]
+async fn check_signs_in_to_acs_without_a_token() {
+    let w = acs_world(CLIENT_SECRET);
+    let (ok, text) = checklist(&w).await;
+    assert!(ok, "{text}");
+    assert!(!text.contains("token"), "{text}");
+    assert!(
+        text.contains("STARTTLS (TLSv1_3), AUTH LOGIN accepted"),
+        "{text}"
+    );
+    assert_eq!(w.tokens.calls(), 0);
+}
+
+#[tokio::test]
+async fn check_explains_a_refused_acs_login() {
+    let w = acs_world("another-secret");
+    let (ok, text) = checklist(&w).await;
+    assert!(!ok);
+    assert!(
+        text.contains("the upstream refused AUTH LOGIN: 535 5.7.3"),
+        "{text}"
+    );
+    assert!(text.contains("SMTP Usernames"), "{text}");
+    assert!(
+        text.contains("Communication and Email Service Owner"),
+        "{text}"
+    );
+    assert!(!text.contains(CLIENT_SECRET), "{text}");
+    assert_eq!(w.tokens.calls(), 0);
+}
