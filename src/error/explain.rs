@@ -232,6 +232,20 @@ pub(crate) const ACS_LOGIN_REJECTED: Explanation = x(
      Service Owner\" or a custom role with Microsoft.Communication/CommunicationServices/Read \
      and Microsoft.Communication/EmailServices/write), which can take a few minutes to apply.",
 );
+/// No reply text of High Volume Email for an external recipient is documented; Exchange's
+/// authorization refusals of a recipient are `550 5.7.x` (Microsoft, "Non-delivery reports in
+/// Exchange Online"), and HVE delivers to internal recipients only ("High Volume Email for
+/// Microsoft 365"), so any such refusal on an HVE account is read as that.
+pub(crate) const HVE_EXTERNAL_RECIPIENT: Explanation = x(
+    "hve-external-recipient",
+    "High Volume Email delivers to recipients inside the tenant only",
+    "accounts.{account} uses provider = \"hve\", and HVE refused a recipient with 550 5.7.x: \
+     HVE sends only to recipients in your own organization (its accepted domains). Send mail \
+     for outside recipients through another account (a Microsoft 365 mailbox, or Azure \
+     Communication Services with provider = \"acs\"), and set \
+     accounts.{account}.allowed_recipient_domains to your own domains so that the relay refuses \
+     outside recipients before sending.",
+);
 pub(crate) const BUSY: Explanation = x(
     "connections-busy",
     "all upstream connections of the account stayed busy",
@@ -245,6 +259,37 @@ pub(crate) fn explain(error: &RelayError) -> Option<Explanation> {
         RelayError::Upstream(u) => explain_upstream(u),
         RelayError::NoRoute(_) => None,
     }
+}
+
+/// [`explain`] with what the account's provider adds: HVE refusing an outside recipient.
+pub(crate) fn explain_for(error: &RelayError, account: &Account) -> Option<Explanation> {
+    match error {
+        RelayError::Upstream(u) => explain_upstream_for(u, account),
+        other => explain(other),
+    }
+}
+
+/// [`explain_upstream`] with what the account's provider adds.
+pub(crate) fn explain_upstream_for(
+    error: &UpstreamError,
+    account: &Account,
+) -> Option<Explanation> {
+    let refused_recipient = match error {
+        UpstreamError::Rejected {
+            phase: Phase::Rcpt | Phase::DataEnd,
+            reply,
+            ..
+        } => {
+            reply.code == 550
+                && reply.enhanced.is_some_and(|e| e.0 == 5 && e.1 == 7)
+                && !reply.matches((5, 7, 60), "")
+        }
+        _ => false,
+    };
+    if account.provider == crate::config::Provider::Hve && refused_recipient {
+        return Some(HVE_EXTERNAL_RECIPIENT);
+    }
+    explain_upstream(error)
 }
 
 pub(crate) fn explain_token(error: &TokenError) -> Option<Explanation> {

@@ -15,6 +15,7 @@ mod config;
 mod credentials;
 mod e2e_smtplib;
 mod health;
+mod hve;
 mod log_lines;
 mod logins;
 mod network;
