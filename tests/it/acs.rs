@@ -61,6 +61,7 @@ async fn a_wrong_acs_secret_is_explained() {
     let (logs, _guard) = LogCapture::this_thread();
     let mut w = acs_world("another-secret");
     w.restart().await;
+    w.probed(1).await;
     let reply = send(&w, "x").await;
     reply.expect_code(451);
     assert!(
@@ -71,6 +72,8 @@ async fn a_wrong_acs_secret_is_explained() {
         reply.text
     );
     assert_eq!(w.tokens.calls(), 0);
+    // The probe's login and the message's: a password is not retried as a stale token is.
+    assert_eq!(w.upstream.auth_attempts(), 2);
     let log = logs.text();
     assert!(log.contains("SMTP Usernames"), "{log}");
     assert!(!log.contains(CLIENT_SECRET), "{log}");
