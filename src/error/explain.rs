@@ -225,7 +225,7 @@ pub(crate) const ACS_LOGIN_REJECTED: Explanation = x(
     "Azure Communication Services refused the SMTP username or secret",
     "ACS answered 535 to AUTH LOGIN for accounts.{account}. smtp_username must be the name of \
      an \"SMTP Username\" of the Communication Services resource (Azure portal → the \
-     Communication Services resource → Settings → SMTP Usernames), and the secret must be a \
+     Communication Services resource → SMTP Usernames), and the secret must be a \
      current client secret of the Entra app that SMTP Username is linked to (Entra admin center \
      → App registrations → the app → Certificates & secrets; the value, not the secret ID). The \
      app also needs a role on the Communication Services resource (\"Communication and Email \

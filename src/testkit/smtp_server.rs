@@ -1,5 +1,6 @@
 //! `FakeUpstream`: an SMTP server that behaves like `smtp.office365.com:587` (STARTTLS, then
-//! `AUTH XOAUTH2` against a [`TokenRegistry`]), driven by a [`Script`] that tests change while it
+//! `AUTH XOAUTH2` against a [`TokenRegistry`], or, when scripted, Azure Communication Services'
+//! `AUTH LOGIN`), driven by a [`Script`] that tests change while it
 //! runs, and recording every accepted message.
 //!
 //! Changing the script:

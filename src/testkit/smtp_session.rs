@@ -1,5 +1,5 @@
 //! One connection of the fake upstream: the SMTP state machine (greeting, EHLO, STARTTLS,
-//! AUTH XOAUTH2, MAIL/RCPT/DATA) with the script's overrides applied at each phase.
+//! AUTH XOAUTH2 or LOGIN, MAIL/RCPT/DATA) with the script's overrides applied at each phase.
 //!
 //! Input is kept in one buffer of unconsumed bytes; every state takes what it needs from it and
 //! reads more only when it runs dry. Replies are queued and written just before the next read,

@@ -1,5 +1,6 @@
 //! The SMTP upstream: STARTTLS connections to the account's SMTP host, authenticated with the
-//! two-step `AUTH XOAUTH2`, then per message MAIL, every RCPT and DATA. A session that carried a
+//! two-step `AUTH XOAUTH2` (or, for Azure Communication Services, `AUTH LOGIN` with a user name
+//! and password), then per message MAIL, every RCPT and DATA. A session that carried a
 //! message is kept for the next one (see `pool`), which starts with `RSET`.
 //!
 //! Built on mail-send's `SmtpClient` for reply parsing and the STARTTLS upgrade; the XOAUTH2

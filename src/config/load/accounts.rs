@@ -108,7 +108,7 @@ fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &AccountFile) -> Ac
 
 /// What to put in `smtp_username`, also when it is missing.
 const SMTP_USERNAME: &str = "set the name of an SMTP Username of the Communication Services \
-     resource (Azure portal → the resource → Settings → SMTP Usernames), linked to the Entra app \
+     resource (Azure portal → the resource → SMTP Usernames), linked to the Entra app \
      whose client secret is given here";
 
 /// Azure Communication Services takes an SMTP Username and the app's client secret with
