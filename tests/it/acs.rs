@@ -54,6 +54,15 @@ async fn acs_delivers_with_auth_login_and_no_token() {
     );
     let (code, body) = http_json(w.health(), "/readyz").await;
     assert_eq!(code, 200, "{body}");
+    let (_, status) = http_json(w.health(), "/status").await;
+    let account = &status["accounts"]["contoso"];
+    assert!(account["token"].is_null(), "{account}");
+    assert_eq!(account["can_send"]["state"], "yes", "{account}");
+    let (_, metrics) = http_get(w.health(), "/metrics").await;
+    assert!(
+        metrics.contains("xoauth_relay_token_expiry_seconds{account=\"contoso\"} 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -78,6 +87,9 @@ async fn a_wrong_acs_secret_is_explained() {
     assert!(log.contains("SMTP Usernames"), "{log}");
     assert!(!log.contains(CLIENT_SECRET), "{log}");
     assert!(!log.contains("another-secret"), "{log}");
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode("another-secret");
+    assert!(!log.contains(&encoded), "{log}");
 }
 
 async fn checklist(w: &World) -> (bool, String) {
