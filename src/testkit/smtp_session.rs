@@ -281,7 +281,7 @@ impl Session {
         }
         let login = self.shared.script().login.clone();
         if let (AUTH_LOGIN, Some(expected), None) = (mechanism, &login, self.refusal_in_state()) {
-            return self.login_exchange(expected).await;
+            return self.login_exchange(expected, initial).await;
         }
         if let Some(refusal) = self.auth_refusal(mechanism) {
             return Ok(self.answer(refusal));
@@ -317,11 +317,23 @@ impl Session {
     }
 
     /// ACS's `AUTH LOGIN`: the base64 user name and password, each after its own challenge.
-    async fn login_exchange(&mut self, expected: &(String, String)) -> Result<Flow, Closed> {
+    /// An initial response (`AUTH LOGIN dXNlcg==`, RFC 4954 §4) stands for the user name.
+    async fn login_exchange(
+        &mut self,
+        expected: &(String, String),
+        initial: String,
+    ) -> Result<Flow, Closed> {
         let mut answers = Vec::new();
+        let mut initial = Some(initial).filter(|i| !i.is_empty());
         for challenge in ["334 VXNlcm5hbWU6", "334 UGFzc3dvcmQ6"] {
-            self.reply(challenge);
-            match self.read_line(MAX_AUTH_LINE).await? {
+            let given = match initial.take() {
+                Some(text) => Line::Complete(text.into_bytes()),
+                None => {
+                    self.reply(challenge);
+                    self.read_line(MAX_AUTH_LINE).await?
+                }
+            };
+            match given {
                 Line::TooLong => {
                     return Ok(self.answer("500 5.5.6 Authentication exchange line is too long"));
                 }
