@@ -148,10 +148,20 @@ async fn check_account<W: Write>(
     plan: Option<&senders::Plan>,
     report: &mut Report<'_, W>,
 ) {
-    let Some(token) = token(route, config.timeouts.token_total, report).await else {
-        return;
+    let login = route.account.provider.uses_login();
+    let (token, has_role) = if login {
+        // No token to ask for or read: the route's placeholder is never sent.
+        let Ok(issued) = route.tokens.get().await else {
+            return;
+        };
+        (issued.token, None)
+    } else {
+        let Some(token) = token(route, config.timeouts.token_total, report).await else {
+            return;
+        };
+        let has_role = check_claims(&route.account, &token, report);
+        (token, has_role)
     };
-    let has_role = check_claims(&route.account, &token, report);
     if !check_smtp(route, &token, has_role, report).await {
         return;
     }
@@ -279,14 +289,20 @@ async fn check_smtp<W: Write>(
 ) -> bool {
     let account = &route.account;
     let target = format!("{}:{}", account.smtp_host, account.smtp_port);
-    report.wait(&format!("connecting to {target} (STARTTLS, AUTH XOAUTH2)…"));
+    let login = account.provider.uses_login();
+    let mechanism = if login { "AUTH LOGIN" } else { "AUTH XOAUTH2" };
+    report.wait(&format!("connecting to {target} (STARTTLS, {mechanism})…"));
     match route.upstream.probe(token).await {
         Ok(probe) => {
             report.ok(&format!(
-                "SMTP {target}: STARTTLS ({}), AUTH XOAUTH2 accepted",
+                "SMTP {target}: STARTTLS ({}), {mechanism} accepted",
                 probe.tls_version
             ));
-            report.ok("Exchange prerequisites in place (permission + consent, service principal, mailbox access, SMTP AUTH)");
+            if login {
+                report.ok("Azure Communication Services accepted the SMTP username and secret (the app's role on the resource is in place)");
+            } else {
+                report.ok("Exchange prerequisites in place (permission + consent, service principal, mailbox access, SMTP AUTH)");
+            }
             true
         }
         Err(e) => {

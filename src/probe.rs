@@ -218,6 +218,7 @@ mod tests {
                         text: "SmtpClientAuthentication is disabled".into(),
                     };
                     return Err(UpstreamError::AuthRejected {
+                        mechanism: crate::upstream::Mechanism::Xoauth2,
                         reply,
                         challenge: None,
                     });

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use crate::BoxFuture;
 use crate::address::Address;
 use crate::config::{Account, LogRecipients};
-use crate::error::explain::{Explanation, TOKEN_REJECTED, explain, explain_reply};
+use crate::error::explain::{Explanation, TOKEN_REJECTED, explain, explain_for, explain_reply};
 use crate::error::{Class, RelayError, reply_for};
 use crate::logging::{List, Untrusted};
 use crate::message::{Submission, Submit};
@@ -86,9 +86,12 @@ impl Relay {
             .deliver(&issued.token, &message.envelope, message.body())
             .await;
         match first {
-            Err(UpstreamError::AuthRejected { reply, .. })
-                if !issued.fresh && token_may_be_stale(&reply) =>
-            {
+            // A password (AUTH LOGIN) is not a token: a new one cannot cure its refusal.
+            Err(UpstreamError::AuthRejected {
+                mechanism: crate::upstream::Mechanism::Xoauth2,
+                reply,
+                ..
+            }) if !issued.fresh && token_may_be_stale(&reply) => {
                 tracing::info!(account = %account, upstream = %reply, "cached token refused; fetching a new one and retrying once");
                 route.tokens.invalidate(&issued.token).await;
                 let again = route.tokens.get().await?;
@@ -160,7 +163,11 @@ impl Relay {
                 } else {
                     tracing::warn!(user = %who.user, mailbox, sender = %Untrusted(sender), to = ?to, rcpts, size, message_id, error = %e, reply = %reply, ms, "message not delivered");
                 }
-                if let Some(x) = explain(e) {
+                let x = match account {
+                    Some(a) => explain_for(e, a),
+                    None => explain(e),
+                };
+                if let Some(x) = x {
                     self.explain_once(&who.account, account, x);
                 }
             }

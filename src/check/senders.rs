@@ -7,7 +7,7 @@ use std::io::Write;
 use super::Report;
 use crate::address::Address;
 use crate::config::{Config, SenderRule};
-use crate::error::explain::explain_upstream;
+use crate::error::explain::explain_upstream_for;
 use crate::message::Envelope;
 use crate::oauth::AccessToken;
 use crate::relay::Route;
@@ -146,7 +146,11 @@ async fn send_one<W: Write>(
         }
         Err(e) => {
             let text = format!("test message to {to} as {from} refused: {e}");
-            report.explained(&text, explain_upstream(&e), &route.account);
+            report.explained(
+                &text,
+                explain_upstream_for(&e, &route.account),
+                &route.account,
+            );
             false
         }
     }

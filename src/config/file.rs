@@ -95,6 +95,8 @@ settings! {
         /// Instead of a secret: the PEM certificate uploaded to the app and its private key.
         client_certificate: Option<String> = None;
         client_key: Option<String> = None;
+        /// `provider = "acs"`: the SMTP Username resource's name, sent with AUTH LOGIN.
+        smtp_username: Option<String> = None => "values::user_name";
         /// Which service: sets the defaults of the four keys below and of `auth`.
         provider: Provider = Provider::Microsoft365;
         auth: Option<Auth> = None;

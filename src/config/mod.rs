@@ -359,6 +359,9 @@ pub struct Account {
     /// The certificate credential; when set, the token request sends a signed client
     /// assertion instead of the secret.
     pub client_certificate: Option<ClientCertificate>,
+    /// Azure Communication Services: the SMTP Username sent with `AUTH LOGIN`, the client
+    /// secret being the password. Set exactly for `provider = "acs"`, which uses no token.
+    pub smtp_username: Option<String>,
     pub authority: String,
     pub token_url: String,
     pub scope: String,

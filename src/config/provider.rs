@@ -100,15 +100,9 @@ impl Provider {
         }
     }
 
-    /// Why this relay version cannot send through the provider at all, if it cannot.
-    pub fn unsupported(self) -> Option<&'static str> {
-        match self {
-            Provider::Acs => Some(
-                "Azure Communication Services needs AUTH LOGIN with an SMTP username, which \
-                 this relay version cannot do yet; it sends only with XOAUTH2",
-            ),
-            _ => None,
-        }
+    /// Signs in with a user name and password (`AUTH LOGIN`) rather than a token.
+    pub fn uses_login(self) -> bool {
+        self == Provider::Acs
     }
 }
 
@@ -170,7 +164,8 @@ mod tests {
             "https://outlook.office.com/SMTP.Send offline_access"
         );
         assert_eq!((o.tenant, o.auth), (Some("consumers"), Auth::Delegated));
-        assert!(Provider::Acs.unsupported().is_some());
+        assert!(Provider::Acs.uses_login());
+        assert!(!Provider::Hve.uses_login());
         assert!(Auth::Delegated.unsupported().is_some());
         assert!(Auth::ClientCredentials.unsupported().is_none());
     }

@@ -18,7 +18,7 @@ use crate::auth::{Argon2Pool, Users};
 use crate::config::{Account, Config};
 use crate::logging::List;
 use crate::oauth::client_credentials::ClientCredentials;
-use crate::oauth::{Observed, TokenCache};
+use crate::oauth::{NoToken, Observed, TokenCache, TokenSource};
 use crate::pacing::{Clock, Limits as PacingLimits, Pacer};
 use crate::relay::{Relay, Route};
 use crate::smtp::conn::Services;
@@ -71,13 +71,17 @@ pub(crate) fn build_route(
             account: name.clone(),
             source,
         })?;
-    let source =
-        ClientCredentials::new(&account, tls.clone(), &config.timeouts).map_err(|source| {
-            StartError::Http {
-                account: name.clone(),
-                source,
-            }
-        })?;
+    let source: Option<ClientCredentials> = match account.provider.uses_login() {
+        true => None,
+        false => Some(
+            ClientCredentials::new(&account, tls.clone(), &config.timeouts).map_err(|source| {
+                StartError::Http {
+                    account: name.clone(),
+                    source,
+                }
+            })?,
+        ),
+    };
     let upstream = SmtpUpstream::new(
         &account,
         &config.hostname,
@@ -94,14 +98,18 @@ pub(crate) fn build_route(
         Clock::system(),
         stats.clone(),
     );
-    let observed = Observed {
-        inner: Arc::new(source),
-        stats: stats.clone(),
-        account: name.clone(),
+    // A password account fetches no token, so it has no token statistics either.
+    let tokens: Arc<dyn TokenSource> = match source {
+        Some(source) => Arc::new(Observed {
+            inner: Arc::new(source),
+            stats: stats.clone(),
+            account: name.clone(),
+        }),
+        None => Arc::new(NoToken),
     };
     Ok(Route {
         account,
-        tokens: Arc::new(TokenCache::new(Arc::new(observed))),
+        tokens: Arc::new(TokenCache::new(tokens)),
         upstream: Arc::new(upstream),
         stats,
         pacer: Arc::new(pacer),

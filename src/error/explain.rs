@@ -8,7 +8,7 @@
 use super::RelayError;
 use crate::config::Account;
 use crate::oauth::TokenError;
-use crate::upstream::{Phase, TlsFailure, UpstreamError, UpstreamReply};
+use crate::upstream::{Mechanism, Phase, TlsFailure, UpstreamError, UpstreamReply};
 
 /// A known failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +217,38 @@ pub(crate) const NO_XOAUTH2: Explanation = x(
     "the SMTP server does not offer XOAUTH2",
     "Check smtp_host ({smtp_host}): Microsoft 365 is smtp.office365.com (national clouds differ).",
 );
+pub(crate) const NO_LOGIN: Explanation = x(
+    "no-auth-login",
+    "the SMTP server does not offer AUTH LOGIN",
+    "Check smtp_host ({smtp_host}): Azure Communication Services is smtp.azurecomm.net:587.",
+);
+/// Azure Communication Services, "Create credentials for SMTP authentication".
+pub(crate) const ACS_LOGIN_REJECTED: Explanation = x(
+    "acs-login-rejected",
+    "Azure Communication Services refused the SMTP username or secret",
+    "ACS answered 535 to AUTH LOGIN for accounts.{account}. smtp_username must be the name of \
+     an \"SMTP Username\" of the Communication Services resource (Azure portal → the \
+     Communication Services resource → SMTP Usernames), and the secret must be a \
+     current client secret of the Entra app that SMTP Username is linked to (Entra admin center \
+     → App registrations → the app → Certificates & secrets; the value, not the secret ID). The \
+     app also needs a role on the Communication Services resource (\"Communication and Email \
+     Service Owner\" or a custom role with Microsoft.Communication/CommunicationServices/Read \
+     and Microsoft.Communication/EmailServices/write), which can take a few minutes to apply.",
+);
+/// No reply text of High Volume Email for an external recipient is documented; Exchange's
+/// authorization refusals of a recipient are `550 5.7.x` (Microsoft, "Non-delivery reports in
+/// Exchange Online"), and HVE delivers to internal recipients only ("High Volume Email for
+/// Microsoft 365"), so any such refusal on an HVE account is read as that.
+pub(crate) const HVE_EXTERNAL_RECIPIENT: Explanation = x(
+    "hve-external-recipient",
+    "High Volume Email delivers to recipients inside the tenant only",
+    "accounts.{account} uses provider = \"hve\", and HVE refused a recipient with 550 5.7.x: \
+     HVE sends only to recipients in your own organization (its accepted domains). Send mail \
+     for outside recipients through another account (a Microsoft 365 mailbox, or Azure \
+     Communication Services with provider = \"acs\"), and set \
+     accounts.{account}.allowed_recipient_domains to your own domains so that the relay refuses \
+     outside recipients before sending.",
+);
 pub(crate) const BUSY: Explanation = x(
     "connections-busy",
     "all upstream connections of the account stayed busy",
@@ -230,6 +262,37 @@ pub(crate) fn explain(error: &RelayError) -> Option<Explanation> {
         RelayError::Upstream(u) => explain_upstream(u),
         RelayError::NoRoute(_) => None,
     }
+}
+
+/// [`explain`] with what the account's provider adds: HVE refusing an outside recipient.
+pub(crate) fn explain_for(error: &RelayError, account: &Account) -> Option<Explanation> {
+    match error {
+        RelayError::Upstream(u) => explain_upstream_for(u, account),
+        other => explain(other),
+    }
+}
+
+/// [`explain_upstream`] with what the account's provider adds.
+pub(crate) fn explain_upstream_for(
+    error: &UpstreamError,
+    account: &Account,
+) -> Option<Explanation> {
+    let refused_recipient = match error {
+        UpstreamError::Rejected {
+            phase: Phase::Rcpt | Phase::DataEnd,
+            reply,
+            ..
+        } => {
+            reply.code == 550
+                && reply.enhanced.is_some_and(|e| e.0 == 5 && e.1 == 7)
+                && !reply.matches((5, 7, 60), "")
+        }
+        _ => false,
+    };
+    if account.provider == crate::config::Provider::Hve && refused_recipient {
+        return Some(HVE_EXTERNAL_RECIPIENT);
+    }
+    explain_upstream(error)
 }
 
 pub(crate) fn explain_token(error: &TokenError) -> Option<Explanation> {
@@ -263,6 +326,11 @@ pub(crate) fn explain_token(error: &TokenError) -> Option<Explanation> {
 
 pub(crate) fn explain_upstream(error: &UpstreamError) -> Option<Explanation> {
     match error {
+        UpstreamError::AuthRejected {
+            mechanism: Mechanism::Login,
+            reply,
+            ..
+        } if reply.code == 535 => Some(ACS_LOGIN_REJECTED),
         UpstreamError::AuthRejected { reply, .. } => explain_reply(Phase::Auth, reply),
         UpstreamError::Rejected { phase, reply, .. } => explain_reply(*phase, reply),
         UpstreamError::Connect { .. } => Some(UPSTREAM_UNREACHABLE),
@@ -280,6 +348,7 @@ pub(crate) fn explain_upstream(error: &UpstreamError) -> Option<Explanation> {
             ..
         } => Some(TLS_HANDSHAKE_FAILED),
         UpstreamError::NoXoauth2 { .. } => Some(NO_XOAUTH2),
+        UpstreamError::NoLogin { .. } => Some(NO_LOGIN),
         UpstreamError::Busy { .. } => Some(BUSY),
         UpstreamError::Timeout { .. }
         | UpstreamError::Io { .. }

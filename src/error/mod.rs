@@ -69,7 +69,8 @@ impl UpstreamError {
             | UpstreamError::Busy { .. } => Class::Transient,
             UpstreamError::Tls { .. }
             | UpstreamError::NoStartTls
-            | UpstreamError::NoXoauth2 { .. } => Class::Misconfigured,
+            | UpstreamError::NoXoauth2 { .. }
+            | UpstreamError::NoLogin { .. } => Class::Misconfigured,
             UpstreamError::AuthRejected { reply, .. } if reply.is_transient() => Class::Transient,
             UpstreamError::AuthRejected { .. } => Class::Misconfigured,
             UpstreamError::Rejected { reply, .. } if reply.is_transient() => Class::Transient,
@@ -170,6 +171,7 @@ fn transient_upstream(e: &UpstreamError) -> (Enhanced, String) {
         UpstreamError::Tls { .. }
         | UpstreamError::NoStartTls
         | UpstreamError::NoXoauth2 { .. }
+        | UpstreamError::NoLogin { .. }
         | UpstreamError::Unsupported(_) => (Enhanced(4, 3, 0), "upstream problem".into()),
     }
 }

@@ -35,6 +35,7 @@ fn rejected(phase: Phase, reply: UpstreamReply, rcpt: Option<&str>) -> RelayErro
 
 fn auth(reply: UpstreamReply) -> RelayError {
     RelayError::Upstream(UpstreamError::AuthRejected {
+        mechanism: crate::upstream::Mechanism::Xoauth2,
         reply,
         challenge: None,
     })

@@ -140,7 +140,8 @@ fn account(route: &Route) -> Value {
     let a = &route.account;
     json!({
         "mailbox": a.mailbox,
-        "token": token(route, s),
+        // A password account (ACS) has no token; its placeholder is not one to report.
+        "token": if a.provider.uses_login() { Value::Null } else { token(route, s) },
         "messages": messages,
         "bytes_relayed": s.bytes_relayed.load(Ordering::Relaxed),
         "upstream_sessions": route.upstream.active_sessions(),
@@ -208,6 +209,9 @@ fn token(route: &Route, s: &AccountStats) -> Value {
 
 /// Seconds until the current token of `route` expires (0 when there is none).
 pub(crate) fn token_seconds_left(route: &Route) -> u64 {
+    if route.account.provider.uses_login() {
+        return 0;
+    }
     let now = Instant::now();
     route.tokens.peek().map_or(0, |t| {
         t.expires_at().saturating_duration_since(now).as_secs()

@@ -91,6 +91,7 @@ pub fn example_account() -> Account {
         client_id: "11111111-2222-3333-4444-555555555555".into(),
         client_secret: Secret::new("placeholder".into()),
         client_certificate: None,
+        smtp_username: None,
         authority: crate::config::DEFAULT_AUTHORITY.into(),
         token_url: "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
             .into(),

@@ -1,5 +1,6 @@
 //! `FakeUpstream`: an SMTP server that behaves like `smtp.office365.com:587` (STARTTLS, then
-//! `AUTH XOAUTH2` against a [`TokenRegistry`]), driven by a [`Script`] that tests change while it
+//! `AUTH XOAUTH2` against a [`TokenRegistry`], or, when scripted, Azure Communication Services'
+//! `AUTH LOGIN`), driven by a [`Script`] that tests change while it
 //! runs, and recording every accepted message.
 //!
 //! Changing the script:
@@ -116,6 +117,10 @@ pub struct Script {
     /// Answer this phase only after the given time (a slow server; tokio's clock, so a
     /// paused-clock test can skip the wait).
     pub delay_at: Option<(Phase, Duration)>,
+    /// Accept `AUTH LOGIN` with this user name and password, as Azure Communication Services
+    /// does (`334 VXNlcm5hbWU6`, `334 UGFzc3dvcmQ6`, then `235` or `535`). `None` (the
+    /// default): AUTH LOGIN is refused as Exchange Online refuses basic authentication.
+    pub login: Option<(String, String)>,
     /// Largest message body accepted (default 200 MiB); larger gets `552 5.3.4`.
     pub max_message_size: usize,
     /// How long a read may wait for the client (default 60 s) before `421` and close.
@@ -151,6 +156,7 @@ impl Default for Script {
             hang_at: None,
             drop_at: None,
             delay_at: None,
+            login: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             read_timeout: Duration::from_secs(60),
         }

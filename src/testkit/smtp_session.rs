@@ -1,5 +1,5 @@
 //! One connection of the fake upstream: the SMTP state machine (greeting, EHLO, STARTTLS,
-//! AUTH XOAUTH2, MAIL/RCPT/DATA) with the script's overrides applied at each phase.
+//! AUTH XOAUTH2 or LOGIN, MAIL/RCPT/DATA) with the script's overrides applied at each phase.
 //!
 //! Input is kept in one buffer of unconsumed bytes; every state takes what it needs from it and
 //! reads more only when it runs dry. Replies are queued and written just before the next read,
@@ -279,6 +279,10 @@ impl Session {
         if let Some(flow) = self.scripted_stop(Phase::Auth).await {
             return flow;
         }
+        let login = self.shared.script().login.clone();
+        if let (AUTH_LOGIN, Some(expected), None) = (mechanism, &login, self.refusal_in_state()) {
+            return self.login_exchange(expected, initial).await;
+        }
         if let Some(refusal) = self.auth_refusal(mechanism) {
             return Ok(self.answer(refusal));
         }
@@ -295,6 +299,72 @@ impl Session {
             initial
         };
         self.finish_xoauth2(&blob).await
+    }
+
+    /// Why AUTH cannot even start in this session state, whatever the mechanism.
+    fn refusal_in_state(&self) -> Option<&'static str> {
+        if !self.greeted {
+            Some(REPLY_NEED_HELLO)
+        } else if !self.io.is_tls() {
+            Some(REPLY_NEED_TLS)
+        } else if self.login.is_some() {
+            Some("503 5.5.2 Already authenticated")
+        } else if self.transaction.is_some() {
+            Some("503 5.5.2 Not allowed during a mail transaction")
+        } else {
+            None
+        }
+    }
+
+    /// ACS's `AUTH LOGIN`: the base64 user name and password, each after its own challenge.
+    /// An initial response (`AUTH LOGIN dXNlcg==`, RFC 4954 §4) stands for the user name.
+    async fn login_exchange(
+        &mut self,
+        expected: &(String, String),
+        initial: String,
+    ) -> Result<Flow, Closed> {
+        let mut answers = Vec::new();
+        let mut initial = Some(initial).filter(|i| !i.is_empty());
+        for challenge in ["334 VXNlcm5hbWU6", "334 UGFzc3dvcmQ6"] {
+            let given = match initial.take() {
+                Some(text) => Line::Complete(text.into_bytes()),
+                None => {
+                    self.reply(challenge);
+                    self.read_line(MAX_AUTH_LINE).await?
+                }
+            };
+            match given {
+                Line::TooLong => {
+                    return Ok(self.answer("500 5.5.6 Authentication exchange line is too long"));
+                }
+                Line::Complete(line) => {
+                    let text = String::from_utf8_lossy(&line).trim().to_string();
+                    if text == "*" {
+                        return Ok(self.answer("501 5.0.0 Authentication cancelled"));
+                    }
+                    let Some(decoded) = STANDARD
+                        .decode(&text)
+                        .ok()
+                        .and_then(|raw| String::from_utf8(raw).ok())
+                    else {
+                        return Ok(self.answer("501 5.5.2 Cannot decode response"));
+                    };
+                    answers.push(decoded);
+                }
+            }
+        }
+        if answers[0] != expected.0 || answers[1] != expected.1 {
+            return Ok(self.answer("535 5.7.3 Authentication unsuccessful"));
+        }
+        let Some(slot) = self.take_slot() else {
+            return Ok(self.answer(REPLY_432));
+        };
+        self.slot = Some(slot);
+        self.login = Some(Login {
+            user: answers.swap_remove(0),
+            token: String::new(),
+        });
+        Ok(self.answer("235 2.7.0 Authentication successful"))
     }
 
     /// Why AUTH cannot even start, if it cannot.

@@ -1,5 +1,6 @@
 //! The SMTP upstream: STARTTLS connections to the account's SMTP host, authenticated with the
-//! two-step `AUTH XOAUTH2`, then per message MAIL, every RCPT and DATA. A session that carried a
+//! two-step `AUTH XOAUTH2` (or, for Azure Communication Services, `AUTH LOGIN` with a user name
+//! and password), then per message MAIL, every RCPT and DATA. A session that carried a
 //! message is kept for the next one (see `pool`), which starts with `RSET`.
 //!
 //! Built on mail-send's `SmtpClient` for reply parsing and the STARTTLS upgrade; the XOAUTH2
@@ -14,8 +15,8 @@ use std::time::Duration;
 use mail_send::SmtpClient;
 use mail_send::smtp::AssertReply;
 use smtp_proto::{
-    AUTH_XOAUTH2, EXT_8BIT_MIME, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
-    EhloResponse,
+    AUTH_LOGIN, AUTH_XOAUTH2, EXT_8BIT_MIME, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8,
+    EXT_START_TLS, EhloResponse,
 };
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
@@ -26,12 +27,13 @@ use tokio_rustls::client::TlsStream;
 
 use super::pool::Pool;
 use super::xoauth2;
-use super::{Delivered, Phase, Probe, Upstream, UpstreamError, UpstreamReply};
+use super::{Delivered, Mechanism, Phase, Probe, Upstream, UpstreamError, UpstreamReply};
 use crate::BoxFuture;
 use crate::address::path;
 use crate::config::{Account, Pool as PoolSettings, Timeouts};
 use crate::message::Envelope;
 use crate::oauth::AccessToken;
+use crate::secret::Secret;
 
 type Tls = SmtpClient<TlsStream<TcpStream>>;
 
@@ -53,7 +55,28 @@ pub(crate) struct SmtpUpstream {
     slots: Arc<Semaphore>,
     max_slots: usize,
     pool: Arc<Pool>,
+    /// Set for accounts that sign in with a user name and password (`AUTH LOGIN`) instead of
+    /// a token; the token they are handed is then not used.
+    login: Option<Login>,
 }
+
+/// `AUTH LOGIN` credentials: Azure Communication Services' SMTP Username and the Entra app's
+/// client secret as the password.
+#[derive(Clone)]
+pub(crate) struct Login {
+    pub(crate) user: String,
+    pub(crate) password: Secret<String>,
+}
+
+/// What a session authenticates with.
+enum Credential<'a> {
+    Token(&'a AccessToken),
+    Login(&'a Login),
+}
+
+/// A login has no refresh point of its own; a session on it ends by the pool's age and idle
+/// limits only.
+const LOGIN_GOOD_FOR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// An authenticated upstream connection and what the server offered after STARTTLS.
 pub(crate) struct Conversation {
@@ -111,6 +134,10 @@ impl SmtpUpstream {
             slots: Arc::new(Semaphore::new(account.max_connections)),
             max_slots: account.max_connections,
             pool: Pool::new(pool.clone()),
+            login: account.smtp_username.as_ref().map(|user| Login {
+                user: user.clone(),
+                password: account.client_secret.clone(),
+            }),
         }
     }
 
@@ -196,13 +223,20 @@ impl SmtpUpstream {
             timeouts: t.clone(),
             opened: now,
             last_used: now,
-            token_good_until: token.refresh_at(),
+            token_good_until: match self.login {
+                Some(_) => now + LOGIN_GOOD_FOR,
+                None => token.refresh_at(),
+            },
             messages: 0,
             reused: false,
             in_data: false,
             _slot: slot,
         };
-        conversation.authenticate(&self.mailbox, token).await?;
+        let credential = match &self.login {
+            Some(login) => Credential::Login(login),
+            None => Credential::Token(token),
+        };
+        conversation.authenticate(&self.mailbox, credential).await?;
         Ok(conversation)
     }
 
@@ -319,13 +353,58 @@ impl Upstream for SmtpUpstream {
 }
 
 impl Conversation {
-    /// `AUTH XOAUTH2`, `334`, then the blob on its own line: an Entra token makes the one-line
-    /// form longer than the 512-octet command limit (RFC 4954 §4 and RFC 5321 §4.5.3.1.4: a command line is at most 512 octets).
     async fn authenticate(
         &mut self,
         mailbox: &str,
-        token: &AccessToken,
+        credential: Credential<'_>,
     ) -> Result<(), UpstreamError> {
+        match credential {
+            Credential::Token(token) => self.xoauth2(mailbox, token).await,
+            Credential::Login(login) => self.login(login).await,
+        }
+    }
+
+    /// `AUTH LOGIN` (draft-murchison-sasl-login; RFC 4954 §4 for the exchange): `334` for the
+    /// user name, `334` for the password, each answered with its base64 on a line of its own.
+    /// The challenges' texts are not checked: the order is fixed by the mechanism.
+    async fn login(&mut self, login: &Login) -> Result<(), UpstreamError> {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD;
+        if self.caps.auth_mechanisms & AUTH_LOGIN == 0 {
+            let offered = extension_names(&self.caps).join(" ");
+            return Err(UpstreamError::NoLogin { offered });
+        }
+        let deadline = self.timeouts.upstream_command;
+        let refused = |reply: smtp_proto::Response<String>| UpstreamError::AuthRejected {
+            mechanism: Mechanism::Login,
+            reply: reply.into(),
+            challenge: None,
+        };
+        let go_ahead = step(Phase::Auth, deadline, self.client.cmd(b"AUTH LOGIN\r\n")).await?;
+        if go_ahead.code != 334 {
+            return Err(refused(go_ahead));
+        }
+        let user = format!("{}\r\n", STANDARD.encode(&login.user));
+        let asked = step(Phase::Auth, deadline, self.client.cmd(user.as_bytes())).await?;
+        if asked.code != 334 {
+            return Err(refused(asked));
+        }
+        let password = Secret::new(format!("{}\r\n", STANDARD.encode(login.password.expose())));
+        let reply = step(
+            Phase::Auth,
+            deadline,
+            self.client.cmd(password.expose().as_bytes()),
+        )
+        .await?;
+        match reply.code {
+            235 => Ok(()),
+            _ => Err(refused(reply)),
+        }
+    }
+
+    /// `AUTH XOAUTH2`, `334`, then the blob on its own line: an Entra token makes the one-line
+    /// form longer than the 512-octet command limit (RFC 4954 §4 and RFC 5321 §4.5.3.1.4: a command line is at most 512 octets).
+    async fn xoauth2(&mut self, mailbox: &str, token: &AccessToken) -> Result<(), UpstreamError> {
         if self.caps.auth_mechanisms & AUTH_XOAUTH2 == 0 {
             let offered = extension_names(&self.caps).join(" ");
             return Err(UpstreamError::NoXoauth2 { offered });
@@ -334,6 +413,7 @@ impl Conversation {
         let go_ahead = step(Phase::Auth, deadline, self.client.cmd(b"AUTH XOAUTH2\r\n")).await?;
         if go_ahead.code != 334 {
             return Err(UpstreamError::AuthRejected {
+                mechanism: Mechanism::Xoauth2,
                 reply: go_ahead.into(),
                 challenge: None,
             });
@@ -348,11 +428,13 @@ impl Conversation {
                 let challenge = xoauth2::decode_challenge(&reply.message);
                 let last = step(Phase::Auth, deadline, self.client.cmd(b"\r\n")).await?;
                 Err(UpstreamError::AuthRejected {
+                    mechanism: Mechanism::Xoauth2,
                     reply: last.into(),
                     challenge,
                 })
             }
             _ => Err(UpstreamError::AuthRejected {
+                mechanism: Mechanism::Xoauth2,
                 reply: reply.into(),
                 challenge: None,
             }),

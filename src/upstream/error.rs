@@ -53,8 +53,11 @@ pub(crate) enum UpstreamError {
     NoStartTls,
     #[error("the upstream does not offer AUTH XOAUTH2 (it offers: {offered})")]
     NoXoauth2 { offered: String },
-    #[error("the upstream refused AUTH XOAUTH2: {reply}{}", challenge_note(.challenge))]
+    #[error("the upstream does not offer AUTH LOGIN (it offers: {offered})")]
+    NoLogin { offered: String },
+    #[error("the upstream refused AUTH {mechanism}: {reply}{}", challenge_note(.challenge))]
     AuthRejected {
+        mechanism: Mechanism,
         reply: UpstreamReply,
         challenge: Option<String>,
     },
@@ -70,6 +73,24 @@ pub(crate) enum UpstreamError {
     Busy { slots: usize, waited: Duration },
     #[error("unexpected answer during {phase}: {detail}")]
     Protocol { phase: Phase, detail: String },
+}
+
+/// The SASL mechanism the relay authenticated with: the fix for a refusal depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mechanism {
+    /// A bearer token (Microsoft 365, Outlook.com, HVE).
+    Xoauth2,
+    /// A user name and password (Azure Communication Services).
+    Login,
+}
+
+impl fmt::Display for Mechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mechanism::Xoauth2 => "XOAUTH2",
+            Mechanism::Login => "LOGIN",
+        })
+    }
 }
 
 /// Which part of the TLS set-up failed: the operator's fix differs (trust a CA, or find out
@@ -135,6 +156,7 @@ impl UpstreamError {
                 recipient: None,
             },
             E::AuthenticationFailed(reply) => UpstreamError::AuthRejected {
+                mechanism: Mechanism::Xoauth2,
                 reply: reply.into(),
                 challenge: None,
             },

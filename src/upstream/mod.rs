@@ -1,5 +1,5 @@
 //! The upstream side: delivering one message to Microsoft 365 over SMTP with STARTTLS and
-//! SASL XOAUTH2, over a per-account pool of authenticated sessions. The [`Upstream`] trait is
+//! SASL XOAUTH2 (AUTH LOGIN for Azure Communication Services), over a per-account pool of authenticated sessions. The [`Upstream`] trait is
 //! the seam where another transport (Graph) or a fake can be put in.
 
 pub(crate) mod client;
@@ -15,7 +15,7 @@ use crate::oauth::AccessToken;
 use crate::reply::{Enhanced, sanitize};
 
 pub(crate) use client::SmtpUpstream;
-pub(crate) use error::{Phase, TlsFailure, UpstreamError};
+pub(crate) use error::{Mechanism, Phase, TlsFailure, UpstreamError};
 
 /// A reply from the upstream server, as received.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -143,10 +143,91 @@ fn delegated_sign_in_is_refused_at_the_auth_key() {
     assert_eq!(p.len(), 1, "{p:#?}");
 }
 
+/// An ACS account: only the mailbox, the SMTP Username and the secret, then `extra`.
+fn acs(extra: &str) -> Result<Config, ConfigError> {
+    let text = format!(
+        "[[users]]\nname = \"app\"\npassword = \"pw\"\naccount = \"a\"\n\n\
+         [accounts.a]\nprovider = \"acs\"\nmailbox = \"sender@contoso.com\"\n{extra}\n"
+    );
+    load_str(&text, Path::new("."), &env(&[]))
+}
+
+fn acs_problems(extra: &str) -> Vec<Problem> {
+    match acs(extra) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        Err(other) => panic!("expected Invalid, got {other}"),
+        Ok(_) => panic!("expected Invalid, got a Config"),
+    }
+}
+
 #[test]
-fn acs_is_refused_at_the_provider_key() {
-    let p = problems(&format!("{TENANT}\nprovider = \"acs\""));
-    assert_problem(&p, "accounts.a.provider", &["AUTH LOGIN", "cannot do yet"]);
+fn acs_needs_only_the_smtp_username_and_the_secret() {
+    let c = acs("smtp_username = \"relay-user\"\nclient_secret = \"s\"")
+        .unwrap_or_else(|e| panic!("should load:\n{e}"));
+    let a = &c.accounts["a"];
+    assert_eq!(a.provider, Provider::Acs);
+    assert_eq!(
+        (a.smtp_host.as_str(), a.smtp_port),
+        ("smtp.azurecomm.net", 587)
+    );
+    assert_eq!(a.smtp_username.as_deref(), Some("relay-user"));
+    assert_eq!(a.client_secret.expose(), "s");
+    assert_eq!(a.mailbox, "sender@contoso.com");
+}
+
+#[test]
+fn acs_without_username_or_secret_says_what_to_set() {
+    let p = acs_problems("");
+    assert_problem(
+        &p,
+        "accounts.a.smtp_username",
+        &["is missing", "SMTP Usernames"],
+    );
+    assert_problem(&p, "accounts.a.client_secret", &["is missing"]);
+    assert!(
+        !p.iter().any(|p| p.message.contains("client_certificate")),
+        "{p:#?}"
+    );
+    assert!(
+        !p.iter()
+            .any(|p| p.key == "accounts.a.tenant" || p.key == "accounts.a.client_id"),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn acs_refuses_the_token_keys() {
+    let p = acs_problems(&format!(
+        "smtp_username = \"u\"\nclient_secret = \"s\"\n{TENANT}\n\
+         client_id = \"11111111-2222-3333-4444-555555555555\"\nauth = \"client_credentials\"\n\
+         scope = \"https://outlook.office365.com/.default\"\n\
+         token_url = \"https://login.example/t\"\nclient_certificate = \"a.pem\""
+    ));
+    for key in [
+        "tenant",
+        "client_id",
+        "auth",
+        "scope",
+        "token_url",
+        "client_certificate",
+    ] {
+        assert_problem(
+            &p,
+            &format!("accounts.a.{key}"),
+            &["is not used with provider = \"acs\"", "smtp_username"],
+        );
+    }
+}
+
+#[test]
+fn smtp_username_is_refused_outside_acs() {
+    let p = problems(&format!("{TENANT}\nsmtp_username = \"u\""));
+    assert_problem(
+        &p,
+        "accounts.a.smtp_username",
+        &["only used with provider = \"acs\""],
+    );
+    assert_eq!(p.len(), 1, "{p:#?}");
 }
 
 #[test]

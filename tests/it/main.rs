@@ -8,12 +8,14 @@
 mod common;
 
 mod account_kinds;
+mod acs;
 mod check;
 mod cli;
 mod config;
 mod credentials;
 mod e2e_smtplib;
 mod health;
+mod hve;
 mod log_lines;
 mod logins;
 mod network;

@@ -988,3 +988,36 @@ async fn malformed_http_gets_400_not_a_crash() {
         "malformed requests are not token calls"
     );
 }
+
+#[tokio::test]
+async fn auth_login_takes_the_scripted_username_and_password() {
+    let s = stack();
+    // Unscripted, AUTH LOGIN is Exchange's retired basic authentication.
+    let mut client = connect_tls(&s).await;
+    let refused = client.cmd(b"AUTH LOGIN\r\n").await.expect("reply");
+    assert_eq!((refused.code, refused.esc), (535, [5, 7, 139]));
+    s.upstream
+        .script(|x| x.login = Some(("acs-user".into(), "pw".into())));
+    let line = |text: &str| format!("{}\r\n", STANDARD.encode(text));
+    let login = async |user: &str, password: &str, initial: bool| {
+        let mut client = connect_tls(&s).await;
+        let first = if initial {
+            format!("AUTH LOGIN {}", line(user))
+        } else {
+            let asked = client.cmd(b"AUTH LOGIN\r\n").await.expect("334");
+            assert_eq!((asked.code, asked.message.as_str()), (334, "VXNlcm5hbWU6"));
+            line(user)
+        };
+        let asked = client.cmd(first.as_bytes()).await.expect("334");
+        assert_eq!((asked.code, asked.message.as_str()), (334, "UGFzc3dvcmQ6"));
+        client
+            .cmd(line(password).as_bytes())
+            .await
+            .expect("reply")
+            .code
+    };
+    assert_eq!(login("acs-user", "pw", false).await, 235);
+    assert_eq!(login("acs-user", "pw", true).await, 235);
+    assert_eq!(login("acs-user", "wrong", false).await, 535);
+    assert_eq!(login("someone", "pw", false).await, 535);
+}

@@ -54,18 +54,30 @@ fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &AccountFile) -> Ac
     let key = |field: &str| format!("{table}.{field}");
     let preset = raw.provider.preset();
     let auth = raw.auth.unwrap_or(preset.auth);
-    supported(p, &key, raw, auth);
+    let login = raw.provider.uses_login();
+    if login {
+        not_for_login(p, &key, raw);
+    } else {
+        supported(p, &key, raw, auth);
+    }
     let mut required = |field, value, missing| p.required(&key(field), value, missing);
     let mailbox = required("mailbox", raw.mailbox.as_ref(), values::MAILBOX);
-    let tenant = match (&raw.tenant, preset.tenant) {
-        (None, Some(default)) => default.to_owned(),
-        (given, _) => required("tenant", given.as_ref(), values::TENANT).unwrap_or_default(),
+    let (tenant, client_id, smtp_username) = if login {
+        let username = required("smtp_username", raw.smtp_username.as_ref(), SMTP_USERNAME);
+        (String::new(), None, username)
+    } else {
+        let tenant = match (&raw.tenant, preset.tenant) {
+            (None, Some(default)) => default.to_owned(),
+            (given, _) => required("tenant", given.as_ref(), values::TENANT).unwrap_or_default(),
+        };
+        let client_id = required("client_id", raw.client_id.as_ref(), values::CLIENT_ID);
+        (tenant, client_id, None)
     };
-    let client_id = required("client_id", raw.client_id.as_ref(), values::CLIENT_ID);
     let authority = raw.authority.clone().unwrap_or(preset.authority.to_owned());
-    let token_url = match &raw.token_url {
-        Some(url) => url.clone(),
-        None => format!("{authority}/{tenant}/oauth2/v2.0/token"),
+    let token_url = match (&raw.token_url, login) {
+        (Some(url), _) => url.clone(),
+        (None, true) => String::new(),
+        (None, false) => format!("{authority}/{tenant}/oauth2/v2.0/token"),
     };
     let (ca_file, extra_roots) = roots::extra_roots(p, ctx, &key("ca_file"), raw.ca_file.as_ref());
     let domains = raw.allowed_recipient_domains.as_deref();
@@ -85,6 +97,7 @@ fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &AccountFile) -> Ac
         client_id: client_id.unwrap_or_default(),
         client_secret: credential.0.unwrap_or_default(),
         client_certificate: credential.1,
+        smtp_username,
         authority,
         token_url,
         ca_file,
@@ -93,11 +106,51 @@ fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &AccountFile) -> Ac
     }
 }
 
+/// What to put in `smtp_username`, also when it is missing.
+const SMTP_USERNAME: &str = "set the name of an SMTP Username of the Communication Services \
+     resource (Azure portal → the resource → SMTP Usernames), linked to the Entra app \
+     whose client secret is given here";
+
+/// Azure Communication Services takes an SMTP Username and the app's client secret with
+/// `AUTH LOGIN`: no token is fetched, so the keys that shape a token request would be silently
+/// ignored. They are refused instead, as is a certificate (ACS takes only the secret).
+fn not_for_login(p: &mut Problems, key: &dyn Fn(&str) -> String, raw: &AccountFile) {
+    let set = [
+        ("tenant", raw.tenant.is_some()),
+        ("client_id", raw.client_id.is_some()),
+        ("auth", raw.auth.is_some()),
+        ("authority", raw.authority.is_some()),
+        ("scope", raw.scope.is_some()),
+        ("token_url", raw.token_url.is_some()),
+        ("client_certificate", raw.client_certificate.is_some()),
+        ("client_key", raw.client_key.is_some()),
+    ];
+    for (field, _) in set.iter().filter(|(_, is_set)| *is_set) {
+        p.push(
+            key(field),
+            format!(
+                "is not used with provider = {:?}: Azure Communication Services signs in with \
+                 smtp_username and the Entra app's client secret (client_secret, \
+                 client_secret_file or client_secret_env) as the password, without a token; \
+                 remove {field}",
+                raw.provider.name()
+            ),
+        );
+    }
+}
+
 /// A provider or sign-in this version cannot do is refused at load, at the key that asked
 /// for it, rather than failing at the first message.
 fn supported(p: &mut Problems, key: &dyn Fn(&str) -> String, raw: &AccountFile, auth: Auth) {
-    if let Some(why) = raw.provider.unsupported() {
-        p.push(key("provider"), format!("{:?}: {why}", raw.provider.name()));
+    if raw.smtp_username.is_some() {
+        p.push(
+            key("smtp_username"),
+            format!(
+                "is only used with provider = \"acs\" (Azure Communication Services); provider \
+                 {:?} signs in with a token, so remove smtp_username",
+                raw.provider.name()
+            ),
+        );
     }
     let Some(why) = auth.unsupported() else {
         return;
@@ -186,6 +239,10 @@ fn credential(
     table: &str,
     raw: &AccountFile,
 ) -> (Option<Secret<String>>, Option<ClientCertificate>) {
+    if raw.provider.uses_login() {
+        // The certificate keys are refused for it already: only a secret can be a password.
+        return (client_secret(p, ctx, table, raw), None);
+    }
     let certificate = raw.client_certificate.is_some() || raw.client_key.is_some();
     if !certificate {
         let before = p.0.len();
