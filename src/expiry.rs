@@ -44,7 +44,7 @@ pub(crate) fn warning(account: &Account, today: Day) -> Option<String> {
 }
 
 /// The day the account's credential expires, if known.
-fn expires(account: &Account) -> Option<Day> {
+pub(crate) fn expires(account: &Account) -> Option<Day> {
     match &account.client_certificate {
         Some(certificate) => certificate.not_after,
         None => account.client_secret_expires,

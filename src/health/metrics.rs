@@ -277,10 +277,10 @@ fn tokens(out: &mut String, routes: &[std::sync::Arc<Route>]) {
         out,
         "client_secret_expiry_days",
         "gauge",
-        "Days until the configured client_secret_expires date.",
+        "Days until the account's credential expires: client_secret_expires, or the client certificate's notAfter.",
     );
     for r in routes {
-        if let Some(day) = r.account.client_secret_expires {
+        if let Some(day) = crate::expiry::expires(&r.account) {
             let _ = writeln!(
                 out,
                 "xoauth_relay_client_secret_expiry_days{{account=\"{}\"}} {}",

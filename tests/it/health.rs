@@ -512,3 +512,21 @@ async fn pacing_is_visible_in_status_and_metrics() {
         assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
     }
 }
+
+/// A client certificate's own expiry is in the expiry metric, as a secret's date is.
+#[tokio::test]
+async fn a_client_certificate_expiry_is_in_the_metric() {
+    use xoauth_relay::testkit::client_cert::{self, APP_CERT_PEM, APP_KEY_PEM};
+    let w = World::start_with(|c| {
+        with_health(c);
+        let mut certificate = client_cert::credential(APP_CERT_PEM, APP_KEY_PEM);
+        certificate.not_after = Some(xoauth_relay::dates::Day(
+            xoauth_relay::dates::Day::today().0 + 7,
+        ));
+        account_mut(c).client_certificate = Some(certificate);
+    })
+    .await;
+    let (_, metrics) = http_get(w.health(), "/metrics").await;
+    let line = "xoauth_relay_client_secret_expiry_days{account=\"contoso\"} 7";
+    assert!(metrics.lines().any(|l| l == line), "{metrics}");
+}
