@@ -15,6 +15,7 @@ use crate::error::explain::{
 };
 use crate::oauth::claims::Claims;
 use crate::oauth::{AccessToken, TokenError};
+use crate::pacing::Pacer;
 use crate::relay::Route;
 use crate::stats::Stats;
 
@@ -119,7 +120,9 @@ pub async fn run_with<W: Write>(config: &Config, options: Options<'_>, out: &mut
             account.name, account.mailbox
         );
         secret_expiry(account, &mut report);
-        match build_route(config, account.clone(), &Stats::default()) {
+        let stats = Stats::default();
+        let unpaced = Arc::new(Pacer::unlimited(stats.account(&account.name)));
+        match build_route(config, account.clone(), &stats, Some(unpaced)) {
             Ok(route) => {
                 check_account(&route, config, plan.as_ref(), &mut report).await;
                 // A test message leaves its session idle for the next one; none comes.

@@ -60,10 +60,13 @@ pub enum StartError {
 }
 
 /// Builds one route (token cache + SMTP upstream + statistics) for `account`.
+/// `pacer` is the account's running pacer when a reload keeps it (what the mailbox sent so far
+/// still counts), or a given one; `None` makes a new one from `state_dir`.
 pub(crate) fn build_route(
     config: &Config,
     account: Arc<Account>,
     stats: &Stats,
+    pacer: Option<Arc<Pacer>>,
 ) -> Result<Route, StartError> {
     let name = account.name.clone();
     let tls =
@@ -90,14 +93,16 @@ pub(crate) fn build_route(
         &config.pool,
     );
     let stats = stats.account(&name);
-    let pacer = Pacer::new(
-        &name,
-        pacing_limits(&account),
-        config.timeouts.upstream_slot_wait,
-        config.state_dir.as_deref(),
-        Clock::system(),
-        stats.clone(),
-    );
+    let pacer = pacer.unwrap_or_else(|| {
+        Arc::new(Pacer::new(
+            &name,
+            pacing_limits(&account),
+            config.timeouts.upstream_slot_wait,
+            config.state_dir.as_deref(),
+            Clock::system(),
+            stats.clone(),
+        ))
+    });
     // A password account fetches no token, so it has no token statistics either.
     let tokens: Arc<dyn TokenSource> = match source {
         Some(source) => Arc::new(Observed {
@@ -112,7 +117,7 @@ pub(crate) fn build_route(
         tokens: Arc::new(TokenCache::new(tokens)),
         upstream: Arc::new(upstream),
         stats,
-        pacer: Arc::new(pacer),
+        pacer,
     })
 }
 
@@ -166,23 +171,21 @@ impl Daemon {
         // Build every new route first, so a failure leaves the running state untouched.
         let mut built = Vec::new();
         for (name, account) in &new.accounts {
-            if routes
-                .get(name)
-                .is_none_or(|r| *r.route.account != **account)
-            {
+            let old = routes.get(name);
+            if old.is_none_or(|r| *r.route.account != **account) {
+                // What the mailbox sent so far still counts against Exchange's limits.
+                let kept = old.map(|r| r.route.pacer.clone());
                 built.push((
                     name.clone(),
-                    build_route(&current, account.clone(), &self.stats)?,
+                    build_route(&current, account.clone(), &self.stats, kept)?,
                 ));
             }
         }
         let mut next = HashMap::new();
-        for (name, mut route) in built {
+        for (name, route) in built {
             summary.changed.push(name.clone());
             if let Some(old) = routes.remove(&name) {
-                // What the mailbox sent so far still counts against Exchange's limits.
-                old.route.pacer.retune(pacing_limits(&route.account));
-                route.pacer = old.route.pacer.clone();
+                route.pacer.retune(pacing_limits(&route.account));
                 retire(old);
             }
             next.insert(name, launch(route, &self.shutdown));
@@ -413,7 +416,12 @@ fn assemble(
     let built = config
         .accounts
         .iter()
-        .map(|(name, account)| Ok((name.clone(), build_route(config, account.clone(), &stats)?)))
+        .map(|(name, account)| {
+            Ok((
+                name.clone(),
+                build_route(config, account.clone(), &stats, None)?,
+            ))
+        })
         .collect::<Result<Vec<_>, StartError>>()?;
     let routes: HashMap<String, Live> = built
         .into_iter()

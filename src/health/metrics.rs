@@ -152,20 +152,10 @@ fn messages(out: &mut String, routes: &[std::sync::Arc<Route>]) {
             );
         }
     }
-    header(
-        out,
-        "bytes_relayed_total",
-        "counter",
-        "Message octets accepted by the upstream.",
-    );
-    for r in routes {
-        let n = r.stats.bytes_relayed.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "xoauth_relay_bytes_relayed_total{{account=\"{}\"}} {n}",
-            esc(&r.account.name)
-        );
-    }
+    let help = "Message octets accepted by the upstream.";
+    per_account(out, routes, ("bytes_relayed_total", "counter", help), |r| {
+        r.stats.bytes_relayed.load(Ordering::Relaxed)
+    });
 }
 
 fn upstream(out: &mut String, routes: &[std::sync::Arc<Route>]) {
@@ -184,38 +174,24 @@ fn upstream(out: &mut String, routes: &[std::sync::Arc<Route>]) {
             );
         }
     }
-    header(
+    let help = "Upstream SMTP sessions open now.";
+    per_account(
         out,
-        "upstream_sessions_active",
-        "gauge",
-        "Upstream SMTP sessions open now.",
+        routes,
+        ("upstream_sessions_active", "gauge", help),
+        |r| r.upstream.active_sessions() as u64,
     );
-    for r in routes {
-        let _ = writeln!(
-            out,
-            "xoauth_relay_upstream_sessions_active{{account=\"{}\"}} {}",
-            esc(&r.account.name),
-            r.upstream.active_sessions()
-        );
-    }
     pool(out, routes);
 }
 
 fn pool(out: &mut String, routes: &[std::sync::Arc<Route>]) {
-    header(
+    let help = "Upstream SMTP sessions open and idle, kept for the next message.";
+    per_account(
         out,
-        "upstream_sessions_idle",
-        "gauge",
-        "Upstream SMTP sessions open and idle, kept for the next message.",
+        routes,
+        ("upstream_sessions_idle", "gauge", help),
+        |r| r.upstream.idle_sessions() as u64,
     );
-    for r in routes {
-        let _ = writeln!(
-            out,
-            "xoauth_relay_upstream_sessions_idle{{account=\"{}\"}} {}",
-            esc(&r.account.name),
-            r.upstream.idle_sessions()
-        );
-    }
     header(
         out,
         "delivered_on_session_total",
@@ -259,20 +235,13 @@ fn tokens(out: &mut String, routes: &[std::sync::Arc<Route>]) {
             "xoauth_relay_token_fetches_total{{account=\"{name}\",result=\"error\"}} {failed}"
         );
     }
-    header(
+    let help = "Seconds until the cached token expires (0 without one).";
+    per_account(
         out,
-        "token_expiry_seconds",
-        "gauge",
-        "Seconds until the cached token expires (0 without one).",
+        routes,
+        ("token_expiry_seconds", "gauge", help),
+        token_seconds_left,
     );
-    for r in routes {
-        let _ = writeln!(
-            out,
-            "xoauth_relay_token_expiry_seconds{{account=\"{}\"}} {}",
-            esc(&r.account.name),
-            token_seconds_left(r)
-        );
-    }
     header(
         out,
         "client_secret_expiry_days",
