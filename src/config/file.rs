@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use super::{Auth, Limits, Log, Pool, Provider, Timeouts, TlsMode, values};
+use super::{Auth, Delivery, Limits, Log, Pool, Provider, Spool, Timeouts, TlsMode, values};
 use crate::dates::Day;
 
 /// The top-level keys, in the order their problems are reported.
@@ -19,6 +19,8 @@ pub(crate) const SECTIONS: &[&str] = &[
     "limits",
     "timeouts",
     "pool",
+    "delivery",
+    "spool",
     "log",
     "accounts",
     "users",
@@ -37,6 +39,8 @@ pub(crate) struct File {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub pool: Pool,
+    pub delivery: Delivery,
+    pub spool: Spool,
     pub log: Log,
     pub users: Vec<UserFile>,
     pub accounts: BTreeMap<String, AccountFile>,

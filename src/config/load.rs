@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use self::check::{Context, Problems};
 use super::file::{File, SECTIONS};
-use super::{Account, Config, User};
+use super::{Account, Config, DeliveryMode, User};
 
 pub use self::error::{ConfigError, Problem};
 pub use self::paths::{resolve_path, search_paths};
@@ -113,6 +113,10 @@ fn build(p: &mut Problems, ctx: &Context, file: &File) -> Config {
     if listen.uses_tls() && listen.tls_files.is_none() && state_dir.is_none() {
         p.push("state_dir", "is needed to keep the self-signed listener certificate: set state_dir, or tls_cert and tls_key in [listen]");
     }
+    if file.delivery.mode != DeliveryMode::Sync && state_dir.is_none() {
+        let mode = file.delivery.mode.name();
+        p.push("state_dir", format!("is needed for the queue (delivery.mode = {mode:?}): set state_dir, or delivery.mode = \"sync\""));
+    }
     let accounts = accounts::accounts(p, ctx, &file.accounts, &mut warnings);
     let users = users::users(p, ctx, &file.users, &accounts, &mut warnings);
     warnings.extend(unused_accounts(&accounts, &users));
@@ -121,6 +125,8 @@ fn build(p: &mut Problems, ctx: &Context, file: &File) -> Config {
         limits: file.limits.clone(),
         timeouts: file.timeouts.clone(),
         pool: file.pool.clone(),
+        delivery: file.delivery.clone(),
+        spool: file.spool.clone(),
         log: file.log.clone(),
         hostname,
         users,

@@ -9,6 +9,7 @@
 #[macro_use]
 mod settings;
 mod certificate;
+mod delivery;
 mod file;
 mod load;
 mod provider;
@@ -26,6 +27,7 @@ use rustls_pki_types::CertificateDer;
 use crate::secret::Secret;
 
 pub use certificate::ClientCertificate;
+pub use delivery::{Delivery, DeliveryMode, OnAmbiguous, Spool};
 pub use file::{
     AccountSettings, DEFAULT_ACCOUNT_MAX_CONNECTIONS, DEFAULT_HEALTH_LISTEN,
     DEFAULT_MESSAGES_PER_MINUTE, DEFAULT_RECIPIENTS_PER_DAY, DEFAULT_SECRET_WARN_DAYS,
@@ -45,6 +47,10 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// When a warm upstream session is closed.
     pub pool: Pool,
+    /// When a `250` waits for Microsoft, and how queued messages are retried.
+    pub delivery: Delivery,
+    /// Where the queue lives and how big it may grow.
+    pub spool: Spool,
     /// Name used in our greeting and in EHLO towards the upstream.
     pub hostname: String,
     pub users: Vec<User>,
@@ -283,12 +289,24 @@ settings! {
     }
 }
 
+impl Config {
+    /// The spool's directory: `spool.dir` under `state_dir` (an absolute `dir` stands alone).
+    pub fn spool_dir(&self) -> Option<PathBuf> {
+        let state = self.state_dir.as_ref()?;
+        Some(state.join(&self.spool.dir))
+    }
+}
+
 const fn seconds(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
 const fn minutes(n: u64) -> Duration {
     Duration::from_secs(n * 60)
+}
+
+const fn days(n: u64) -> Duration {
+    Duration::from_secs(n * 24 * 60 * 60)
 }
 
 /// A local SMTP AUTH identity, or a device trusted by its network address.

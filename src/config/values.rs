@@ -1,4 +1,4 @@
-//! Leaf values of the file: durations ("500ms", "30s", "5m", "1h"), sizes ("35MB", "512KiB"),
+//! Leaf values of the file: durations ("500ms", "30s", "5m", "1h", "5d"), sizes ("35MB", "512KiB"),
 //! bounded whole numbers, socket addresses, dates, lists and the mode words. Each is a
 //! `deserialize_with` function or a `Deserialize` impl whose error is ready to follow the key.
 //! A number may also come as a string of digits, because environment values always are strings.
@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
 
 use super::syntax::{address_problem, is_domain, is_guid};
-use super::{Auth, BareLineEndings, LogRecipients, Provider, TlsMode};
+use super::{Auth, BareLineEndings, DeliveryMode, LogRecipients, OnAmbiguous, Provider, TlsMode};
 use crate::dates::Day;
 
 /// RFC 5321 §4.5.3.1.4: a server must accept command lines of 512 octets.
@@ -129,7 +129,7 @@ pub fn line_length<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     Ok(length)
 }
 
-/// A duration above zero: `"500ms"`, `"30s"`, `"5m"`, `"1h"`, or a number of seconds.
+/// A duration above zero: `"500ms"`, `"30s"`, `"5m"`, `"1h"`, `"5d"`, or a number of seconds.
 pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let parsed = match Leaf::read(d, "a duration such as \"30s\"")? {
         Leaf::Int(n) => u64::try_from(n)
@@ -138,6 +138,22 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Leaf::Text(text) => parse_duration(&text),
     };
     positive(parsed, Duration::ZERO)
+}
+
+/// A duration above zero, or unset.
+pub fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+/// A non-empty list of durations, each above zero.
+pub fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct One(#[serde(deserialize_with = "duration")] Duration);
+    let list = Vec::<One>::deserialize(d)?;
+    if list.is_empty() {
+        return Err(D::Error::custom("needs at least one wait, such as [\"1m\", \"1h\"]"));
+    }
+    Ok(list.into_iter().map(|One(d)| d).collect())
 }
 
 /// A size above zero: a number of octets or a string like `"35MB"`.
@@ -422,6 +438,20 @@ impl<'de> Deserialize<'de> for Provider {
     }
 }
 
+impl<'de> Deserialize<'de> for DeliveryMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (text, word) = word(d)?;
+        one_of(&text, &word, &DeliveryMode::ALL, |m| m.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for OnAmbiguous {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (text, word) = word(d)?;
+        one_of(&text, &word, &OnAmbiguous::ALL, |m| m.name())
+    }
+}
+
 impl<'de> Deserialize<'de> for Auth {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let (text, word) = word(d)?;
@@ -462,8 +492,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => seconds(1),
         "m" => seconds(60),
         "h" => seconds(60 * 60),
+        "d" => seconds(24 * 60 * 60),
         _ => Err(format!(
-            "{text:?} has an unknown unit {unit:?}; use ms, s, m or h (for example \"30s\" or \"5m\")"
+            "{text:?} has an unknown unit {unit:?}; use ms, s, m, h or d (for example \"30s\" or \"5m\")"
         )),
     }
 }
@@ -522,6 +553,7 @@ mod tests {
             (" 30 s ", Some(Duration::from_secs(30))),
             ("5m", Some(Duration::from_secs(300))),
             ("1h", Some(Duration::from_secs(3600))),
+            ("5d", Some(Duration::from_secs(5 * 86400))),
             ("60s", Some(Duration::from_secs(60))),
             ("", None),
             ("s", None),
@@ -674,7 +706,7 @@ mod tests {
     fn errors_name_the_input_and_the_choices() {
         let err = parse_duration("5x").unwrap_err();
         assert!(
-            err.contains("\"5x\"") && err.contains("ms, s, m or h"),
+            err.contains("\"5x\"") && err.contains("ms, s, m, h or d"),
             "{err}"
         );
         let err = parse_size("35XB").unwrap_err();

@@ -68,6 +68,12 @@ pub fn relay_config(
         log: Default::default(),
         timeouts: Timeouts::default(),
         pool: Pool::default(),
+        // No state_dir, so no spool: the tests that queue say so.
+        delivery: crate::config::Delivery {
+            mode: crate::config::DeliveryMode::Sync,
+            ..Default::default()
+        },
+        spool: Default::default(),
         hostname: "relay.stand-in.test".into(),
         users: vec![user],
         accounts: BTreeMap::from([(who.account.to_string(), Arc::new(account))]),
