@@ -4,6 +4,9 @@
 
 mod header;
 
+pub use header::MAX_HEADER_SCAN;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::BoxFuture;
@@ -59,28 +62,139 @@ pub struct Envelope {
 pub struct Submission {
     pub submitter: Arc<Submitter>,
     pub envelope: Envelope,
-    data: Vec<u8>,
+    body: Body,
 }
 
 impl Submission {
-    pub fn new(submitter: Arc<Submitter>, envelope: Envelope, data: Vec<u8>) -> Self {
+    pub fn new(submitter: Arc<Submitter>, envelope: Envelope, body: impl Into<Body>) -> Self {
         Self {
             submitter,
             envelope,
-            data,
+            body: body.into(),
         }
     }
 
     /// The message exactly as the client sent it (dot-stuffing undone, final CRLF kept; with
     /// `bare_line_endings = "normalize"`, bare CR and LF replaced by CRLF).
-    pub fn body(&self) -> &[u8] {
-        &self.data
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+
+    /// Takes the body out, leaving an empty one (the listener moves it to a file).
+    pub fn take_body(&mut self) -> Body {
+        std::mem::replace(&mut self.body, Body::Memory(Vec::new()))
+    }
+
+    pub fn set_body(&mut self, body: Body) {
+        self.body = body;
     }
 
     /// The message's `Message-ID` header field, if it has one near the top (see
     /// [`header::MAX_HEADER_SCAN`]); client text.
     pub fn message_id(&self) -> Option<String> {
-        header::field(&self.data, "Message-ID")
+        header::field(self.body.head(), "Message-ID")
+    }
+}
+
+/// A message's content: in memory, or in a file of the spool (how a large one stays off the
+/// heap).
+#[derive(Debug)]
+pub enum Body {
+    Memory(Vec<u8>),
+    File(BodyFile),
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Self {
+        Body::Memory(bytes)
+    }
+}
+
+impl Body {
+    /// Octets of content.
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Memory(bytes) => bytes.len() as u64,
+            Body::File(file) => file.size,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The start of the message, enough for its header fields (see [`header::MAX_HEADER_SCAN`]).
+    pub fn head(&self) -> &[u8] {
+        match self {
+            Body::Memory(bytes) => &bytes[..bytes.len().min(header::MAX_HEADER_SCAN)],
+            Body::File(file) => &file.head,
+        }
+    }
+
+    /// The whole content, when it is held in memory.
+    pub fn in_memory(&self) -> Option<&[u8]> {
+        match self {
+            Body::Memory(bytes) => Some(bytes),
+            Body::File(_) => None,
+        }
+    }
+}
+
+/// A message's content in a file. A received file that nobody took over is removed when this
+/// is dropped; a file of the queue is not.
+#[derive(Debug)]
+pub struct BodyFile {
+    path: PathBuf,
+    size: u64,
+    head: Vec<u8>,
+    temporary: bool,
+    /// Held for as long as the file counts against the spool's size (dropped with it).
+    _reserved: Option<Box<dyn std::fmt::Debug + Send + Sync>>,
+}
+
+impl BodyFile {
+    /// A file of the queue, which outlives this value.
+    pub fn queued(path: PathBuf, size: u64, head: Vec<u8>) -> Self {
+        Self {
+            path,
+            size,
+            head,
+            temporary: false,
+            _reserved: None,
+        }
+    }
+
+    /// A file just received, removed on drop unless [`BodyFile::keep`] is called.
+    pub fn received(
+        path: PathBuf,
+        size: u64,
+        head: Vec<u8>,
+        reserved: Box<dyn std::fmt::Debug + Send + Sync>,
+    ) -> Self {
+        Self {
+            path,
+            size,
+            head,
+            temporary: true,
+            _reserved: Some(reserved),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file now belongs to the queue (it was committed): dropping this leaves it.
+    pub fn keep(&mut self) {
+        self.temporary = false;
+    }
+}
+
+impl Drop for BodyFile {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -203,7 +203,8 @@ mod tests {
             &'a self,
             _: &'a AccessToken,
             _: &'a Envelope,
-            _: &'a [u8],
+            _: &'a crate::message::Body,
+            _: &'a crate::upstream::Progress,
         ) -> BoxFuture<'a, Result<Delivered, UpstreamError>> {
             unreachable!("probes send no mail")
         }

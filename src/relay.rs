@@ -21,7 +21,14 @@ use crate::pacing::Pacer;
 use crate::reply::Reply;
 use crate::stats::{AccountStats, Evidence, Outcome};
 use crate::swap::Swap;
-use crate::upstream::{Delivered, Phase, Upstream, UpstreamError};
+use crate::upstream::{Delivered, Phase, Progress, Upstream, UpstreamError};
+
+/// What one attempt did: the result, the reply it makes for a client, and when it began.
+pub(crate) struct Attempt {
+    pub(crate) result: Result<Delivered, RelayError>,
+    pub(crate) reply: Reply,
+    pub(crate) started: Instant,
+}
 
 /// One upstream account: its settings, tokens, transport and statistics.
 pub(crate) struct Route {
@@ -77,13 +84,14 @@ impl Relay {
         &self,
         route: Option<&Route>,
         message: &Submission,
+        progress: &Progress,
     ) -> Result<Delivered, RelayError> {
         let account = &message.submitter.account;
         let route = route.ok_or_else(|| RelayError::NoRoute(account.clone()))?;
         let issued = route.tokens.get().await?;
         let first = route
             .upstream
-            .deliver(&issued.token, &message.envelope, message.body())
+            .deliver(&issued.token, &message.envelope, message.body(), progress)
             .await;
         match first {
             // A password (AUTH LOGIN) is not a token: a new one cannot cure its refusal.
@@ -97,55 +105,74 @@ impl Relay {
                 let again = route.tokens.get().await?;
                 Ok(route
                     .upstream
-                    .deliver(&again.token, &message.envelope, message.body())
+                    .deliver(&again.token, &message.envelope, message.body(), progress)
                     .await?)
             }
             other => Ok(other?),
         }
     }
 
-    async fn submit_and_log(&self, message: &Submission) -> Reply {
+    /// The account's route.
+    pub(crate) fn route(&self, account: &str) -> Option<Arc<Route>> {
+        self.routes.load().get(account).cloned()
+    }
+
+    /// One attempt at delivering `message`: pacing, token, upstream, counted in the account's
+    /// statistics but not logged (the caller knows what becomes of the message).
+    pub(crate) async fn attempt(&self, message: &Submission, progress: &Progress) -> Attempt {
         let started = Instant::now();
-        let route = self.routes.load().get(&message.submitter.account).cloned();
-        let ticket = match &route {
+        let route = self.route(&message.submitter.account);
+        let result = match &route {
             Some(r) => match r.pacer.admit(message.envelope.rcpts.len()).await {
-                Ok(ticket) => Some(ticket),
-                Err(refusal) => return paced(r, message, refusal, started),
+                Ok(ticket) => {
+                    let result = self.deliver(Some(r), message, progress).await;
+                    r.pacer.settle(ticket, may_have_arrived(&result)).await;
+                    result
+                }
+                Err(refusal) => Err(RelayError::Paced(refusal)),
             },
-            None => None,
+            None => self.deliver(None, message, progress).await,
         };
-        let result = self.deliver(route.as_deref(), message).await;
-        if let (Some(r), Some(ticket)) = (&route, ticket) {
-            r.pacer.settle(ticket, may_have_arrived(&result)).await;
-        }
         let reply = reply_for(&result);
         if let Some(route) = &route {
             record(&route.stats, message, &result, &reply, started.elapsed());
         }
-        self.log(
-            message,
-            route.as_deref().map(|r| &*r.account),
-            &result,
-            &reply,
+        Attempt {
+            result,
+            reply,
             started,
-        );
-        reply
+        }
+    }
+
+    /// The one line for what became of a message after an attempt (`queued`: it was kept in
+    /// the spool under that ID instead of getting the attempt's reply).
+    pub(crate) fn log_attempt(&self, message: &Submission, attempt: &Attempt, queued: Option<&str>) {
+        let route = self.route(&message.submitter.account);
+        let account = route.as_deref().map(|r| &*r.account);
+        self.log(message, account, attempt, queued);
+    }
+
+    async fn submit_and_log(&self, message: &Submission) -> Reply {
+        let attempt = self.attempt(message, &Progress::default()).await;
+        self.log_attempt(message, &attempt, None);
+        attempt.reply
     }
 
     fn log(
         &self,
         message: &Submission,
         account: Option<&Account>,
-        result: &Result<Delivered, RelayError>,
-        reply: &Reply,
-        started: Instant,
+        attempt: &Attempt,
+        queued: Option<&str>,
     ) {
+        let (result, reply, started) = (&attempt.result, &attempt.reply, attempt.started);
         let mailbox = account.map_or("?", |a| a.mailbox.as_str());
         let who = &message.submitter;
         let ms = started.elapsed().as_millis() as u64;
         let sender = message.envelope.mail_from.as_ref().map(Address::to_string);
         let sender = sender.as_deref().unwrap_or("<>");
         let (rcpts, size) = (message.envelope.rcpts.len(), message.body().len());
+        let queued = queued.map(|id| tracing::field::display(Untrusted(id)));
         let to = self.recipients(message);
         let id = message.message_id();
         let message_id = id.as_deref().map(|m| tracing::field::display(Untrusted(m)));
@@ -158,7 +185,9 @@ impl Relay {
             }
             Err(e) => {
                 let level_error = e.class() == Class::Misconfigured;
-                if level_error {
+                if queued.is_some() {
+                    tracing::warn!(user = %who.user, mailbox, sender = %Untrusted(sender), to = ?to, rcpts, size, message_id, queue_id = queued, error = %e, ms, "message queued for a later attempt");
+                } else if level_error {
                     tracing::error!(user = %who.user, mailbox, sender = %Untrusted(sender), to = ?to, rcpts, size, message_id, error = %e, reply = %reply, ms, "message not delivered");
                 } else {
                     tracing::warn!(user = %who.user, mailbox, sender = %Untrusted(sender), to = ?to, rcpts, size, message_id, error = %e, reply = %reply, ms, "message not delivered");
@@ -241,21 +270,6 @@ fn token_may_be_stale(reply: &crate::upstream::UpstreamReply) -> bool {
     !reply.is_transient() && explain_reply(Phase::Auth, reply).is_none_or(|x| x == TOKEN_REJECTED)
 }
 
-/// Pacing refused the message before any upstream work: counted and logged here, so the
-/// delivery path stays as it is.
-fn paced(route: &Route, message: &Submission, refusal: Reply, started: Instant) -> Reply {
-    let outcome = match refusal.is_transient() {
-        true => Outcome::TemporaryFailure,
-        false => Outcome::RejectedLocally,
-    };
-    route.stats.count(outcome);
-    route.stats.delivered(refusal.to_string());
-    let (who, ms) = (&message.submitter, started.elapsed().as_millis() as u64);
-    let rcpts = message.envelope.rcpts.len();
-    tracing::warn!(user = %who.user, mailbox = %route.account.mailbox, rcpts, reply = %refusal, ms, "message not sent: pacing limit");
-    refusal
-}
-
 /// Exchange counts the recipients of what it accepted; a message whose verdict was lost
 /// after its final dot may have been accepted, so it counts too.
 fn may_have_arrived(result: &Result<Delivered, RelayError>) -> bool {
@@ -305,6 +319,13 @@ fn record(
                 stats.upstream_reply(reply.code);
             }
             match e.class() {
+                _ if matches!(e, RelayError::Paced(_)) => {
+                    let outcome = match reply.is_transient() {
+                        true => Outcome::TemporaryFailure,
+                        false => Outcome::RejectedLocally,
+                    };
+                    stats.count(outcome);
+                }
                 Class::Permanent => {
                     stats.count(Outcome::RejectedUpstream);
                     stats.clear_problem();

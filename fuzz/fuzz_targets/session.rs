@@ -202,17 +202,18 @@ impl Driver {
     fn relay(&mut self, message: &Submission) {
         assert!(self.authenticated, "relay without AUTH");
         let envelope = &message.envelope;
+        let body = message.body().in_memory().expect("the session keeps the body in memory");
         assert!(
-            message.body().len() <= self.limits.max_message_size,
+            body.len() <= self.limits.max_message_size,
             "body of {} octets over the limit {}",
-            message.body().len(),
+            body.len(),
             self.limits.max_message_size
         );
         assert!(!envelope.rcpts.is_empty());
         assert!(envelope.rcpts.len() <= self.limits.max_recipients);
         assert!(message.submitter.may_send_as(envelope.mail_from.as_ref()));
         assert!(
-            crlf_only(message.body()),
+            crlf_only(body),
             "a relayed body has only CRLF line ends, whatever the policy"
         );
         for address in envelope.mail_from.iter().chain(&envelope.rcpts) {

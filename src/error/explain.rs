@@ -260,7 +260,7 @@ pub(crate) fn explain(error: &RelayError) -> Option<Explanation> {
     match error {
         RelayError::Token(t) => explain_token(t),
         RelayError::Upstream(u) => explain_upstream(u),
-        RelayError::NoRoute(_) => None,
+        RelayError::NoRoute(_) | RelayError::Paced(_) => None,
     }
 }
 

@@ -31,6 +31,9 @@ pub(crate) enum RelayError {
     Upstream(#[from] UpstreamError),
     #[error("account {0:?} is not configured")]
     NoRoute(String),
+    /// A pacing limit of the account refused it before any upstream work; the reply says which.
+    #[error("pacing: {0}")]
+    Paced(Reply),
 }
 
 /// AADSTS codes that mean "try again later" ("Microsoft Entra authentication and authorization error codes").
@@ -86,6 +89,8 @@ impl RelayError {
             RelayError::Token(e) => e.class(),
             RelayError::Upstream(e) => e.class(),
             RelayError::NoRoute(_) => Class::Misconfigured,
+            RelayError::Paced(r) if r.is_transient() => Class::Transient,
+            RelayError::Paced(_) => Class::Permanent,
         }
     }
 }
@@ -100,6 +105,7 @@ pub(crate) fn is_quota(reply: &UpstreamReply) -> bool {
 pub(crate) fn reply_for(result: &Result<Delivered, RelayError>) -> Reply {
     match result {
         Ok(delivered) => accepted(&delivered.reply),
+        Err(RelayError::Paced(refusal)) => refusal.clone(),
         Err(e) => match e.class() {
             Class::Misconfigured => misconfigured(e),
             Class::Transient => transient(e),
@@ -134,6 +140,7 @@ fn transient(e: &RelayError) -> Reply {
         ),
         RelayError::Upstream(u) => transient_upstream(u),
         RelayError::NoRoute(_) => (Enhanced(4, 3, 5), "relay misconfigured".to_string()),
+        RelayError::Paced(r) => (Enhanced(4, 7, 0), r.to_string()),
     };
     Reply::with_text(451, enhanced, format!("{text}; try again later"))
 }

@@ -18,20 +18,23 @@ use smtp_proto::{
     AUTH_LOGIN, AUTH_XOAUTH2, EXT_8BIT_MIME, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8,
     EXT_START_TLS, EhloResponse,
 };
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use super::body::write_body;
 use super::pool::Pool;
 use super::xoauth2;
-use super::{Delivered, Mechanism, Phase, Probe, Upstream, UpstreamError, UpstreamReply};
+use super::{
+    Delivered, Mechanism, Phase, Probe, Progress, Upstream, UpstreamError, UpstreamReply,
+};
 use crate::BoxFuture;
 use crate::address::path;
 use crate::config::{Account, Pool as PoolSettings, Timeouts};
-use crate::message::Envelope;
+use crate::message::{Body, Envelope};
 use crate::oauth::AccessToken;
 use crate::secret::Secret;
 
@@ -41,9 +44,6 @@ type Tls = SmtpClient<TlsStream<TcpStream>>;
 /// them all, the account is evidently in use: the probe gives way ([`UpstreamError::Busy`])
 /// instead of queueing behind them, and never opens a session beyond `max_connections`.
 pub(crate) const PROBE_SLOT_WAIT: Duration = Duration::from_secs(1);
-
-/// Size of the pieces the body is written in; each piece gets the data-block deadline.
-const WRITE_CHUNK: usize = 64 * 1024;
 
 pub(crate) struct SmtpUpstream {
     host: String,
@@ -265,13 +265,14 @@ impl SmtpUpstream {
         &self,
         token: &AccessToken,
         envelope: &Envelope,
-        body: &[u8],
+        body: &Body,
+        progress: &Progress,
     ) -> Result<Delivered, UpstreamError> {
         let wait = self.timeouts.upstream_slot_wait;
         let mut conversation = self.session(token, wait).await?;
         loop {
             let reused = conversation.reused;
-            match conversation.transaction(envelope, body).await {
+            match conversation.transaction(envelope, body, progress).await {
                 Ok(reply) => {
                     conversation.messages += 1;
                     conversation.last_used = Instant::now();
@@ -329,9 +330,10 @@ impl Upstream for SmtpUpstream {
         &'a self,
         token: &'a AccessToken,
         envelope: &'a Envelope,
-        body: &'a [u8],
+        body: &'a Body,
+        progress: &'a Progress,
     ) -> BoxFuture<'a, Result<Delivered, UpstreamError>> {
-        Box::pin(self.send(token, envelope, body))
+        Box::pin(self.send(token, envelope, body, progress))
     }
 
     fn probe<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, Result<Probe, UpstreamError>> {
@@ -447,7 +449,8 @@ impl Conversation {
     async fn transaction(
         &mut self,
         envelope: &Envelope,
-        body: &[u8],
+        body: &Body,
+        progress: &Progress,
     ) -> Result<UpstreamReply, Failure> {
         let mail = self.mail_command(envelope, body.len())?;
         let pipelined = self.caps.has_capability(EXT_PIPELINING);
@@ -492,7 +495,7 @@ impl Conversation {
             Some(go) => go,
             None => self.data_command().await?,
         };
-        Ok(self.data(go, body).await?)
+        Ok(self.data(go, body, progress).await?)
     }
 
     /// `NOOP` answered with `250` within the command deadline.
@@ -515,7 +518,7 @@ impl Conversation {
         }
     }
 
-    fn mail_command(&self, envelope: &Envelope, size: usize) -> Result<String, UpstreamError> {
+    fn mail_command(&self, envelope: &Envelope, size: u64) -> Result<String, UpstreamError> {
         let mut mail = ["MAIL FROM:", &path(envelope.mail_from.as_ref())].concat();
         if self.caps.has_capability(EXT_SIZE) {
             mail.push_str(&format!(" SIZE={size}"));
@@ -598,7 +601,8 @@ impl Conversation {
     async fn data(
         &mut self,
         go: UpstreamReply,
-        body: &[u8],
+        body: &Body,
+        progress: &Progress,
     ) -> Result<UpstreamReply, UpstreamError> {
         let t = self.timeouts.clone();
         if go.code != 354 {
@@ -609,7 +613,7 @@ impl Conversation {
             });
         }
         self.in_data = false;
-        write_body(&mut self.client.stream, body, t.upstream_data_block).await?;
+        write_body(&mut self.client.stream, body, t.upstream_data_block, progress).await?;
         let client = &mut self.client;
         let verdict: UpstreamReply = step(Phase::DataEnd, t.upstream_data_end, client.read())
             .await?
@@ -757,75 +761,6 @@ fn check_envelope(replies: &[UpstreamReply], envelope: &Envelope) -> Result<(), 
     Ok(())
 }
 
-/// Writes the body dot-stuffed and the terminating `.`, in large pieces so a 10 MB message is
-/// not thousands of tiny TLS records. A dot is doubled at every line start an upstream could
-/// see: after CRLF, and also after a bare LF or CR. The session lets no bare ones through, but
-/// if one ever came, an upstream that ends lines there would otherwise strip a dot or see an
-/// end of data.
-async fn write_body<W: tokio::io::AsyncWrite + Unpin>(
-    stream: &mut W,
-    body: &[u8],
-    deadline: Duration,
-) -> Result<(), UpstreamError> {
-    let mut out = BufWriter::with_capacity(WRITE_CHUNK, stream);
-    let io = |e: std::io::Error| UpstreamError::Io {
-        phase: Phase::DataBlock,
-        detail: e.to_string(),
-    };
-    let timeout = |_| UpstreamError::Timeout {
-        phase: Phase::DataBlock,
-        after: deadline,
-    };
-    for piece in stuffed_pieces(body) {
-        tokio::time::timeout(deadline, out.write_all(piece))
-            .await
-            .map_err(timeout)?
-            .map_err(io)?;
-    }
-    let end: &[u8] = if body.is_empty() || body.ends_with(b"\r\n") {
-        b".\r\n"
-    } else {
-        b"\r\n.\r\n"
-    };
-    tokio::time::timeout(deadline, async {
-        out.write_all(end).await?;
-        out.flush().await
-    })
-    .await
-    .map_err(timeout)?
-    .map_err(io)
-}
-
-/// Splits `body` so that writing the pieces in order produces the dot-stuffed body.
-fn stuffed_pieces(body: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = body;
-    let mut at_line_start = true;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        if at_line_start && rest[0] == b'.' {
-            at_line_start = false;
-            return Some(&b"."[..]);
-        }
-        let end = line_end(rest);
-        let (piece, tail) = rest.split_at(end);
-        rest = tail;
-        at_line_start = piece.ends_with(b"\n") || piece.ends_with(b"\r");
-        Some(piece)
-    })
-}
-
-/// The length of the first line of `text` with its ending: CRLF, a bare LF or a bare CR; all
-/// of `text` if it has none.
-fn line_end(text: &[u8]) -> usize {
-    match memchr::memchr2(b'\r', b'\n', text) {
-        None => text.len(),
-        Some(p) if text[p] == b'\r' && text.get(p + 1) == Some(&b'\n') => p + 2,
-        Some(p) => p + 1,
-    }
-}
-
 /// Runs one upstream step under its deadline, mapping every failure to the phase.
 async fn step<T>(
     phase: Phase,
@@ -928,55 +863,5 @@ mod tests {
             "{verbs:?}"
         );
         assert_eq!(fake.auth_attempts(), 1);
-    }
-
-    async fn stuffed(body: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        write_body(&mut out, body, Duration::from_secs(1))
-            .await
-            .unwrap();
-        out
-    }
-
-    #[tokio::test]
-    async fn dot_stuffing_at_every_line_start_an_upstream_could_see() {
-        let cases: &[(&[u8], &[u8])] = &[
-            (b"", b".\r\n"),
-            (b"a\r\n", b"a\r\n.\r\n"),
-            (b".a\r\n", b"..a\r\n.\r\n"),
-            (b"a\r\n.\r\n..b\r\n", b"a\r\n..\r\n...b\r\n.\r\n"),
-            (b"a\n.b\r\n", b"a\n..b\r\n.\r\n"),
-            (b"a\r.b\r\n", b"a\r..b\r\n.\r\n"),
-            (b"a\r\r\n.\r\n", b"a\r\r\n..\r\n.\r\n"),
-            (b"a\r", b"a\r\r\n.\r\n"),
-            (b"no final crlf", b"no final crlf\r\n.\r\n"),
-        ];
-        for (body, wire) in cases {
-            assert_eq!(
-                stuffed(body).await,
-                *wire,
-                "{:?}",
-                String::from_utf8_lossy(body)
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn stuffing_round_trips_through_the_receiver() {
-        let mut body = Vec::new();
-        for i in 0..5000u32 {
-            body.extend_from_slice(if i % 7 == 0 { b".." } else { b"x" });
-            body.extend(std::iter::repeat_n(
-                b'a' + (i % 26) as u8,
-                (i % 997) as usize,
-            ));
-            body.extend_from_slice(b"\r\n");
-        }
-        let wire = stuffed(&body).await;
-        let mut rx = smtp_proto::request::receiver::DataReceiver::new();
-        let mut got = Vec::new();
-        rx.ingest(&mut b"\r\n".iter(), &mut got);
-        assert!(rx.ingest(&mut wire.iter(), &mut got));
-        assert_eq!(&got[2..], &body[..]);
     }
 }

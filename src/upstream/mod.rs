@@ -2,6 +2,7 @@
 //! SASL XOAUTH2 (AUTH LOGIN for Azure Communication Services), over a per-account pool of authenticated sessions. The [`Upstream`] trait is
 //! the seam where another transport (Graph) or a fake can be put in.
 
+mod body;
 pub(crate) mod client;
 mod error;
 mod pool;
@@ -10,7 +11,7 @@ pub mod xoauth2;
 use std::fmt;
 
 use crate::BoxFuture;
-use crate::message::Envelope;
+use crate::message::{Body, Envelope};
 use crate::oauth::AccessToken;
 use crate::reply::{Enhanced, sanitize};
 
@@ -72,6 +73,24 @@ pub(crate) struct Delivered {
     pub(crate) reused: bool,
 }
 
+/// How far an attempt got, for a caller that may give up on it: once the final dot has
+/// started to go out, abandoning the attempt would leave the message's fate unknown.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    final_dot: std::sync::atomic::AtomicBool,
+}
+
+impl Progress {
+    pub(crate) fn final_dot_sent(&self) {
+        self.final_dot
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(crate) fn final_dot_was_sent(&self) -> bool {
+        self.final_dot.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// What `check` learns from a connection without sending mail.
 #[derive(Debug, Clone)]
 pub(crate) struct Probe {
@@ -85,7 +104,8 @@ pub(crate) trait Upstream: Send + Sync {
         &'a self,
         token: &'a AccessToken,
         envelope: &'a Envelope,
-        body: &'a [u8],
+        body: &'a Body,
+        progress: &'a Progress,
     ) -> BoxFuture<'a, Result<Delivered, UpstreamError>>;
 
     /// Sends `NOOP` on an idle session, if there is one; else connects, negotiates TLS and

@@ -50,7 +50,7 @@ fn relay_body(chunks: &[Vec<u8>], policy: BareLineEndings) -> Option<Vec<u8>> {
             rest = &rest[used..];
             match action {
                 Action::Relay(m) => {
-                    got = Some(m.body().to_vec());
+                    got = Some(m.body().in_memory().unwrap().to_vec());
                     s.relay_finished(Reply::new(250, (2, 0, 0), "ok"));
                 }
                 Action::Read | Action::Close => break,

@@ -306,7 +306,7 @@ fn pipelined_transaction_relays_byte_exact_body() {
     let got = h.send(&input);
     assert_eq!(codes(&got), ["250", "250", "250", "354", "250", "221"]);
     let sub = &h.relayed[0];
-    assert_eq!(sub.body(), body);
+    assert_eq!(sub.body().in_memory().unwrap(), body);
     let shown = |a: &Address| a.to_string();
     let from = sub.envelope.mail_from.as_ref().map(shown);
     assert_eq!(from.as_deref(), Some("alice@example.com"));
@@ -326,7 +326,7 @@ fn body_split_at_every_position_arrives_intact() {
         h.send(&wire[..split]);
         h.send(&wire[split..]);
         assert_eq!(h.relayed.len(), 1, "split {split}");
-        assert_eq!(h.relayed[0].body(), b"a\r\n.b\r\nc\r\n", "split {split}");
+        assert_eq!(h.relayed[0].body().in_memory().unwrap(), b"a\r\n.b\r\nc\r\n", "split {split}");
     }
 }
 
@@ -335,9 +335,9 @@ fn empty_body_and_first_line_dot() {
     let mut h = Harness::new();
     h.login();
     h.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n.\r\n");
-    assert_eq!(h.relayed[0].body(), b"");
+    assert_eq!(h.relayed[0].body().in_memory().unwrap(), b"");
     h.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n..x\r\n.\r\n");
-    assert_eq!(h.relayed[1].body(), b".x\r\n");
+    assert_eq!(h.relayed[1].body().in_memory().unwrap(), b".x\r\n");
 }
 
 /// Bare-LF and bare-CR "ends of data" end nothing: what follows is part of the message, never
@@ -386,7 +386,7 @@ fn normalized_smuggling_variants_are_one_message() {
     assert_eq!(codes(&got), ["250", "250", "354", "250"]);
     assert_eq!(h.relayed.len(), 1);
     assert_eq!(
-        h.relayed[0].body(),
+        h.relayed[0].body().in_memory().unwrap(),
         b"a\r\n.\r\nMAIL FROM:<x@evil>\r\nb\r\n.\r\nc\r\n\r\n\r\nd\r\n"
     );
 }
@@ -427,7 +427,7 @@ fn message_exactly_at_limit_is_accepted() {
     input.extend_from_slice(b".\r\n");
     let got = h.send(&input);
     assert_eq!(codes(&got), ["250", "250", "354", "250"]);
-    assert_eq!(h.relayed[0].body(), body.as_slice());
+    assert_eq!(h.relayed[0].body().in_memory().unwrap(), body.as_slice());
 }
 
 #[test]
