@@ -844,14 +844,14 @@ mod tests {
             ..Envelope::default()
         };
         let sent = upstream
-            .deliver(&token, &envelope, b"hi\r\n")
+            .deliver(&token, &envelope, &Body::Memory(b"hi\r\n".to_vec()), &Progress::default())
             .await
             .unwrap();
         assert!(!sent.reused);
         upstream.probe(&token).await.unwrap();
         assert_eq!(upstream.idle_sessions(), 1);
         let sent = upstream
-            .deliver(&token, &envelope, b"hi\r\n")
+            .deliver(&token, &envelope, &Body::Memory(b"hi\r\n".to_vec()), &Progress::default())
             .await
             .unwrap();
         assert!(sent.reused);
