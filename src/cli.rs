@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Config, ConfigError};
 use crate::daemon::{self, ReloadSource, StartError};
 
-use crate::exit::{EX_CONFIG, EX_OSERR, EX_SOFTWARE, EX_USAGE, FAILURE};
+use crate::exit::{EX_CANTCREAT, EX_CONFIG, EX_OSERR, EX_SOFTWARE, EX_USAGE, FAILURE};
 
 /// The heading the log flags appear under in every command's help, apart from its own options.
 const LOG_OPTIONS: &str = "Log options";
@@ -174,6 +174,7 @@ async fn run(config: Config, source: ReloadSource) -> ExitCode {
 fn start_error_code(e: &StartError) -> u8 {
     match e {
         StartError::Bind { .. } => EX_OSERR,
+        StartError::Spool { .. } => EX_CANTCREAT,
         StartError::ListenerTls(_) | StartError::Tls { .. } => EX_CONFIG,
         StartError::Http { .. } => EX_SOFTWARE,
     }

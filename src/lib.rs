@@ -48,6 +48,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dates;
+pub(crate) mod delivery;
 pub(crate) mod demo;
 pub(crate) mod error;
 pub(crate) mod exit;

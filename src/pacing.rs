@@ -201,6 +201,11 @@ impl Pacer {
         }
     }
 
+    /// An attempt given up before anything went upstream: its recipients are not counted.
+    pub(crate) fn release(&self, ticket: Ticket) {
+        self.settle_budget(&ticket, false);
+    }
+
     /// Recipients counted in the last 24 hours.
     pub(crate) fn recipients_last_24h(&self) -> u64 {
         lock(&self.budget).used(self.clock.minute())

@@ -39,6 +39,21 @@ pub(crate) struct Route {
     pub(crate) pacer: Arc<Pacer>,
 }
 
+/// A pacing ticket whose attempt may be abandoned (hybrid delivery gives up on a slow one
+/// before its final dot): dropped unsettled, its recipients are given back.
+struct Unsettled<'a> {
+    pacer: &'a Pacer,
+    ticket: Option<crate::pacing::Ticket>,
+}
+
+impl Drop for Unsettled<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.pacer.release(ticket);
+        }
+    }
+}
+
 /// The routes by account name.
 type Routes = HashMap<String, Arc<Route>>;
 
@@ -125,8 +140,14 @@ impl Relay {
         let result = match &route {
             Some(r) => match r.pacer.admit(message.envelope.rcpts.len()).await {
                 Ok(ticket) => {
+                    let mut unsettled = Unsettled {
+                        pacer: &r.pacer,
+                        ticket: Some(ticket),
+                    };
                     let result = self.deliver(Some(r), message, progress).await;
-                    r.pacer.settle(ticket, may_have_arrived(&result)).await;
+                    if let Some(ticket) = unsettled.ticket.take() {
+                        r.pacer.settle(ticket, may_have_arrived(&result)).await;
+                    }
                     result
                 }
                 Err(refusal) => Err(RelayError::Paced(refusal)),

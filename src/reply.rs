@@ -135,6 +135,16 @@ pub const HELP: Reply = Reply::new(
     (2, 0, 0),
     "Commands: EHLO HELO AUTH MAIL RCPT DATA RSET NOOP QUIT",
 );
+pub const SPOOL_FULL: Reply = Reply::new(
+    452,
+    (4, 3, 1),
+    "Insufficient system storage: the relay's queue is full; try again later",
+);
+pub const SPOOL_FAILED: Reply = Reply::new(
+    452,
+    (4, 3, 1),
+    "The relay could not store the message; try again later",
+);
 pub const IDLE_TIMEOUT: Reply = Reply::new(421, (4, 4, 2), "Idle timeout, closing connection");
 pub const SHUTTING_DOWN: Reply = Reply::new(421, (4, 3, 0), "Server shutting down");
 pub const TOO_MANY_CONNECTIONS: Reply =

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Argon2Pool, Users};
 use crate::config::{Account, Config};
+use crate::delivery::{Delivery, Restored};
+use crate::spool::Spool;
 use crate::logging::List;
 use crate::oauth::client_credentials::ClientCredentials;
 use crate::oauth::{NoToken, Observed, TokenCache, TokenSource};
@@ -51,6 +53,11 @@ pub enum StartError {
     Tls {
         account: String,
         source: rustls::Error,
+    },
+    #[error("cannot open the spool {dir}: {source}")]
+    Spool {
+        dir: PathBuf,
+        source: std::io::Error,
     },
     #[error("account {account}: cannot set up the HTTP client: {source}")]
     Http {
@@ -138,6 +145,7 @@ struct Live {
 pub struct Daemon {
     pub(crate) stats: Arc<Stats>,
     relay: Arc<Relay>,
+    pub(crate) delivery: Arc<Delivery>,
     services: Arc<Services>,
     config: Mutex<Config>,
     routes: Mutex<HashMap<String, Live>>,
@@ -201,6 +209,8 @@ impl Daemon {
         }
         self.relay.replace(next.values().map(|r| r.route.clone()));
         self.relay.log_recipients(new.log.recipients);
+        self.delivery.retune(new.delivery.clone());
+        current.delivery = new.delivery.clone();
         *routes = next;
         self.services
             .users
@@ -248,6 +258,7 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         ("limits", old.limits != new.limits),
         ("timeouts", old.timeouts != new.timeouts),
         ("pool", old.pool != new.pool),
+        ("spool", old.spool != new.spool || old.state_dir != new.state_dir),
         ("hostname", old.hostname != new.hostname),
     ];
     changed
@@ -296,6 +307,7 @@ pub async fn start(config: &Config, smtp: TcpListener) -> Result<Running, StartE
         None => None,
     };
     let tls = tls_acceptor(config).await?;
+    let spool = open_spool(config).await?;
     start_with(
         config,
         listeners::Sockets {
@@ -304,7 +316,23 @@ pub async fn start(config: &Config, smtp: TcpListener) -> Result<Running, StartE
             health,
         },
         tls,
+        spool,
     )
+}
+
+/// The spool under `state_dir`, emptied of what was being received and with its queue read;
+/// `None` without a state directory (then only `delivery.mode = "sync"` is allowed).
+async fn open_spool(config: &Config) -> Result<Option<(Spool, Restored)>, StartError> {
+    let Some(dir) = config.spool_dir() else {
+        return Ok(None);
+    };
+    let (root, max, on) = (dir.clone(), config.spool.max_size as u64, config.delivery.on_ambiguous);
+    let opened = tokio::task::spawn_blocking(move || crate::delivery::restore(&root, max, on))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    opened
+        .map(Some)
+        .map_err(|source| StartError::Spool { dir, source })
 }
 
 /// Like [`start`], with every socket already bound and the TLS acceptor (if any) built.
@@ -312,6 +340,7 @@ pub(crate) fn start_with(
     config: &Config,
     sockets: listeners::Sockets,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    spool: Option<(Spool, Restored)>,
 ) -> Result<Running, StartError> {
     let stats = Arc::new(Stats::default());
     let shutdown = CancellationToken::new();
@@ -328,7 +357,15 @@ pub(crate) fn start_with(
         stats.clone(),
         shutdown.clone(),
         force.clone(),
+        spool,
     )?);
+    let retries = tokio_util::task::TaskTracker::new();
+    tokio::spawn(
+        daemon
+            .delivery
+            .clone()
+            .work(shutdown.clone(), retries.clone()),
+    );
     let health_addr = sockets.health.as_ref().and_then(|h| h.local_addr().ok());
     let submissions_addr = sockets
         .submissions
@@ -388,6 +425,11 @@ pub(crate) fn start_with(
                 );
             }
         }
+        // Retries under way finish (a cut-off one could leave a message's fate unknown).
+        retries.close();
+        if tokio::time::timeout(grace, retries.wait()).await.is_err() {
+            tracing::warn!("queued messages still being sent at the end of the grace period; their attempts are abandoned and will be retried");
+        }
         // Every message is done: the sessions kept for the next one say QUIT.
         let mut quits = tokio::task::JoinSet::new();
         for route in relay.routes() {
@@ -411,6 +453,7 @@ fn assemble(
     stats: Arc<Stats>,
     shutdown: CancellationToken,
     force: CancellationToken,
+    spool: Option<(Spool, Restored)>,
 ) -> Result<Daemon, StartError> {
     // Build every route before starting any background task, so a failure leaves none behind.
     let built = config
@@ -429,10 +472,24 @@ fn assemble(
         .collect();
     let relay = Arc::new(Relay::new(routes.values().map(|r| r.route.clone())));
     relay.log_recipients(config.log.recipients);
+    let (spool, restored) = match spool {
+        Some((spool, restored)) => (Some(Arc::new(spool)), Some(restored)),
+        None => (None, None),
+    };
+    let delivery = Arc::new(Delivery::new(
+        relay.clone(),
+        spool.clone(),
+        config.delivery.clone(),
+        config.hostname.clone(),
+    ));
+    if let Some(restored) = restored {
+        delivery.restore(restored);
+    }
     let services = Arc::new(Services {
         users: Swap::new(Arc::new(Users::from_config(config))),
         passwords: Argon2Pool::for_this_machine(),
-        relay: relay.clone(),
+        relay: delivery.clone(),
+        spool,
         idle_timeout: config.timeouts.idle,
         auth_failure_delay: config.limits.auth_failure_delay,
         session_lifetime: config.limits.session_lifetime,
@@ -449,6 +506,7 @@ fn assemble(
     Ok(Daemon {
         stats,
         relay,
+        delivery,
         services,
         config: Mutex::new(config.clone()),
         routes: Mutex::new(routes),

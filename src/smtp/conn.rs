@@ -19,7 +19,8 @@ use super::session::{Action, Session, SessionLimits};
 use super::stream::Stream;
 use crate::auth::{Argon2Pool, Checked, Users, failure_delay};
 use crate::logging::Untrusted;
-use crate::message::{Submit, Submitter};
+use crate::message::{Body, Submission, Submit, Submitter};
+use crate::spool::{Incoming, Spool, Unkept};
 use crate::reply::{self, Reply};
 use crate::stats::{Outcome, Stats};
 use crate::swap::Swap;
@@ -27,6 +28,8 @@ use crate::swap::Swap;
 /// Bytes read from the socket at a time; also the most unconsumed input held while the session
 /// waits for a password check or the upstream.
 const READ_CHUNK: usize = 16 * 1024;
+/// Message data held in memory before it is appended to the message's spool file.
+const SPOOL_CHUNK: usize = 64 * 1024;
 /// The period over which `min_data_rate` is measured.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 /// Longest a TLS handshake may take.
@@ -41,6 +44,9 @@ pub(crate) struct Services {
     /// Runs every argon2 check; outlives reloads of `users`.
     pub(crate) passwords: Arc<Argon2Pool>,
     pub(crate) relay: Arc<dyn Submit>,
+    /// Where message data goes as it arrives; `None`: kept in memory (`delivery.mode = "sync"`
+    /// without a state directory, and tests).
+    pub(crate) spool: Option<Arc<Spool>>,
     pub(crate) idle_timeout: Duration,
     pub(crate) auth_failure_delay: Duration,
     pub(crate) session_lifetime: Duration,
@@ -99,6 +105,7 @@ pub(crate) async fn serve(
         peer,
         started,
         login_slot,
+        incoming: None,
     };
     conn.release_login_slot();
     match conn.run(&shutdown).await {
@@ -117,6 +124,8 @@ struct Conn {
     started: Instant,
     /// The connection's place among those not logged in; given back once the client is.
     login_slot: Option<OwnedSemaphorePermit>,
+    /// The spool file of the message being received.
+    incoming: Option<Incoming>,
 }
 
 /// How an AUTH attempt ended, for the session.
@@ -259,6 +268,7 @@ impl Conn {
             input = &input[used..];
             self.count_local_rejections();
             self.log_refusals();
+            self.spool_data(matches!(action, Action::Relay(_))).await;
             match action {
                 Action::Read | Action::Close => return Ok(()),
                 Action::Authenticate(credentials) => {
@@ -278,7 +288,10 @@ impl Conn {
                 }
                 Action::Relay(message) => {
                     self.flush().await?;
-                    let verdict = self.services.relay.submit(&message).await;
+                    let verdict = match self.to_file(*message).await {
+                        Ok(message) => self.services.relay.submit(&message).await,
+                        Err(refusal) => refusal,
+                    };
                     self.session.relay_finished(verdict);
                 }
                 Action::StartTls => {
@@ -287,6 +300,58 @@ impl Conn {
                     self.flush().await?;
                     return self.start_tls().await;
                 }
+            }
+        }
+    }
+
+    /// Moves what the session holds of the message being received to its spool file, and
+    /// drops the file of a message the session refused (too big, bare line endings).
+    async fn spool_data(&mut self, relaying: bool) {
+        let Some(spool) = self.services.spool.clone() else {
+            return;
+        };
+        if !self.session.receiving_data() {
+            if !relaying && let Some(mut incoming) = self.incoming.take() {
+                incoming.discard().await;
+            }
+            return;
+        }
+        if let Some(chunk) = self.session.take_data(SPOOL_CHUNK) {
+            let incoming = match &mut self.incoming {
+                Some(incoming) => incoming,
+                None => self.incoming.insert(Incoming::create(spool).await),
+            };
+            incoming.write(&chunk).await;
+        }
+    }
+
+    /// The finished message with its content in its spool file (when there is a spool), or the
+    /// reply for a message that could not be stored.
+    async fn to_file(&mut self, mut message: Submission) -> Result<Submission, Reply> {
+        let Some(spool) = self.services.spool.clone() else {
+            return Ok(message);
+        };
+        let mut incoming = match self.incoming.take() {
+            Some(incoming) => incoming,
+            None => Incoming::create(spool).await,
+        };
+        if let Body::Memory(rest) = message.take_body() {
+            incoming.write(&rest).await;
+        }
+        let id = incoming.id.clone();
+        match incoming.finish().await {
+            Ok(file) => {
+                message.set_body(Body::File(file));
+                Ok(message)
+            }
+            Err(why) => {
+                let user = &message.submitter.user;
+                let (reply, reason) = match &why {
+                    Unkept::Full => (reply::SPOOL_FULL, "the spool is full (spool.max_size)".to_string()),
+                    Unkept::Io(e) => (reply::SPOOL_FAILED, e.clone()),
+                };
+                tracing::error!(peer = %self.peer, user = %Untrusted(user), id, reason, "message not stored: 452 to the client");
+                Err(reply)
             }
         }
     }

@@ -200,6 +200,20 @@ impl Session {
     }
 
     /// Failed AUTH attempts so far.
+    /// A message's data is being received.
+    pub fn receiving_data(&self) -> bool {
+        matches!(self.mode, Mode::Data(_))
+    }
+
+    /// The content received so far for the message in progress, once it holds at least `min`
+    /// octets, so the driver can move it to disk and memory per message stays bounded.
+    pub fn take_data(&mut self, min: usize) -> Option<Vec<u8>> {
+        if !self.receiving_data() || self.data.len() < min {
+            return None;
+        }
+        Some(std::mem::replace(&mut self.data, Vec::with_capacity(min)))
+    }
+
     pub fn auth_failures(&self) -> u32 {
         self.auth_failures
     }

@@ -49,6 +49,10 @@ pub struct Meta {
     pub ambiguous: bool,
     #[serde(default)]
     pub hold: Option<Hold>,
+    /// An attempt was under way when this was last written: after a crash, its fate upstream
+    /// is unknown, like an ambiguous one's.
+    #[serde(default)]
+    pub in_flight: bool,
     /// The sender was told it is delayed.
     #[serde(default)]
     pub warned: bool,

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub(crate) use id::new_id;
-pub(crate) use incoming::Incoming;
+pub(crate) use incoming::{Incoming, Unkept};
 pub use meta::{Hold, Meta};
 
 const TMP: &str = "tmp";
@@ -112,6 +112,11 @@ impl Spool {
     /// The data file of a queued message.
     pub(crate) fn data_path(&self, id: &str) -> PathBuf {
         self.root.join(QUEUE).join(format!("{id}.msg"))
+    }
+
+    /// The data file of a message in `failed/`.
+    pub(crate) fn failed_data(&self, id: &str) -> PathBuf {
+        self.root.join(FAILED).join(format!("{id}.msg"))
     }
 
     fn meta_path(&self, dir: &str, id: &str) -> PathBuf {

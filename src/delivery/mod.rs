@@ -1,0 +1,277 @@
+//! Delivery modes: what a client's final dot waits for. `sync` passes Microsoft's verdict on,
+//! `hybrid` does too when it comes within `sync_timeout` and is final, and otherwise commits the
+//! message to the spool and answers `250 … Queued as`; `queue` commits first. The retry worker
+//! (`worker`) then sends queued messages through the same relay, pool and pacing.
+
+mod classify;
+mod notice;
+mod queue;
+mod recovery;
+mod worker;
+
+use std::sync::Arc;
+
+use crate::BoxFuture;
+use crate::config::{Delivery as Settings, DeliveryMode, OnAmbiguous};
+use crate::dates::now_unix;
+use crate::logging::Untrusted;
+use crate::message::{Body, Submission, Submit};
+use crate::relay::{Attempt, Relay};
+use crate::reply::{self, Enhanced, Reply};
+use crate::spool::{Hold, Meta, Spool};
+use crate::swap::Swap;
+use crate::upstream::Progress;
+
+pub(crate) use queue::{AccountQueue, Queue};
+
+/// The `Submit` the listener hands messages to.
+pub(crate) struct Delivery {
+    relay: Arc<Relay>,
+    /// `None` only with `mode = "sync"` and no state directory.
+    spool: Option<Arc<Spool>>,
+    settings: Swap<Settings>,
+    pub(crate) queue: Arc<Queue>,
+    /// Our host name, for bounces.
+    hostname: String,
+    blocked: recovery::BlockedAccounts,
+}
+
+impl Delivery {
+    pub(crate) fn new(
+        relay: Arc<Relay>,
+        spool: Option<Arc<Spool>>,
+        settings: Settings,
+        hostname: String,
+    ) -> Self {
+        Self {
+            relay,
+            spool,
+            settings: Swap::new(Arc::new(settings)),
+            queue: Arc::new(Queue::default()),
+            hostname,
+            blocked: Default::default(),
+        }
+    }
+
+    /// Puts the messages found in the spool at start-up in the queue (see [`restore`]).
+    pub(crate) fn restore(&self, restored: Restored) {
+        for (account, n) in restored.failed {
+            (0..n).for_each(|_| self.queue.failed(&account));
+        }
+        for meta in restored.queued {
+            self.queue.put(meta);
+        }
+    }
+
+    /// New `[delivery]` settings (a reload); the next message and attempt use them.
+    pub(crate) fn retune(&self, settings: Settings) {
+        self.settings.store(Arc::new(settings));
+    }
+
+    pub(crate) fn settings(&self) -> Arc<Settings> {
+        self.settings.load()
+    }
+
+    pub(crate) fn spool(&self) -> Option<&Arc<Spool>> {
+        self.spool.as_ref()
+    }
+
+    async fn submit_message(&self, message: &Submission) -> Reply {
+        let settings = self.settings.load();
+        if self.spool.is_none() || settings.mode == DeliveryMode::Sync {
+            return self.sync(message).await;
+        }
+        match settings.mode {
+            DeliveryMode::Queue => {
+                let why = "delivery.mode is \"queue\"";
+                self.enqueue(message, why.into(), None, now_unix()).await
+            }
+            _ => self.hybrid(message, &settings).await,
+        }
+    }
+
+    async fn sync(&self, message: &Submission) -> Reply {
+        let attempt = self.relay.attempt(message, &Progress::default()).await;
+        self.relay.log_attempt(message, &attempt, None);
+        attempt.reply
+    }
+
+    /// Tries now; a final verdict in time goes to the client, anything else is queued. An
+    /// attempt still short of its final dot at `sync_timeout` is abandoned (Microsoft never
+    /// gets the whole message); one past it is waited for, since its fate is then unknown.
+    async fn hybrid(&self, message: &Submission, settings: &Settings) -> Reply {
+        let progress = Progress::default();
+        let mut attempt = Box::pin(self.relay.attempt(message, &progress));
+        let attempt = match tokio::time::timeout(settings.sync_timeout, &mut attempt).await {
+            Ok(done) => done,
+            Err(_) if progress.final_dot_was_sent() => attempt.await,
+            Err(_) => {
+                drop(attempt);
+                let why = format!(
+                    "no verdict within sync_timeout ({} s)",
+                    settings.sync_timeout.as_secs_f32()
+                );
+                let next = now_unix() + settings.retry_after(1).as_secs();
+                return self.enqueue(message, why, None, next).await;
+            }
+        };
+        if !classify::queue_after_sync(&attempt.result) {
+            self.relay.log_attempt(message, &attempt, None);
+            return attempt.reply;
+        }
+        let why = match &attempt.result {
+            Err(e) => e.to_string(),
+            Ok(_) => String::new(),
+        };
+        let next = worker::next_attempt(&classify::next(&attempt.result), settings, 1);
+        self.enqueue(message, why, Some(&attempt), next).await
+    }
+
+    /// Commits `message` to the queue and answers `250 … Queued as`, or `452` if it cannot.
+    async fn enqueue(
+        &self,
+        message: &Submission,
+        why: String,
+        attempt: Option<&Attempt>,
+        next_attempt: u64,
+    ) -> Reply {
+        let (Some(spool), Body::File(file)) = (&self.spool, message.body()) else {
+            return attempt.map_or(reply::SPOOL_FAILED, |a| a.reply.clone());
+        };
+        let id = file
+            .path()
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let meta = self.record(message, id.clone(), why, attempt, next_attempt);
+        let (spool_ref, path, staged) = (spool.clone(), file.path().to_path_buf(), meta.clone());
+        let committed =
+            tokio::task::spawn_blocking(move || spool_ref.commit(&path, &staged)).await;
+        let committed = committed.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Err(e) = committed {
+            let user = &message.submitter.user;
+            tracing::error!(user = %Untrusted(user), id, error = %e, "message could not be queued (452 to the client)");
+            return reply::SPOOL_FAILED;
+        }
+        Queue::count(&self.queue.counters.queued);
+        if attempt.is_some_and(|a| classify::next(&a.result) == classify::Next::AccountProblem) {
+            self.block(&message.submitter.account);
+        }
+        if meta.ambiguous {
+            Queue::count(&self.queue.counters.ambiguous);
+        }
+        self.log_queued(message, &meta, attempt);
+        let reason: String = meta.reason.chars().take(160).collect();
+        self.queue.put(meta);
+        Reply::with_text(
+            250,
+            Enhanced(2, 0, 0),
+            format!(
+                "Queued as {id}; Microsoft 365 has not accepted it yet ({}), the relay will keep trying",
+                crate::reply::sanitize(&reason)
+            ),
+        )
+    }
+
+    fn record(
+        &self,
+        message: &Submission,
+        id: String,
+        why: String,
+        attempt: Option<&Attempt>,
+        next_attempt: u64,
+    ) -> Meta {
+        let envelope = &message.envelope;
+        let ambiguous = attempt.is_some_and(|a| classify::ambiguous(&a.result));
+        let counted = attempt.is_some_and(|a| {
+            matches!(classify::next(&a.result), classify::Next::Retry { counts: true, .. } | classify::Next::AccountProblem)
+        });
+        let hold = (ambiguous && self.settings.load().on_ambiguous == OnAmbiguous::Hold)
+            .then_some(Hold::Ambiguous);
+        Meta {
+            id,
+            account: message.submitter.account.clone(),
+            user: message.submitter.user.clone(),
+            mail_from: envelope.mail_from.as_ref().map(|a| a.to_string()),
+            rcpts: envelope.rcpts.iter().map(|a| a.to_string()).collect(),
+            body_8bitmime: envelope.body_8bitmime,
+            smtputf8: envelope.smtputf8,
+            size: message.body().len(),
+            message_id: message.message_id(),
+            arrived: now_unix(),
+            attempts: u32::from(counted),
+            next_attempt,
+            reason: why.clone(),
+            last_error: attempt.map(|_| why),
+            ambiguous,
+            hold,
+            in_flight: false,
+            warned: false,
+            failure: None,
+        }
+    }
+
+    fn log_queued(&self, message: &Submission, meta: &Meta, attempt: Option<&Attempt>) {
+        match attempt {
+            Some(attempt) => self.relay.log_attempt(message, attempt, Some(&meta.id)),
+            None => {
+                let who = &message.submitter;
+                tracing::info!(user = %who.user, account = %who.account, queue_id = %meta.id, rcpts = meta.rcpts.len(), size = meta.size, reason = %meta.reason, "message queued for a later attempt");
+            }
+        }
+        if meta.ambiguous {
+            tracing::warn!(queue_id = %meta.id, held = meta.hold.is_some(), "no verdict after the final dot: Microsoft may have the message; a retry may deliver it twice");
+        }
+    }
+}
+
+impl Submit for Delivery {
+    fn submit<'a>(&'a self, message: &'a Submission) -> BoxFuture<'a, Reply> {
+        Box::pin(self.submit_message(message))
+    }
+}
+
+/// What start-up found in the spool, ready for the queue.
+pub(crate) struct Restored {
+    pub(crate) queued: Vec<Meta>,
+    pub(crate) failed: std::collections::HashMap<String, u64>,
+}
+
+/// Opens the spool (blocking: run it off the async threads) and readies what it holds. A
+/// message whose attempt was under way when the relay stopped may have reached Microsoft: it
+/// is marked ambiguous, counted and logged like one whose verdict was lost.
+pub(crate) fn restore(
+    root: &std::path::Path,
+    max_size: u64,
+    on_ambiguous: OnAmbiguous,
+) -> std::io::Result<(Spool, Restored)> {
+    let (spool, found) = Spool::open(root, max_size)?;
+    if found.discarded > 0 {
+        tracing::info!(files = found.discarded, "removed messages that were being received when the relay stopped (their clients never got a 250)");
+    }
+    for id in &found.corrupt {
+        tracing::error!(queue_id = %id, "queued message unreadable; moved to failed/");
+    }
+    let mut queued = Vec::with_capacity(found.queued.len());
+    for mut meta in found.queued {
+        if meta.in_flight {
+            meta.in_flight = false;
+            meta.ambiguous = true;
+            if on_ambiguous == OnAmbiguous::Hold {
+                meta.hold = Some(Hold::Ambiguous);
+            }
+            tracing::warn!(queue_id = %meta.id, held = meta.hold.is_some(), "an attempt was under way when the relay stopped: Microsoft may have the message; a retry may deliver it twice");
+            spool.update(&meta)?;
+        }
+        queued.push(meta);
+    }
+    let mut failed = std::collections::HashMap::new();
+    for meta in spool.failed() {
+        *failed.entry(meta.account).or_default() += 1;
+    }
+    if !queued.is_empty() {
+        tracing::info!(messages = queued.len(), "queued messages found in the spool; delivering them");
+    }
+    Ok((spool, Restored { queued, failed }))
+}

@@ -1,0 +1,174 @@
+//! The in-memory index of the queue, rebuilt from the spool at start-up: which message is due
+//! when, which are running, held or waiting for their account, and the counts `/status` and
+//! `/metrics` show. The files are the truth; this only orders them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::Notify;
+
+use crate::spool::Meta;
+
+/// One message of the queue.
+struct Entry {
+    meta: Meta,
+    running: bool,
+}
+
+/// Per account, what `/status` shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct AccountQueue {
+    pub(crate) queued: u64,
+    pub(crate) held: u64,
+    pub(crate) failed: u64,
+    /// Unix seconds of the oldest message still queued or held.
+    pub(crate) oldest_arrived: Option<u64>,
+    /// Unix seconds of the next attempt.
+    pub(crate) next_attempt: Option<u64>,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) queued: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) bounced: AtomicU64,
+    pub(crate) ambiguous: AtomicU64,
+    pub(crate) deleted: AtomicU64,
+}
+
+#[derive(Default)]
+pub(crate) struct Queue {
+    entries: Mutex<BTreeMap<String, Entry>>,
+    /// Messages in `failed/` per account.
+    failed: Mutex<HashMap<String, u64>>,
+    pub(crate) wake: Notify,
+    pub(crate) counters: Counters,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Queue {
+    /// Adds (or replaces) a message that is not running, and wakes the worker.
+    pub(crate) fn put(&self, meta: Meta) {
+        let id = meta.id.clone();
+        lock(&self.entries).insert(
+            id,
+            Entry {
+                meta,
+                running: false,
+            },
+        );
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn remove(&self, id: &str) -> Option<Meta> {
+        lock(&self.entries).remove(id).map(|e| e.meta)
+    }
+
+    pub(crate) fn failed(&self, account: &str) {
+        *lock(&self.failed).entry(account.to_string()).or_default() += 1;
+    }
+
+    /// A copy of a message's record.
+    pub(crate) fn get(&self, id: &str) -> Option<Meta> {
+        lock(&self.entries).get(id).map(|e| e.meta.clone())
+    }
+
+    /// Every record, oldest first.
+    pub(crate) fn all(&self) -> Vec<Meta> {
+        lock(&self.entries).values().map(|e| e.meta.clone()).collect()
+    }
+
+    pub(crate) fn is_running(&self, id: &str) -> bool {
+        lock(&self.entries).get(id).is_some_and(|e| e.running)
+    }
+
+    /// Changes a message that is not running; `None` when it is unknown or running.
+    pub(crate) fn edit(&self, id: &str, change: impl FnOnce(&mut Meta)) -> Option<Meta> {
+        let mut entries = lock(&self.entries);
+        let entry = entries.get_mut(id).filter(|e| !e.running)?;
+        change(&mut entry.meta);
+        let meta = entry.meta.clone();
+        drop(entries);
+        self.wake.notify_one();
+        Some(meta)
+    }
+
+    /// Makes every waiting message of `account` (or of all accounts) due now; returns how many.
+    pub(crate) fn due_now(&self, account: Option<&str>, now: u64) -> usize {
+        let mut n = 0;
+        for e in lock(&self.entries).values_mut() {
+            let matches = account.is_none_or(|a| e.meta.account == a);
+            if matches && !e.running && e.meta.hold.is_none() && e.meta.next_attempt > now {
+                e.meta.next_attempt = now;
+                n += 1;
+            }
+        }
+        self.wake.notify_one();
+        n
+    }
+
+    /// Marks as running and returns the messages due at `now` that `may_start` lets go, and
+    /// the time of the next one not yet due.
+    pub(crate) fn take_due(
+        &self,
+        now: u64,
+        mut may_start: impl FnMut(&str) -> bool,
+    ) -> (Vec<Meta>, Option<u64>) {
+        let mut due = Vec::new();
+        let mut next: Option<u64> = None;
+        for e in lock(&self.entries).values_mut() {
+            if e.running || e.meta.hold.is_some() {
+                continue;
+            }
+            if e.meta.next_attempt > now {
+                next = Some(next.map_or(e.meta.next_attempt, |n| n.min(e.meta.next_attempt)));
+                continue;
+            }
+            if may_start(&e.meta.account) {
+                e.running = true;
+                due.push(e.meta.clone());
+            }
+        }
+        (due, next)
+    }
+
+    /// Messages of `account` running now.
+    pub(crate) fn running(&self, account: &str) -> usize {
+        lock(&self.entries)
+            .values()
+            .filter(|e| e.running && e.meta.account == account)
+            .count()
+    }
+
+    /// Per account: queued, held, failed, the oldest, the next attempt.
+    pub(crate) fn summary(&self) -> BTreeMap<String, AccountQueue> {
+        let mut out: BTreeMap<String, AccountQueue> = BTreeMap::new();
+        for e in lock(&self.entries).values() {
+            let q = out.entry(e.meta.account.clone()).or_default();
+            match e.meta.hold {
+                Some(_) => q.held += 1,
+                None => {
+                    q.queued += 1;
+                    let at = e.meta.next_attempt;
+                    q.next_attempt = Some(q.next_attempt.map_or(at, |n| n.min(at)));
+                }
+            }
+            let arrived = e.meta.arrived;
+            q.oldest_arrived = Some(q.oldest_arrived.map_or(arrived, |o| o.min(arrived)));
+        }
+        for (account, n) in lock(&self.failed).iter() {
+            out.entry(account.clone()).or_default().failed = *n;
+        }
+        out
+    }
+
+    pub(crate) fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
