@@ -113,9 +113,10 @@ fn build(p: &mut Problems, ctx: &Context, file: &File) -> Config {
     if listen.uses_tls() && listen.tls_files.is_none() && state_dir.is_none() {
         p.push("state_dir", "is needed to keep the self-signed listener certificate: set state_dir, or tls_cert and tls_key in [listen]");
     }
-    if file.delivery.mode != DeliveryMode::Sync && state_dir.is_none() {
-        let mode = file.delivery.mode.name();
-        p.push("state_dir", format!("is needed for the queue (delivery.mode = {mode:?}): set state_dir, or delivery.mode = \"sync\""));
+    let mut delivery = file.delivery.clone();
+    if delivery.mode != DeliveryMode::Sync && state_dir.is_none() {
+        warnings.push(format!("no state directory (set state_dir, or HOME or STATE_DIRECTORY in the environment): messages cannot be queued, so delivery.mode {:?} works as \"sync\"", delivery.mode.name()));
+        delivery.mode = DeliveryMode::Sync;
     }
     let accounts = accounts::accounts(p, ctx, &file.accounts, &mut warnings);
     let users = users::users(p, ctx, &file.users, &accounts, &mut warnings);
@@ -125,7 +126,7 @@ fn build(p: &mut Problems, ctx: &Context, file: &File) -> Config {
         limits: file.limits.clone(),
         timeouts: file.timeouts.clone(),
         pool: file.pool.clone(),
-        delivery: file.delivery.clone(),
+        delivery,
         spool: file.spool.clone(),
         log: file.log.clone(),
         hostname,

@@ -131,7 +131,7 @@ mod tests {
             waited: Duration::from_secs(60),
         }));
         assert_eq!(next(&busy), short);
-        let paced = Err(RelayError::Paced(Reply::with_text(451, Enhanced(4, 7, 0), "rate".into())));
+        let paced = Err(RelayError::Paced(Reply::with_text(451, Enhanced(4, 7, 0), "rate")));
         assert_eq!(next(&paced), short);
     }
 
@@ -157,7 +157,7 @@ mod tests {
         let unknown = rejected(550, (5, 1, 1), "User unknown");
         assert!(matches!(next(&unknown), Next::Bounce(_)));
         assert!(!queue_after_sync(&unknown));
-        let never = Err(RelayError::Paced(Reply::with_text(552, Enhanced(5, 5, 3), "split".into())));
+        let never = Err(RelayError::Paced(Reply::with_text(552, Enhanced(5, 5, 3), "split")));
         assert!(matches!(next(&never), Next::Bounce(_)));
     }
 

@@ -37,10 +37,15 @@ pub use tokens::{TokenGrant, TokenInfo, TokenRegistry};
 /// An environment for code that takes one as a map instead of reading the process's, so tests
 /// never change (or race on) the real one.
 pub fn env(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
-    pairs
+    let mut env: std::collections::HashMap<String, String> = pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        .collect();
+    // Every real account has a home, hence a state directory, so the default delivery mode can
+    // queue; tests of a machine without one remove it.
+    env.entry("HOME".into())
+        .or_insert_with(|| "/home/relay".into());
+    env
 }
 
 /// Installs rustls' ring provider as the process default unless one is installed already.

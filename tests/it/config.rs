@@ -547,7 +547,7 @@ fn bad_durations_sizes_and_numbers_are_refused() {
     assert_problem(
         &p,
         "timeouts.idle",
-        "unknown unit \"fortnights\"; use ms, s, m or h",
+        "unknown unit \"fortnights\"; use ms, s, m, h or d",
     );
     assert_problem(
         &p,

@@ -93,7 +93,7 @@ mod tests {
     #[test]
     fn without_home_only_etc_is_searched() {
         assert_eq!(
-            search_paths(&env(&[])),
+            search_paths(&std::collections::HashMap::new()),
             vec![PathBuf::from("/etc/xoauth-relay/config.toml")]
         );
     }
