@@ -64,6 +64,7 @@ pub mod reply;
 pub mod secret;
 pub mod service;
 pub mod smtp;
+pub(crate) mod spool;
 pub(crate) mod stats;
 pub(crate) mod swap;
 pub mod testkit;

@@ -1,0 +1,3 @@
+//! The durable spool.
+
+pub(crate) mod bounce;
