@@ -49,7 +49,7 @@ fn parse(bytes: &[u8]) -> Message<'_> {
     MessageParser::default().parse(bytes).expect("parses")
 }
 
-fn header<'a>(m: &'a Message, name: &str) -> Option<String> {
+fn header(m: &Message, name: &str) -> Option<String> {
     m.headers_raw()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| unfold(v))
