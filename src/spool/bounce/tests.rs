@@ -453,3 +453,26 @@ fn the_original_header_ends_at_its_empty_line_within_the_bound() {
     assert!(cut.len() <= MAX_ORIGINAL_HEADER && cut.ends_with(b"\r\n"));
     assert!(cut.len() > MAX_ORIGINAL_HEADER - 6);
 }
+
+proptest::proptest! {
+    /// Whatever the untrusted texts, the report keeps its wire form (CRLF only, lines within
+    /// 998 octets), its three parts and one field group per recipient.
+    #[test]
+    fn any_untrusted_text_keeps_the_structure(
+        address in "\\PC{0,300}|[\\x00-\\x7f]{0,300}",
+        reply in "\\PC{0,1200}|[\\x00-\\x7f]{0,1200}",
+        reason in "[\\x00-\\x7f\u{e9}\u{2028}]{0,1200}",
+        original in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+        smtputf8 in proptest::prelude::any::<bool>(),
+    ) {
+        let rcpts = [Recipient { address: &address, diagnostic: Some(&reply), ..UNKNOWN }, FULL];
+        let r = Report { reason: &reason, original: &original, smtputf8, ..report(&rcpts) };
+        let bytes = build(&r);
+        assert_wire_form(&bytes);
+        proptest::prop_assert_eq!(smtputf8 || bytes.is_ascii(), true);
+        let m = parse(&bytes);
+        let parts = parts(&m);
+        proptest::prop_assert_eq!(parts.len(), 3);
+        proptest::prop_assert_eq!(groups(&parts[1].1).len(), 3);
+    }
+}
