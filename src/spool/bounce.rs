@@ -93,7 +93,7 @@ pub(crate) fn build(r: &Report) -> Vec<u8> {
 }
 
 /// Whether a message that failed may be answered with a report: never to the null sender, nor
-/// for a message that is itself automatic (RFC 3834 §5: an `Auto-Submitted` other than `no`),
+/// for a message that is itself automatic (RFC 3834 §2: an `Auto-Submitted` other than `no`),
 /// nor for one of our own reports.
 pub(crate) fn may_bounce(mail_from: Option<&Address>, original: &[u8]) -> bool {
     mail_from.is_some()
@@ -125,7 +125,7 @@ pub(crate) fn original_header(message: &[u8]) -> &[u8] {
     }
 }
 
-/// `no`, ignoring case, a comment or parameters after it (RFC 3834 §5's `auto-submitted`).
+/// `no`, ignoring case and a comment or parameters after it (RFC 3834 §5's syntax).
 fn is_no(value: &str) -> bool {
     let token = value.split([';', '(']).next().unwrap_or("").trim();
     token.eq_ignore_ascii_case("no")
@@ -185,27 +185,14 @@ fn top_header(out: &mut String, r: &Report, boundary: &str) {
 /// Part 1: what happened, in plain words.
 fn notification(r: &Report) -> String {
     let utf8 = r.smtputf8;
-    let mut text = Vec::new();
-    text.push(format!(
-        "This is the mail system at host {}.",
-        clean(r.reporting_host, utf8)
-    ));
-    text.push(String::new());
-    match r.action {
-        Action::Failed => {
-            text.push("Your message could not be delivered to the recipients below.".into());
-            text.push("It has been given up; its header is attached.".into());
-        }
-        Action::Delayed => {
-            text.push("Your message has not yet been delivered to the recipients below.".into());
-            let until = r.will_retry_until.map(|t| dates::rfc5322(unix(t)));
-            text.push(match until {
-                Some(until) => format!("It is still being retried until {until}."),
-                None => "It is still being retried.".into(),
-            });
-            text.push("You do not need to send it again.".into());
-        }
-    }
+    let mut text = vec![
+        format!(
+            "This is the mail system at host {}.",
+            clean(r.reporting_host, utf8)
+        ),
+        String::new(),
+    ];
+    text.extend(summary(r));
     text.push(String::new());
     text.push(format!("Reason: {}", clean(r.reason, utf8)));
     text.push(format!("Queue ID: {}", clean(r.queue_id, utf8)));
@@ -218,20 +205,36 @@ fn notification(r: &Report) -> String {
         );
         text.push(format!("<{}>: {said}", clean(rcpt.address, utf8)));
     }
-    let mut part = String::new();
     let charset = if utf8 { "utf-8" } else { "us-ascii" };
-    field(&mut part, "Content-Description", "Notification");
-    field(
-        &mut part,
-        "Content-Type",
+    let mut part = mime_part(
+        "Notification",
         &format!("text/plain; charset={charset}"),
+        utf8,
     );
-    field(&mut part, "Content-Transfer-Encoding", encoding(utf8));
-    part.push_str("\r\n");
     for line in &text {
         fold(&mut part, line, FOLD_AT);
     }
     part
+}
+
+fn summary(r: &Report) -> Vec<String> {
+    match r.action {
+        Action::Failed => vec![
+            "Your message could not be delivered to the recipients below.".into(),
+            "Delivery has been given up; the message's header is attached.".into(),
+        ],
+        Action::Delayed => {
+            let until = r.will_retry_until.map(|t| dates::rfc5322(unix(t)));
+            vec![
+                "Your message has not yet been delivered to the recipients below.".into(),
+                match until {
+                    Some(until) => format!("It is still being retried until {until}."),
+                    None => "It is still being retried.".into(),
+                },
+                "You do not need to send it again.".into(),
+            ]
+        }
+    }
 }
 
 fn remote(r: &Report) -> String {
@@ -239,19 +242,25 @@ fn remote(r: &Report) -> String {
         .map_or_else(|| "The remote server".into(), |h| clean(h, r.smtputf8))
 }
 
-/// Part 2: the machine-readable report (RFC 3464 §2.2, §2.3; RFC 6533 §3 for UTF-8).
-fn delivery_status(r: &Report) -> String {
-    let utf8 = r.smtputf8;
+/// A body part's MIME header and the empty line after it.
+fn mime_part(description: &str, media: &str, utf8: bool) -> String {
     let mut part = String::new();
-    let subtype = if utf8 {
-        "global-delivery-status"
-    } else {
-        "delivery-status"
-    };
-    field(&mut part, "Content-Description", "Delivery report");
-    field(&mut part, "Content-Type", &format!("message/{subtype}"));
+    field(&mut part, "Content-Description", description);
+    field(&mut part, "Content-Type", media);
     field(&mut part, "Content-Transfer-Encoding", encoding(utf8));
     part.push_str("\r\n");
+    part
+}
+
+/// Part 2: the machine-readable report (RFC 3464 §2.2 and §2.3; RFC 6533's global form).
+fn delivery_status(r: &Report) -> String {
+    let utf8 = r.smtputf8;
+    let media = if utf8 {
+        "message/global-delivery-status"
+    } else {
+        "message/delivery-status"
+    };
+    let mut part = mime_part("Delivery report", media, utf8);
     let host = format!("dns; {}", clean(r.reporting_host, false));
     field(&mut part, "Reporting-MTA", &host);
     field(&mut part, "Arrival-Date", &dates::rfc5322(unix(r.arrived)));
@@ -313,24 +322,16 @@ fn final_recipient(address: &str, utf8: bool) -> String {
     format!("utf-8; {xtext}")
 }
 
-/// Part 3: the original header, never the body (privacy and size; RFC 3462 §3 lets a report
-/// return only the header). `message/global-headers` when it may hold UTF-8 (RFC 6533 §6.3).
+/// Part 3: the original header, never the body (privacy and size; RFC 6522 §3 and §4 let a
+/// report return only the header). RFC 6533's `message/global-headers` when it may be UTF-8.
 fn returned_header(r: &Report) -> String {
     let utf8 = r.smtputf8;
-    let mut part = String::new();
     let media = if utf8 {
         "message/global-headers"
     } else {
         "text/rfc822-headers"
     };
-    field(
-        &mut part,
-        "Content-Description",
-        "Undelivered message header",
-    );
-    field(&mut part, "Content-Type", media);
-    field(&mut part, "Content-Transfer-Encoding", encoding(utf8));
-    part.push_str("\r\n");
+    let mut part = mime_part("Undelivered message header", media, utf8);
     let header = original_header(r.original);
     for line in header.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
