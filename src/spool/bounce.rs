@@ -6,8 +6,13 @@
 //! reply, the original header) is untrusted: control characters become spaces before it is
 //! written, so none can start a header line or a MIME boundary of its own, and every line stays
 //! within RFC 5322 §2.1.1's 998 octets.
-// Until the spool's worker sends reports, only the tests use this module.
-#![cfg_attr(not(test), expect(dead_code))]
+#![cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "until the spool's worker sends reports, only tests use this"
+    )
+)]
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
