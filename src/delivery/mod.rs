@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use crate::BoxFuture;
 use crate::config::{Delivery as Settings, DeliveryMode, OnAmbiguous};
-use crate::dates::now_unix;
 use crate::logging::Untrusted;
 use crate::message::{Body, Submission, Submit};
+use crate::pacing::Clock;
 use crate::relay::{Attempt, Relay};
 use crate::reply::{self, Enhanced, Reply};
 use crate::spool::{Hold, Meta, Spool};
@@ -34,6 +34,8 @@ pub(crate) struct Delivery {
     /// Our host name, for bounces.
     hostname: String,
     blocked: recovery::BlockedAccounts,
+    /// Unix time on tokio's clock, so tests can move it.
+    clock: Clock,
 }
 
 impl Delivery {
@@ -50,6 +52,7 @@ impl Delivery {
             queue: Arc::new(Queue::default()),
             hostname,
             blocked: Default::default(),
+            clock: Clock::system(),
         }
     }
 
@@ -84,7 +87,8 @@ impl Delivery {
         match settings.mode {
             DeliveryMode::Queue => {
                 let why = "delivery.mode is \"queue\"";
-                self.enqueue(message, why.into(), None, now_unix()).await
+                self.enqueue(message, why.into(), None, self.clock.now_unix())
+                    .await
             }
             _ => self.hybrid(message, &settings).await,
         }
@@ -111,7 +115,7 @@ impl Delivery {
                     "no verdict within sync_timeout ({} s)",
                     settings.sync_timeout.as_secs_f32()
                 );
-                let next = now_unix() + settings.retry_after(1).as_secs();
+                let next = self.clock.now_unix() + settings.retry_after(1).as_secs();
                 return self.enqueue(message, why, None, next).await;
             }
         };
@@ -123,7 +127,8 @@ impl Delivery {
             Err(e) => e.to_string(),
             Ok(_) => String::new(),
         };
-        let next = worker::next_attempt(&classify::next(&attempt.result), settings, 1);
+        let now = self.clock.now_unix();
+        let next = worker::next_attempt(&classify::next(&attempt.result), settings, 1, now);
         self.enqueue(message, why, Some(&attempt), next).await
     }
 
@@ -146,8 +151,7 @@ impl Delivery {
             .to_string();
         let meta = self.record(message, id.clone(), why, attempt, next_attempt);
         let (spool_ref, path, staged) = (spool.clone(), file.path().to_path_buf(), meta.clone());
-        let committed =
-            tokio::task::spawn_blocking(move || spool_ref.commit(&path, &staged)).await;
+        let committed = tokio::task::spawn_blocking(move || spool_ref.commit(&path, &staged)).await;
         let committed = committed.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         if let Err(e) = committed {
             let user = &message.submitter.user;
@@ -185,7 +189,10 @@ impl Delivery {
         let envelope = &message.envelope;
         let ambiguous = attempt.is_some_and(|a| classify::ambiguous(&a.result));
         let counted = attempt.is_some_and(|a| {
-            matches!(classify::next(&a.result), classify::Next::Retry { counts: true, .. } | classify::Next::AccountProblem)
+            matches!(
+                classify::next(&a.result),
+                classify::Next::Retry { counts: true, .. } | classify::Next::AccountProblem
+            )
         });
         let hold = (ambiguous && self.settings.load().on_ambiguous == OnAmbiguous::Hold)
             .then_some(Hold::Ambiguous);
@@ -199,7 +206,7 @@ impl Delivery {
             smtputf8: envelope.smtputf8,
             size: message.body().len(),
             message_id: message.message_id(),
-            arrived: now_unix(),
+            arrived: self.clock.now_unix(),
             attempts: u32::from(counted),
             next_attempt,
             reason: why.clone(),
@@ -248,7 +255,10 @@ pub(crate) fn restore(
 ) -> std::io::Result<(Spool, Restored)> {
     let (spool, found) = Spool::open(root, max_size)?;
     if found.discarded > 0 {
-        tracing::info!(files = found.discarded, "removed messages that were being received when the relay stopped (their clients never got a 250)");
+        tracing::info!(
+            files = found.discarded,
+            "removed messages that were being received when the relay stopped (their clients never got a 250)"
+        );
     }
     for id in &found.corrupt {
         tracing::error!(queue_id = %id, "queued message unreadable; moved to failed/");
@@ -271,7 +281,10 @@ pub(crate) fn restore(
         *failed.entry(meta.account).or_default() += 1;
     }
     if !queued.is_empty() {
-        tracing::info!(messages = queued.len(), "queued messages found in the spool; delivering them");
+        tracing::info!(
+            messages = queued.len(),
+            "queued messages found in the spool; delivering them"
+        );
     }
     Ok((spool, Restored { queued, failed }))
 }

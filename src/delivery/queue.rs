@@ -81,7 +81,10 @@ impl Queue {
 
     /// Every record, oldest first.
     pub(crate) fn all(&self) -> Vec<Meta> {
-        lock(&self.entries).values().map(|e| e.meta.clone()).collect()
+        lock(&self.entries)
+            .values()
+            .map(|e| e.meta.clone())
+            .collect()
     }
 
     pub(crate) fn is_running(&self, id: &str) -> bool {
@@ -113,16 +116,21 @@ impl Queue {
         n
     }
 
-    /// Marks as running and returns the messages due at `now` that `may_start` lets go, and
-    /// the time of the next one not yet due.
+    /// Marks as running and returns the messages due at `now`, at most `limit(account)` running
+    /// per account, and the time of the next one not yet due.
     pub(crate) fn take_due(
         &self,
         now: u64,
-        mut may_start: impl FnMut(&str) -> bool,
+        limit: impl Fn(&str) -> usize,
     ) -> (Vec<Meta>, Option<u64>) {
+        let mut entries = lock(&self.entries);
+        let mut running: HashMap<String, usize> = HashMap::new();
+        for e in entries.values().filter(|e| e.running) {
+            *running.entry(e.meta.account.clone()).or_default() += 1;
+        }
         let mut due = Vec::new();
         let mut next: Option<u64> = None;
-        for e in lock(&self.entries).values_mut() {
+        for e in entries.values_mut() {
             if e.running || e.meta.hold.is_some() {
                 continue;
             }
@@ -130,20 +138,14 @@ impl Queue {
                 next = Some(next.map_or(e.meta.next_attempt, |n| n.min(e.meta.next_attempt)));
                 continue;
             }
-            if may_start(&e.meta.account) {
+            let n = running.entry(e.meta.account.clone()).or_default();
+            if *n < limit(&e.meta.account) {
+                *n += 1;
                 e.running = true;
                 due.push(e.meta.clone());
             }
         }
         (due, next)
-    }
-
-    /// Messages of `account` running now.
-    pub(crate) fn running(&self, account: &str) -> usize {
-        lock(&self.entries)
-            .values()
-            .filter(|e| e.running && e.meta.account == account)
-            .count()
     }
 
     /// Per account: queued, held, failed, the oldest, the next attempt.

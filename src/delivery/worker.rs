@@ -12,7 +12,6 @@ use tokio_util::task::TaskTracker;
 use super::classify::{self, Next, Wait};
 use super::{Delivery, Queue};
 use crate::config::{Delivery as Settings, OnAmbiguous};
-use crate::dates::now_unix;
 use crate::logging::Untrusted;
 use crate::message::{Body, BodyFile, MAX_HEADER_SCAN, Submission, Submitter};
 use crate::relay::Attempt;
@@ -24,7 +23,7 @@ const POLL: Duration = Duration::from_secs(1);
 
 /// Unix seconds of the next attempt after `next`, `attempts` counted so far (±10 % jitter on
 /// the schedule, so messages queued together do not retry together).
-pub(crate) fn next_attempt(next: &Next, settings: &Settings, attempts: u32) -> u64 {
+pub(crate) fn next_attempt(next: &Next, settings: &Settings, attempts: u32, now: u64) -> u64 {
     let scheduled = settings.retry_after(attempts);
     let wait = match next {
         Next::Retry {
@@ -37,13 +36,17 @@ pub(crate) fn next_attempt(next: &Next, settings: &Settings, attempts: u32) -> u
         } => *d,
         _ => jitter(scheduled),
     };
-    now_unix() + wait.as_secs().max(1)
+    now + wait.as_secs().max(1)
 }
 
 fn jitter(d: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().elapsed().map_or(0, |e| e.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .elapsed()
+            .map_or(0, |e| e.as_nanos()),
+    );
     let spread = d.as_millis() as u64 / 10;
     if spread == 0 {
         return d;
@@ -57,13 +60,16 @@ impl Delivery {
     pub(crate) async fn work(self: Arc<Self>, shutdown: CancellationToken, tracker: TaskTracker) {
         loop {
             self.check_recoveries();
-            let (due, next) = self.queue.take_due(now_unix(), |account| self.may_start(account));
+            let now = self.clock.now_unix();
+            let (due, next) = self
+                .queue
+                .take_due(now, |account| self.connections(account));
             for meta in due {
                 let this = self.clone();
                 tracker.spawn(async move { this.retry(meta).await });
             }
             let wait = next
-                .map(|at| Duration::from_secs(at.saturating_sub(now_unix())))
+                .map(|at| Duration::from_secs(at.saturating_sub(self.clock.now_unix())))
                 .unwrap_or(POLL)
                 .min(POLL);
             tokio::select! {
@@ -74,13 +80,11 @@ impl Delivery {
         }
     }
 
-    /// A message of `account` may start when fewer than its connections are in use by retries.
-    fn may_start(&self, account: &str) -> bool {
-        let limit = self
-            .relay
+    /// How many of `account`'s messages may be retried at once: one per connection it may open.
+    fn connections(&self, account: &str) -> usize {
+        self.relay
             .route(account)
-            .map_or(1, |r| r.account.max_connections.max(1) as usize);
-        self.queue.running(account) < limit
+            .map_or(1, |r| r.account.max_connections.max(1) as usize)
     }
 
     /// One attempt at a queued message.
@@ -89,11 +93,13 @@ impl Delivery {
         if let Err(e) = self.write(&meta).await {
             tracing::error!(queue_id = %meta.id, error = %e, "cannot update the queued message; trying later");
             meta.in_flight = false;
-            meta.next_attempt = now_unix() + POLL.as_secs() * 30;
+            meta.next_attempt = self.clock.now_unix() + POLL.as_secs() * 30;
             return self.queue.put(meta);
         }
         let Some(message) = self.load(&meta).await else {
-            return self.give_up(meta, "its queue files cannot be read".into(), None).await;
+            return self
+                .give_up(meta, "its queue files cannot be read".into(), None)
+                .await;
         };
         let progress = Progress::default();
         let attempt = self.relay.attempt(&message, &progress).await;
@@ -119,11 +125,11 @@ impl Delivery {
             }
         }
         meta.last_error = error;
-        meta.next_attempt = next_attempt(&next, &settings, meta.attempts);
+        meta.next_attempt = next_attempt(&next, &settings, meta.attempts, self.clock.now_unix());
         if classify::ambiguous(&attempt.result) {
             self.mark_ambiguous(&mut meta, &settings);
         }
-        let age = now_unix().saturating_sub(meta.arrived);
+        let age = self.clock.now_unix().saturating_sub(meta.arrived);
         if age > settings.lifetime.as_secs() {
             let why = format!(
                 "still not accepted after {} h (delivery.lifetime); last error: {}",
@@ -139,10 +145,16 @@ impl Delivery {
             meta.warned = true;
             let status = super::notice::status(super::notice::Kind::Delayed, None);
             let last = meta.last_error.clone();
-            self.send_notice(&meta, message, super::notice::Kind::Delayed, status, last.as_deref())
-                .await;
+            self.send_notice(
+                &meta,
+                message,
+                super::notice::Kind::Delayed,
+                status,
+                last.as_deref(),
+            )
+            .await;
         }
-        let in_secs = meta.next_attempt.saturating_sub(now_unix());
+        let in_secs = meta.next_attempt.saturating_sub(self.clock.now_unix());
         tracing::warn!(queue_id = %meta.id, account = %meta.account, attempts = meta.attempts, error = %Untrusted(meta.last_error.as_deref().unwrap_or("")), next_in_s = in_secs, "queued message not delivered yet; will retry");
         if let Err(e) = self.write(&meta).await {
             tracing::error!(queue_id = %meta.id, error = %e, "cannot update the queued message");
