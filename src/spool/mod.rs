@@ -9,6 +9,7 @@
 //! ```
 
 pub(crate) mod bounce;
+pub(crate) mod control;
 mod id;
 mod incoming;
 mod meta;
@@ -18,7 +19,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub(crate) use id::new_id;
+pub(crate) use id::{is_id, new_id};
 pub(crate) use incoming::Incoming;
 pub use meta::{Hold, Meta};
 
@@ -87,10 +88,12 @@ impl Spool {
             if next > self.max_size {
                 return false;
             }
-            match self
-                .used
-                .compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.used.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return true,
                 Err(actual) => current = actual,
             }
@@ -281,4 +284,3 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
 fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
-
