@@ -22,6 +22,7 @@ mod network;
 mod notify;
 mod pool;
 mod properties;
+mod queue_cli;
 mod relay_delivery;
 mod relay_listener;
 mod relay_tokens;
