@@ -30,6 +30,7 @@ pub(crate) enum Action {
     },
     /// One message: envelope, account, attempts, last error.
     Show {
+        /// The message's queue ID (16 hex digits, as `list` shows it).
         id: String,
         /// Its metadata as JSON instead.
         #[arg(long)]
@@ -37,19 +38,33 @@ pub(crate) enum Action {
     },
     /// Attempt delivery now: one message, or every queued one with --all.
     Retry {
+        /// The message's queue ID.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         id: Option<String>,
+        /// Every queued message.
         #[arg(long)]
         all: bool,
     },
     /// Keep a message in the queue without attempting it until `release`.
-    Hold { id: String },
+    Hold {
+        /// The message's queue ID.
+        id: String,
+    },
     /// Let a held message be attempted again.
-    Release { id: String },
+    Release {
+        /// The message's queue ID.
+        id: String,
+    },
     /// Remove a message from the queue without a bounce (a copy stays in the spool's failed/).
-    Delete { id: String },
+    Delete {
+        /// The message's queue ID.
+        id: String,
+    },
     /// Give up on a message now and send its sender a bounce.
-    Bounce { id: String },
+    Bounce {
+        /// The message's queue ID.
+        id: String,
+    },
 }
 
 impl Action {

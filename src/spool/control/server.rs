@@ -49,15 +49,15 @@ pub(crate) async fn serve(
 }
 
 impl ControlSocket {
-    /// Replaces a stale socket at `path` (never a file of another kind, nor a socket a live
-    /// daemon answers on), then binds a new one, mode 0600.
+    /// Binds a socket, mode 0600, at `path`, replacing a stale one there (never a file of
+    /// another kind, nor a socket a live daemon answers on).
     ///
     /// The socket is bound inside a fresh directory of mode 0700, made 0600 there, and only
     /// then renamed to `path`: nobody else can reach it while its mode is what the umask gave
     /// it. Setting the umask around `bind` instead would change it for the whole process, and
     /// a directory another thread creates meanwhile (the spool's, 0700) would lose its `x` bit.
     pub(crate) async fn bind(path: &Path) -> io::Result<ControlSocket> {
-        remove_stale(path).await?;
+        refuse_unless_stale(path).await?;
         let parent = path.parent().unwrap_or(Path::new("."));
         let staging = parent.join(format!(".{}.{}", super::SOCKET_NAME, std::process::id()));
         let result = bind_in(&staging, path);
@@ -125,8 +125,9 @@ impl ControlSocket {
     }
 }
 
-/// Removes a socket left by a relay that is gone; refuses anything else at `path`.
-async fn remove_stale(path: &Path) -> io::Result<()> {
+/// Refuses to replace anything at `path` but a socket left by a relay that is gone (the
+/// rename in [`bind_in`] replaces that one atomically).
+async fn refuse_unless_stale(path: &Path) -> io::Result<()> {
     let meta = match fs::symlink_metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         other => other?,
@@ -148,12 +149,13 @@ async fn remove_stale(path: &Path) -> io::Result<()> {
                 path.display()
             ),
         )),
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-/// Binds the socket in a new 0700 directory, makes it 0600 and renames it to `path`.
+/// Binds the socket in a new 0700 directory, makes it 0600 and renames it to `path`, over a
+/// stale socket if there is one.
 fn bind_in(staging: &Path, path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
     let mut dir = fs::DirBuilder::new();
     dir.mode(0o700);
