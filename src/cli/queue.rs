@@ -83,6 +83,11 @@ impl Action {
 
 /// Runs one `queue` command against `config`'s daemon (or spool).
 pub(crate) fn run(config: &Config, action: &Action) -> ExitCode {
+    run_with(config, action, &mut io::stdout().lock())
+}
+
+/// [`run`], printing the results to `out` (problems go to stderr).
+fn run_with(config: &Config, action: &Action, out: &mut impl Write) -> ExitCode {
     let (Some(state_dir), Some(spool_dir)) = (&config.state_dir, config.spool_dir()) else {
         eprintln!("xoauth-relay queue: the configuration has no state_dir, so there is no queue");
         return ExitCode::from(EX_CONFIG);
@@ -103,16 +108,13 @@ pub(crate) fn run(config: &Config, action: &Action) -> ExitCode {
             return ExitCode::from(EX_OSERR);
         }
     };
-    let mut out = io::stdout().lock();
     match answer {
-        Ok(response) if response.ok => {
-            report(action, &response.message, &response.messages, &mut out)
-        }
+        Ok(response) if response.ok => report(action, &response.message, &response.messages, out),
         Ok(response) => {
             eprintln!("xoauth-relay queue: {}", print::shown(&response.message));
             ExitCode::from(FAILURE)
         }
-        Err(e) if not_running(&e) => offline(action, &socket, &spool_dir, &mut out),
+        Err(e) if not_running(&e) => offline(action, &socket, &spool_dir, out),
         Err(e) => {
             eprintln!(
                 "xoauth-relay queue: cannot talk to the relay at {}: {e}",
@@ -185,3 +187,6 @@ fn finish(written: io::Result<()>) -> ExitCode {
         }
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests;
