@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use super::{QueueOps, Request, Response};
 use crate::logging::Untrusted;
 
-/// Longest request line, its line end included: a request is a command and an ID.
+/// Longest request line, not counting its line end: a request is a command and an ID.
 pub(crate) const MAX_REQUEST: usize = 64 * 1024;
 /// How long a connection may take to send its request line.
 pub(crate) const READ_DEADLINE: Duration = Duration::from_secs(10);
