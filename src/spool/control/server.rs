@@ -63,7 +63,12 @@ impl ControlSocket {
         let result = bind_in(&staging, path);
         let _ = fs::remove_file(staging.join(STAGED));
         let _ = fs::remove_dir(&staging);
-        let listener = result?;
+        let listener = result.map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot create the queue socket {}: {e}", path.display()),
+            )
+        })?;
         let meta = fs::symlink_metadata(path)?;
         listener.set_nonblocking(true)?;
         Ok(ControlSocket {

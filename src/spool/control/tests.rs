@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
 
-use super::server::{MAX_REQUEST, READ_DEADLINE};
+use super::server::{MAX_CONNECTIONS, MAX_REQUEST, READ_DEADLINE};
 use super::*;
 
 const ID: &str = "0190A1B2C3D40000";
@@ -216,4 +216,54 @@ async fn the_client_says_when_nothing_is_there() {
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
     let err = super::request(&path, Request::List).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn connections_beyond_the_bound_wait_for_a_free_slot() {
+    let r = start("bound").await;
+    let mut silent = Vec::new();
+    for _ in 0..MAX_CONNECTIONS {
+        silent.push(UnixStream::connect(&r.path).await.unwrap());
+    }
+    let started = tokio::time::Instant::now();
+    let response = super::request(&r.path, Request::List).await.unwrap();
+    assert!(response.ok, "{response:?}");
+    assert!(
+        started.elapsed() >= READ_DEADLINE,
+        "served only once the silent ones timed out: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn shutdown_ends_a_connection_that_is_still_reading() {
+    let r = start("stop").await;
+    let mut silent = UnixStream::connect(&r.path).await.unwrap();
+    // Once the server answers a request, the silent connection has surely been accepted.
+    assert!(super::request(&r.path, Request::List).await.unwrap().ok);
+    r.stop.cancel();
+    r.task.await.unwrap().unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(
+        silent.read_to_end(&mut rest).await.unwrap(),
+        0,
+        "closed, no answer"
+    );
+    assert!(!r.path.exists());
+}
+
+#[tokio::test]
+async fn a_path_too_long_for_a_socket_is_named_in_the_error() {
+    let dir = scratch("long").join("d".repeat(120));
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = ControlSocket::bind(&socket_path(&dir)).await.unwrap_err();
+    assert!(
+        err.to_string().contains("cannot create the queue socket"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "no staging left behind"
+    );
 }
