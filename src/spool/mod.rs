@@ -9,6 +9,7 @@
 //! ```
 
 pub(crate) mod bounce;
+pub(crate) mod control;
 mod id;
 mod incoming;
 mod meta;
@@ -18,7 +19,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub(crate) use id::new_id;
+pub(crate) use id::{is_id, new_id};
 pub(crate) use incoming::{Incoming, Unkept};
 pub use meta::{Hold, Meta};
 

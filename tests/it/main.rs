@@ -23,6 +23,7 @@ mod notify;
 mod pool;
 mod properties;
 mod queue;
+mod queue_cli;
 mod relay_delivery;
 mod relay_listener;
 mod relay_tokens;
