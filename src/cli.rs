@@ -184,7 +184,7 @@ async fn run(config: Config, source: ReloadSource) -> ExitCode {
 fn start_error_code(e: &StartError) -> u8 {
     match e {
         StartError::Bind { .. } => EX_OSERR,
-        StartError::Spool { .. } => EX_CANTCREAT,
+        StartError::Spool { .. } | StartError::ControlSocket(_) => EX_CANTCREAT,
         StartError::ListenerTls(_) | StartError::Tls { .. } => EX_CONFIG,
         StartError::Http { .. } => EX_SOFTWARE,
     }

@@ -331,7 +331,7 @@ fn record(
             stats.upstream_reply(d.reply.code);
             stats
                 .bytes_relayed
-                .fetch_add(message.body().len() as u64, Ordering::Relaxed);
+                .fetch_add(message.body().len(), Ordering::Relaxed);
             if stats.proven(Evidence::Delivery) {
                 let account = &message.submitter.account;
                 tracing::info!(%account, "account can send again: a message was delivered");

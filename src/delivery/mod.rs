@@ -4,6 +4,7 @@
 //! (`worker`) then sends queued messages through the same relay, pool and pacing.
 
 mod classify;
+mod control;
 mod notice;
 mod queue;
 mod recovery;

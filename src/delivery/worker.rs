@@ -84,7 +84,7 @@ impl Delivery {
     fn connections(&self, account: &str) -> usize {
         self.relay
             .route(account)
-            .map_or(1, |r| r.account.max_connections.max(1) as usize)
+            .map_or(1, |r| r.account.max_connections.max(1))
     }
 
     /// One attempt at a queued message.
@@ -228,7 +228,7 @@ impl Delivery {
         Some(Submission::new(submitter(meta), envelope, body))
     }
 
-    async fn write(&self, meta: &Meta) -> std::io::Result<()> {
+    pub(super) async fn write(&self, meta: &Meta) -> std::io::Result<()> {
         let (spool, meta) = (self.spool.clone(), meta.clone());
         tokio::task::spawn_blocking(move || match spool {
             Some(s) => s.update(&meta),

@@ -19,7 +19,7 @@ use super::Meta;
 #[cfg(unix)]
 pub(crate) use client::request;
 #[cfg(unix)]
-pub(crate) use server::{ControlSocket, serve};
+pub(crate) use server::ControlSocket;
 
 /// The socket's file name in `state_dir`.
 pub(crate) const SOCKET_NAME: &str = "queue.sock";

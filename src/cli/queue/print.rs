@@ -236,6 +236,7 @@ mod tests {
             last_error: error.map(String::from),
             ambiguous: false,
             hold: None,
+            in_flight: false,
             warned: false,
             failure: None,
         }

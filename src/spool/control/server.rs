@@ -39,15 +39,6 @@ pub(crate) struct ControlSocket {
     identity: (u64, u64),
 }
 
-/// Binds the socket at `path` and answers on it until `shutdown`.
-pub(crate) async fn serve(
-    path: PathBuf,
-    ops: Arc<dyn QueueOps>,
-    shutdown: CancellationToken,
-) -> io::Result<()> {
-    ControlSocket::bind(&path).await?.run(ops, shutdown).await
-}
-
 impl ControlSocket {
     /// Binds a socket, mode 0600, at `path`, replacing a stale one there (never a file of
     /// another kind, nor a socket a live daemon answers on).
@@ -76,10 +67,6 @@ impl ControlSocket {
             path: path.to_path_buf(),
             identity: (meta.dev(), meta.ino()),
         })
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Answers connections until `shutdown`, then removes the socket and waits for the
