@@ -121,10 +121,17 @@ pub fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Demo { once, listen } => block_on(demo(once, listen)),
-        Command::Queue(args) => match load_config_from(args.config, env) {
-            Ok((config, _)) => queue::run(&config, &args.action),
-            Err(code) => code,
-        },
+        Command::Queue(args) => {
+            let located = config::resolve_path(args.config.as_deref(), &env)
+                .and_then(|path| config::queue_location(&path, &env));
+            match located {
+                Ok(location) => queue::run(location, &args.action),
+                Err(e) => {
+                    eprintln!("xoauth-relay: {e}");
+                    ExitCode::from(EX_CONFIG)
+                }
+            }
+        }
     }
 }
 

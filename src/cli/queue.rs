@@ -7,7 +7,6 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::config::Config;
 use crate::exit::{EX_CONFIG, EX_OSERR, EX_UNAVAILABLE, EX_USAGE, FAILURE};
 use crate::spool::{self, Meta, control::Request};
 
@@ -81,17 +80,23 @@ impl Action {
     }
 }
 
-/// Runs one `queue` command against `config`'s daemon (or spool).
-pub(crate) fn run(config: &Config, action: &Action) -> ExitCode {
-    run_with(config, action, &mut io::stdout().lock())
+/// Runs one `queue` command against the daemon whose state directory (and spool) is
+/// `location` (or against the spool itself); `None`: there is no state directory.
+pub(crate) fn run(location: Option<(PathBuf, PathBuf)>, action: &Action) -> ExitCode {
+    run_with(location, action, &mut io::stdout().lock())
 }
 
 /// [`run`], printing the results to `out` (problems go to stderr).
-fn run_with(config: &Config, action: &Action, out: &mut impl Write) -> ExitCode {
-    let (Some(state_dir), Some(spool_dir)) = (&config.state_dir, config.spool_dir()) else {
+fn run_with(
+    location: Option<(PathBuf, PathBuf)>,
+    action: &Action,
+    out: &mut impl Write,
+) -> ExitCode {
+    let Some((state_dir, spool_dir)) = location else {
         eprintln!("xoauth-relay queue: the configuration has no state_dir, so there is no queue");
         return ExitCode::from(EX_CONFIG);
     };
+    let (state_dir, spool_dir) = (&state_dir, &spool_dir);
     let request = action.request();
     if let Err(refusal) = request.check() {
         eprintln!("xoauth-relay queue: {}", print::shown(&refusal.message));

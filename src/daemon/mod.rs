@@ -348,6 +348,15 @@ async fn bind_control(
         return Ok(None);
     };
     let path = crate::spool::control::socket_path(dir);
+    let created = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || crate::spool::create_private_dir(&dir)).await
+    };
+    let created = created.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    created.map_err(|source| StartError::Spool {
+        dir: dir.clone(),
+        source,
+    })?;
     let socket = crate::spool::control::ControlSocket::bind(&path).await;
     socket.map(Some).map_err(StartError::ControlSocket)
 }

@@ -70,12 +70,17 @@ impl Delivery {
         change: impl FnOnce(&mut crate::spool::Meta, u64),
     ) -> Response {
         let now = self.clock.now_unix();
-        let Some(meta) = self.queue.edit(id, |m| change(m, now)) else {
+        let Some(before) = self.queue.checkout(id) else {
             return self.not_now(id);
         };
+        let mut meta = before.clone();
+        change(&mut meta, now);
         if let Err(e) = self.write(&meta).await {
+            self.queue.put(before);
+            tracing::error!(queue_id = id, command = what, error = %e, "queue command failed: the message's record could not be written");
             return Response::error(format!("could not update {id}: {e}"));
         }
+        self.queue.put(meta);
         tracing::info!(queue_id = id, command = what, "queue command carried out");
         Response::done(format!("{id}: {what} done"))
     }

@@ -91,15 +91,13 @@ impl Queue {
         lock(&self.entries).get(id).is_some_and(|e| e.running)
     }
 
-    /// Changes a message that is not running; `None` when it is unknown or running.
-    pub(crate) fn edit(&self, id: &str, change: impl FnOnce(&mut Meta)) -> Option<Meta> {
+    /// Takes a message that is not running for a change (marked running, so the worker leaves
+    /// it alone until it is [`put`](Queue::put) back); `None` when it is unknown or running.
+    pub(crate) fn checkout(&self, id: &str) -> Option<Meta> {
         let mut entries = lock(&self.entries);
         let entry = entries.get_mut(id).filter(|e| !e.running)?;
-        change(&mut entry.meta);
-        let meta = entry.meta.clone();
-        drop(entries);
-        self.wake.notify_one();
-        Some(meta)
+        entry.running = true;
+        Some(entry.meta.clone())
     }
 
     /// Makes every waiting message of `account` (or of all accounts) due now; returns how many.

@@ -178,8 +178,12 @@ impl Spool {
         read_metas(&self.root.join(FAILED))
     }
 
+    /// A new metadata file in `tmp/`, under a name of its own (two writers of one message
+    /// never share a staging file).
     fn stage_meta(&self, meta: &Meta) -> io::Result<PathBuf> {
-        let staged = self.root.join(TMP).join(format!("{}.meta", meta.id));
+        static STAGED: AtomicU64 = AtomicU64::new(0);
+        let n = STAGED.fetch_add(1, Ordering::Relaxed);
+        let staged = self.root.join(TMP).join(format!("{}.{n}.meta", meta.id));
         write_synced(&staged, &meta.to_json())?;
         Ok(staged)
     }
@@ -274,7 +278,8 @@ pub(crate) fn private_file() -> fs::OpenOptions {
     options
 }
 
-fn create_private_dir(dir: &Path) -> io::Result<()> {
+/// Creates `dir` (and its parents) with mode 0700 where it does not exist yet.
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -289,3 +294,6 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
 fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod tests;

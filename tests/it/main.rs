@@ -24,6 +24,7 @@ mod pool;
 mod properties;
 mod queue;
 mod queue_cli;
+mod queue_live;
 mod relay_delivery;
 mod relay_listener;
 mod relay_tokens;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::config::Config;
 use crate::spool::control::{ControlSocket, QueueOps, Response};
 
 const ID: &str = "0190A1B2C3D40000";
@@ -85,7 +86,8 @@ fn daemon(
 
 fn command(config: &Config, action: Action) -> (ExitCode, String) {
     let mut out = Vec::new();
-    let code = run_with(config, &action, &mut out);
+    let location = config.state_dir.clone().zip(config.spool_dir());
+    let code = run_with(location, &action, &mut out);
     (code, String::from_utf8(out).unwrap())
 }
 
