@@ -76,6 +76,11 @@ impl Delivery {
         self.settings.load()
     }
 
+    /// Unix seconds on the queue's clock (tokio's, so a paused test moves it).
+    pub(crate) fn now_unix(&self) -> u64 {
+        self.clock.now_unix()
+    }
+
     pub(crate) fn spool(&self) -> Option<&Arc<Spool>> {
         self.spool.as_ref()
     }

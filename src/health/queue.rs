@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use serde_json::{Value, json};
 
 use super::State;
-use crate::dates::{now_unix, rfc3339};
+use crate::dates::rfc3339;
 use crate::delivery::AccountQueue;
 
 /// `/status`'s `queue`: the mode, the spool's use, the counters and each account's queue.
@@ -19,7 +19,7 @@ pub(super) fn document(state: &State) -> Value {
         .queue
         .summary()
         .into_iter()
-        .map(|(name, q)| (name, account(&q)))
+        .map(|(name, q)| (name, account(&q, d.now_unix())))
         .collect();
     json!({
         "mode": if d.spool().is_some() { settings.mode.name() } else { "sync" },
@@ -38,8 +38,7 @@ pub(super) fn document(state: &State) -> Value {
     })
 }
 
-fn account(q: &AccountQueue) -> Value {
-    let now = now_unix();
+fn account(q: &AccountQueue, now: u64) -> Value {
     json!({
         "queued": q.queued,
         "held": q.held,
@@ -52,7 +51,7 @@ fn account(q: &AccountQueue) -> Value {
 /// `/readyz` warnings: a message waiting longer than `delivery.warn_queue_age`.
 pub(super) fn warnings(state: &State) -> Vec<String> {
     let limit = state.delivery.settings().warn_queue_age.as_secs();
-    let now = now_unix();
+    let now = state.delivery.now_unix();
     state
         .delivery
         .queue
@@ -97,7 +96,7 @@ pub(super) fn metrics(out: &mut String, state: &State) {
         "gauge",
         "Age of the oldest message still queued or held.",
     );
-    let now = now_unix();
+    let now = d.now_unix();
     for (name, q) in &summary {
         let age = q.oldest_arrived.map_or(0, |a| now.saturating_sub(a));
         let _ = writeln!(

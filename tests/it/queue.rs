@@ -287,3 +287,69 @@ async fn sync_mode_hands_a_temporary_failure_back_to_the_client() {
     assert!(files(&dir.0, "queue").is_empty());
     assert!(files(&dir.0, "tmp").is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn status_metrics_and_readyz_show_the_queue() {
+    let dir = Scratch::new("queue-status");
+    let mut w = World::stand_ins(|c| {
+        spooled(&dir.0, DeliveryMode::Hybrid)(c);
+        with_health(c);
+        c.delivery.warn_queue_age = Duration::from_secs(60);
+    });
+    w.tokens.set_expected(CLIENT_ID, "the-new-secret");
+    w.restart().await;
+    queued_id(&send(&w, "a@example.net").await);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let (_, status) = http_json(w.health(), "/status").await;
+    let q = &status["queue"];
+    assert_eq!(q["mode"], "hybrid");
+    assert_eq!(q["accounts"]["contoso"]["queued"], 1, "{q}");
+    assert!(
+        q["accounts"]["contoso"]["oldest_age_seconds"]
+            .as_u64()
+            .unwrap()
+            >= 120,
+        "{q}"
+    );
+    assert!(q["spool"]["bytes"].as_u64().unwrap() > 0, "{q}");
+    let (_, metrics) = http_get(w.health(), "/metrics").await;
+    assert!(
+        metrics.contains("xoauth_relay_queue_messages{account=\"contoso\",state=\"queued\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("xoauth_relay_queue_queued_total 1"),
+        "{metrics}"
+    );
+    let (_, ready) = http_json(w.health(), "/readyz").await;
+    let warnings = ready["warnings"].to_string();
+    assert!(
+        warnings.contains("a queued message has waited 2 min"),
+        "{ready}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_sender_is_told_once_when_a_message_is_delayed() {
+    let dir = Scratch::new("queue-delay");
+    let w = World::start_with(|c| {
+        spooled(&dir.0, DeliveryMode::Hybrid)(c);
+        c.delivery.warn_after = Some(Duration::from_secs(30));
+        c.delivery.retry = vec![Duration::from_secs(20)];
+    })
+    .await;
+    w.upstream.script(|s| {
+        s.rcpt_replies
+            .insert("slow@example.net".into(), "451 4.4.1 Try later".into());
+    });
+    let id = queued_id(&send(&w, "slow@example.net").await);
+    received(&w, 1).await;
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let notices = w.upstream.messages();
+    assert_eq!(notices.len(), 1, "one delay notice, not one per attempt");
+    assert_eq!(notices[0].rcpts, [MAILBOX]);
+    let text = String::from_utf8_lossy(&notices[0].body);
+    assert!(text.contains("Action: delayed"), "{text}");
+    assert!(text.contains(&id), "{text}");
+    assert_eq!(meta(&dir.0, "queue")[0]["warned"], true);
+}
