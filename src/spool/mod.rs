@@ -140,7 +140,12 @@ impl Spool {
             let _ = fs::remove_file(&staged);
             return Err(e);
         }
-        sync_dir(&self.root.join(QUEUE))?;
+        if let Err(e) = sync_dir(&self.root.join(QUEUE)) {
+            // The client hears 452 and keeps the message: it must not be sent from here too.
+            let _ = fs::remove_file(self.meta_path(QUEUE, &meta.id));
+            let _ = fs::remove_file(&queued);
+            return Err(e);
+        }
         self.used.fetch_add(meta.size, Ordering::Relaxed);
         Ok(())
     }
