@@ -214,8 +214,9 @@ impl Spool {
                 {
                     // A data file without metadata was never committed, or its message was
                     // delivered and the crash came between the two unlinks.
-                    let _ = fs::remove_file(&path);
-                    found.discarded += 1;
+                    if fs::remove_file(&path).is_ok() {
+                        found.discarded += 1;
+                    }
                 }
                 continue;
             };
