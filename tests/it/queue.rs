@@ -353,3 +353,31 @@ async fn the_sender_is_told_once_when_a_message_is_delayed() {
     assert!(text.contains(&id), "{text}");
     assert_eq!(meta(&dir.0, "queue")[0]["warned"], true);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_short_of_its_final_dot_is_abandoned_at_sync_timeout_and_sent_once_later() {
+    let dir = Scratch::new("queue-abandon");
+    let w = World::start_with(spooled(&dir.0, DeliveryMode::Hybrid)).await;
+    w.upstream.script(|s| s.hang_at = Some(Phase::DataStart));
+    let started = tokio::time::Instant::now();
+    let id = queued_id(&send(&w, "a@example.net").await);
+    assert!(started.elapsed() <= Duration::from_secs(6), "{:?}", started.elapsed());
+    w.upstream.script(|s| s.hang_at = None);
+    received(&w, 1).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(w.upstream.messages().len(), 1, "sent once");
+    assert!(meta(&dir.0, "queue").is_empty(), "{id} still queued");
+}
+
+#[tokio::test(start_paused = true)]
+async fn once_the_final_dot_is_out_the_verdict_is_waited_for() {
+    let dir = Scratch::new("queue-verdict-wait");
+    let w = World::start_with(spooled(&dir.0, DeliveryMode::Hybrid)).await;
+    w.upstream
+        .script(|s| s.delay_at = Some((Phase::DataEnd, Duration::from_secs(20))));
+    let reply = send(&w, "a@example.net").await;
+    assert_eq!(reply.code, 250, "{reply:?}");
+    assert!(!reply.text.contains("Queued"), "{reply:?}");
+    assert_eq!(w.upstream.messages().len(), 1);
+    assert!(files(&dir.0, "queue").is_empty());
+}
