@@ -361,7 +361,11 @@ async fn an_attempt_short_of_its_final_dot_is_abandoned_at_sync_timeout_and_sent
     w.upstream.script(|s| s.hang_at = Some(Phase::DataStart));
     let started = tokio::time::Instant::now();
     let id = queued_id(&send(&w, "a@example.net").await);
-    assert!(started.elapsed() <= Duration::from_secs(6), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() <= Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
     w.upstream.script(|s| s.hang_at = None);
     received(&w, 1).await;
     tokio::time::sleep(Duration::from_secs(30)).await;
