@@ -13,6 +13,7 @@ mod check;
 mod cli;
 mod config;
 mod credentials;
+mod e2e_kinds;
 mod e2e_smtplib;
 mod health;
 mod hve;
