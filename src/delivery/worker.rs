@@ -103,6 +103,7 @@ impl Delivery {
         };
         let progress = Progress::default();
         let attempt = self.relay.attempt(&message, &progress).await;
+        self.relay.explain_attempt(&message, &attempt);
         Queue::count(&self.queue.counters.retries);
         self.after(meta, &message, attempt).await;
     }

@@ -385,3 +385,27 @@ async fn once_the_final_dot_is_out_the_verdict_is_waited_for() {
     assert_eq!(w.upstream.messages().len(), 1);
     assert!(files(&dir.0, "queue").is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_problem_that_starts_during_retries_is_explained_and_holds_the_account() {
+    let (logs, _guard) = LogCapture::this_thread();
+    let dir = Scratch::new("queue-explained");
+    let w = World::start_with(spooled(&dir.0, DeliveryMode::Hybrid)).await;
+    w.upstream
+        .script(|s| s.final_reply = Some("451 4.3.0 Try again later".into()));
+    queued_id(&send(&w, "a@example.net").await);
+    w.upstream.script(|s| {
+        s.final_reply = None;
+        s.auth_reply = Some(
+            "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox"
+                .into(),
+        );
+    });
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let log = logs.text();
+    assert!(log.contains("what went wrong and how to fix it"), "{log}");
+    assert!(log.contains("SMTP AUTH"), "{log}");
+    assert!(log.contains("wait until it can send again"), "{log}");
+    assert!(w.upstream.messages().is_empty());
+    assert_eq!(meta(&dir.0, "queue").len(), 1, "still queued, not bounced");
+}
