@@ -19,6 +19,7 @@ use crate::pacing::Pacer;
 use crate::relay::Route;
 use crate::stats::Stats;
 
+mod queue;
 mod senders;
 
 /// What `check` is asked to do besides the checks that send nothing.
@@ -112,6 +113,7 @@ pub async fn run_with<W: Write>(config: &Config, options: Options<'_>, out: &mut
     for warning in &config.warnings {
         report.warn(warning, None);
     }
+    queue::check(config, &mut report);
     let plan = senders::plan(options, &mut report);
     for account in config.accounts.values() {
         let _ = writeln!(

@@ -180,7 +180,7 @@ impl Spool {
 
     /// Messages in `failed/`.
     pub(crate) fn failed(&self) -> Vec<Meta> {
-        read_metas(&self.root.join(FAILED))
+        read_failed(&self.root)
     }
 
     /// A new metadata file in `tmp/`, under a name of its own (two writers of one message
@@ -241,6 +241,11 @@ impl Spool {
 /// The metadata of every message in a spool's `queue/` (for `queue list` without a daemon).
 pub(crate) fn read_queue(root: &Path) -> Vec<Meta> {
     read_metas(&root.join(QUEUE))
+}
+
+/// The metadata of every message in a spool's `failed/`.
+pub(crate) fn read_failed(root: &Path) -> Vec<Meta> {
+    read_metas(&root.join(FAILED))
 }
 
 fn read_metas(dir: &Path) -> Vec<Meta> {

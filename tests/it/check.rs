@@ -347,3 +347,29 @@ async fn a_certificate_credential_is_checked_and_explained() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn check_names_the_delivery_mode_and_what_waits_in_the_spool() {
+    let dir = crate::common::binary::Scratch::new("check-spool");
+    let mut w = World::start().await;
+    let (_, text) = checklist(&w, None).await;
+    assert!(text.contains("[ok]   delivery: sync"), "{text}");
+    w.config.state_dir = Some(dir.0.clone());
+    w.config.delivery.mode = xoauth_relay::config::DeliveryMode::Hybrid;
+    std::fs::create_dir_all(dir.0.join("spool/failed")).unwrap();
+    std::fs::write(dir.0.join("spool/failed/0190A1B2C3D40000.meta"), "{}").unwrap();
+    let (ok, text) = checklist(&w, None).await;
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "delivery: hybrid; spool {}: 0 queued (0 held)",
+            dir.0.join("spool").display()
+        )),
+        "{text}"
+    );
+    std::fs::write(dir.0.join("not-a-dir"), "").unwrap();
+    w.config.state_dir = Some(dir.0.join("not-a-dir"));
+    let (ok, text) = checklist(&w, None).await;
+    assert!(!ok, "{text}");
+    assert!(text.contains("is not writable for this user"), "{text}");
+}
