@@ -44,6 +44,10 @@ settings! {
         dir: String = "spool".to_string();
         /// Messages being received and queued together; beyond, new ones get `452 4.3.1`.
         max_size: usize = 1 << 30 => "values::size";
+        /// Messages queued at once; beyond, new ones get `452 4.3.1` (bounds the index in
+        /// memory, whatever the messages' sizes).
+        // A day of 30 messages a minute for 2 mailboxes: far more than one relay should hold.
+        max_messages: usize = 100_000 => "values::count";
     }
 }
 

@@ -535,6 +535,7 @@ fn assemble(
         relay.clone(),
         spool.clone(),
         config.delivery.clone(),
+        config.spool.max_messages,
         config.hostname.clone(),
     ));
     if let Some(restored) = restored {

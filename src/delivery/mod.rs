@@ -37,6 +37,8 @@ pub(crate) struct Delivery {
     blocked: recovery::BlockedAccounts,
     /// Unix time on tokio's clock, so tests can move it.
     clock: Clock,
+    /// `spool.max_messages`.
+    max_messages: usize,
 }
 
 impl Delivery {
@@ -44,6 +46,7 @@ impl Delivery {
         relay: Arc<Relay>,
         spool: Option<Arc<Spool>>,
         settings: Settings,
+        max_messages: usize,
         hostname: String,
     ) -> Self {
         Self {
@@ -54,6 +57,7 @@ impl Delivery {
             hostname,
             blocked: Default::default(),
             clock: Clock::system(),
+            max_messages,
         }
     }
 
@@ -149,6 +153,11 @@ impl Delivery {
         let (Some(spool), Body::File(file)) = (&self.spool, message.body()) else {
             return attempt.map_or(reply::SPOOL_FAILED, |a| a.reply.clone());
         };
+        if self.queue.len() >= self.max_messages {
+            let user = &message.submitter.user;
+            tracing::error!(user = %Untrusted(user), queued = self.queue.len(), "message not queued: the queue holds spool.max_messages already (452 to the client)");
+            return reply::SPOOL_FULL;
+        }
         let id = file
             .path()
             .file_stem()

@@ -66,6 +66,11 @@ impl Queue {
         self.wake.notify_one();
     }
 
+    /// Messages queued or held.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+
     pub(crate) fn remove(&self, id: &str) -> Option<Meta> {
         lock(&self.entries).remove(id).map(|e| e.meta)
     }

@@ -409,3 +409,22 @@ async fn a_problem_that_starts_during_retries_is_explained_and_holds_the_account
     assert!(w.upstream.messages().is_empty());
     assert_eq!(meta(&dir.0, "queue").len(), 1, "still queued, not bounced");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_at_max_messages_refuses_with_452() {
+    let dir = Scratch::new("queue-count");
+    let w = World::start_with(|c| {
+        spooled(&dir.0, DeliveryMode::Queue)(c);
+        c.spool.max_messages = 1;
+        c.delivery.retry = vec![Duration::from_secs(3600)];
+    })
+    .await;
+    w.upstream
+        .script(|s| s.final_reply = Some("451 4.3.0 Try again later".into()));
+    queued_id(&send(&w, "a@example.net").await);
+    let refused = send(&w, "b@example.net").await;
+    assert_eq!(refused.code, 452, "{refused:?}");
+    assert!(refused.text.contains("4.3.1"), "{refused:?}");
+    assert_eq!(meta(&dir.0, "queue").len(), 1);
+    assert!(files(&dir.0, "tmp").is_empty());
+}
