@@ -66,6 +66,9 @@ impl Delivery {
         for (account, n) in restored.failed {
             (0..n).for_each(|_| self.queue.failed(&account));
         }
+        for _ in 0..restored.interrupted {
+            Queue::count(&self.queue.counters.ambiguous);
+        }
         for meta in restored.queued {
             self.queue.put(meta);
         }
@@ -257,6 +260,8 @@ impl Submit for Delivery {
 /// What start-up found in the spool, ready for the queue.
 pub(crate) struct Restored {
     pub(crate) queued: Vec<Meta>,
+    /// Of those, the ones whose attempt was under way when the relay stopped (now ambiguous).
+    pub(crate) interrupted: u64,
     pub(crate) failed: std::collections::HashMap<String, u64>,
 }
 
@@ -279,8 +284,10 @@ pub(crate) fn restore(
         tracing::error!(queue_id = %id, "queued message unreadable; moved to failed/");
     }
     let mut queued = Vec::with_capacity(found.queued.len());
+    let mut interrupted = 0;
     for mut meta in found.queued {
         if meta.in_flight {
+            interrupted += 1;
             meta.in_flight = false;
             meta.ambiguous = true;
             if on_ambiguous == OnAmbiguous::Hold {
@@ -301,5 +308,12 @@ pub(crate) fn restore(
             "queued messages found in the spool; delivering them"
         );
     }
-    Ok((spool, Restored { queued, failed }))
+    Ok((
+        spool,
+        Restored {
+            queued,
+            interrupted,
+            failed,
+        },
+    ))
 }

@@ -111,7 +111,6 @@ impl Delivery {
     async fn after(&self, mut meta: Meta, message: &Submission, attempt: Attempt) {
         let settings = self.settings();
         let next = classify::next(&attempt.result);
-        let error = attempt.result.as_ref().err().map(|e| e.to_string());
         meta.in_flight = false;
         match &next {
             Next::Delivered => return self.delivered(meta, &attempt).await,
@@ -125,12 +124,13 @@ impl Delivery {
                 self.block(&meta.account);
             }
         }
-        meta.last_error = error;
-        meta.next_attempt = next_attempt(&next, &settings, meta.attempts, self.clock.now_unix());
+        meta.last_error = attempt.result.as_ref().err().map(|e| e.to_string());
+        let now = self.clock.now_unix();
+        meta.next_attempt = next_attempt(&next, &settings, meta.attempts, now);
         if classify::ambiguous(&attempt.result) {
             self.mark_ambiguous(&mut meta, &settings);
         }
-        let age = self.clock.now_unix().saturating_sub(meta.arrived);
+        let age = now.saturating_sub(meta.arrived);
         if age > settings.lifetime.as_secs() {
             let why = format!(
                 "still not accepted after {} h (delivery.lifetime); last error: {}",
@@ -139,28 +139,28 @@ impl Delivery {
             );
             return self.give_up(meta, why, Some(&attempt)).await;
         }
-        if let Some(after) = settings.warn_after
-            && !meta.warned
-            && age >= after.as_secs()
-        {
-            meta.warned = true;
-            let status = super::notice::status(super::notice::Kind::Delayed, None);
-            let last = meta.last_error.clone();
-            self.send_notice(
-                &meta,
-                message,
-                super::notice::Kind::Delayed,
-                status,
-                last.as_deref(),
-            )
-            .await;
-        }
-        let in_secs = meta.next_attempt.saturating_sub(self.clock.now_unix());
+        let warn = settings
+            .warn_after
+            .is_some_and(|after| !meta.warned && age >= after.as_secs());
+        meta.warned |= warn;
+        let in_secs = meta.next_attempt.saturating_sub(now);
         tracing::warn!(queue_id = %meta.id, account = %meta.account, attempts = meta.attempts, error = %Untrusted(meta.last_error.as_deref().unwrap_or("")), next_in_s = in_secs, "queued message not delivered yet; will retry");
+        // Written before the notice goes, so a crash in between cannot send it twice.
         if let Err(e) = self.write(&meta).await {
             tracing::error!(queue_id = %meta.id, error = %e, "cannot update the queued message");
         }
+        if warn {
+            self.warn_delayed(&meta, message).await;
+        }
         self.queue.put(meta);
+    }
+
+    /// The one delay notice (`delivery.warn_after`).
+    async fn warn_delayed(&self, meta: &Meta, message: &Submission) {
+        let kind = super::notice::Kind::Delayed;
+        let status = super::notice::status(kind, None);
+        let last = meta.last_error.as_deref();
+        self.send_notice(meta, message, kind, status, last).await;
     }
 
     fn mark_ambiguous(&self, meta: &mut Meta, settings: &Settings) {
