@@ -317,3 +317,46 @@ pub(crate) fn restore(
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A spool holding one message whose attempt was under way.
+    fn interrupted(name: &str) -> std::path::PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("xoauth-restore-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (spool, _) = Spool::open(&root, 1 << 20).unwrap();
+        let id = crate::spool::new_id();
+        let data = spool.tmp_dir().join(format!("{id}.msg"));
+        std::fs::write(&data, b"x").unwrap();
+        let meta: Meta = serde_json::from_value(serde_json::json!({
+            "id": id, "account": "a", "user": "u", "mail_from": null, "rcpts": ["r@example.net"],
+            "size": 1, "arrived": 1, "next_attempt": 1, "reason": "test", "in_flight": true,
+        }))
+        .unwrap();
+        spool.commit(&data, &meta).unwrap();
+        root
+    }
+
+    #[test]
+    fn an_attempt_under_way_at_a_stop_is_ambiguous_at_the_next_start() {
+        for (on, hold) in [
+            (OnAmbiguous::Retry, None),
+            (OnAmbiguous::Hold, Some(Hold::Ambiguous)),
+        ] {
+            let root = interrupted(on.name());
+            let (_, restored) = restore(&root, 1 << 20, on).unwrap();
+            assert_eq!(restored.interrupted, 1);
+            let m = &restored.queued[0];
+            assert!(m.ambiguous && !m.in_flight, "{m:?}");
+            assert_eq!(m.hold, hold, "{m:?}");
+            // Written back: the start after this one finds no attempt under way.
+            let (_, again) = restore(&root, 1 << 20, on).unwrap();
+            assert_eq!(again.interrupted, 0);
+            assert!(again.queued[0].ambiguous);
+            std::fs::remove_dir_all(&root).unwrap();
+        }
+    }
+}
