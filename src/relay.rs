@@ -167,7 +167,12 @@ impl Relay {
 
     /// The one line for what became of a message after an attempt (`queued`: it was kept in
     /// the spool under that ID instead of getting the attempt's reply).
-    pub(crate) fn log_attempt(&self, message: &Submission, attempt: &Attempt, queued: Option<&str>) {
+    pub(crate) fn log_attempt(
+        &self,
+        message: &Submission,
+        attempt: &Attempt,
+        queued: Option<&str>,
+    ) {
         let route = self.route(&message.submitter.account);
         let account = route.as_deref().map(|r| &*r.account);
         self.log(message, account, attempt, queued);

@@ -134,9 +134,14 @@ async fn send_one<W: Write>(
         rcpts: vec![to.clone()],
         ..Envelope::default()
     };
-    let body = crate::message::Body::Memory(test_message(&from.to_string(), &to.to_string(), hostname));
+    let body =
+        crate::message::Body::Memory(test_message(&from.to_string(), &to.to_string(), hostname));
     report.wait(&format!("sending a test message from {from} to {to}…"));
-    match route.upstream.deliver(token, &envelope, &body, &Default::default()).await {
+    match route
+        .upstream
+        .deliver(token, &envelope, &body, &Default::default())
+        .await
+    {
         Ok(d) => {
             report.ok(&format!(
                 "test message to {to} accepted: {} (sent as {from})",

@@ -151,7 +151,9 @@ pub fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Er
     struct One(#[serde(deserialize_with = "duration")] Duration);
     let list = Vec::<One>::deserialize(d)?;
     if list.is_empty() {
-        return Err(D::Error::custom("needs at least one wait, such as [\"1m\", \"1h\"]"));
+        return Err(D::Error::custom(
+            "needs at least one wait, such as [\"1m\", \"1h\"]",
+        ));
     }
     Ok(list.into_iter().map(|One(d)| d).collect())
 }

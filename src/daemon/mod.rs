@@ -17,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{Argon2Pool, Users};
 use crate::config::{Account, Config};
 use crate::delivery::{Delivery, Restored};
-use crate::spool::Spool;
 use crate::logging::List;
 use crate::oauth::client_credentials::ClientCredentials;
 use crate::oauth::{NoToken, Observed, TokenCache, TokenSource};
@@ -25,6 +24,7 @@ use crate::pacing::{Clock, Limits as PacingLimits, Pacer};
 use crate::relay::{Relay, Route};
 use crate::smtp::conn::Services;
 use crate::smtp::guard::IpGuard;
+use crate::spool::Spool;
 use crate::stats::Stats;
 use crate::swap::Swap;
 use crate::upstream::SmtpUpstream;
@@ -258,7 +258,10 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         ("limits", old.limits != new.limits),
         ("timeouts", old.timeouts != new.timeouts),
         ("pool", old.pool != new.pool),
-        ("spool", old.spool != new.spool || old.state_dir != new.state_dir),
+        (
+            "spool",
+            old.spool != new.spool || old.state_dir != new.state_dir,
+        ),
         ("hostname", old.hostname != new.hostname),
     ];
     changed
@@ -326,7 +329,11 @@ async fn open_spool(config: &Config) -> Result<Option<(Spool, Restored)>, StartE
     let Some(dir) = config.spool_dir() else {
         return Ok(None);
     };
-    let (root, max, on) = (dir.clone(), config.spool.max_size as u64, config.delivery.on_ambiguous);
+    let (root, max, on) = (
+        dir.clone(),
+        config.spool.max_size as u64,
+        config.delivery.on_ambiguous,
+    );
     let opened = tokio::task::spawn_blocking(move || crate::delivery::restore(&root, max, on))
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
@@ -428,7 +435,9 @@ pub(crate) fn start_with(
         // Retries under way finish (a cut-off one could leave a message's fate unknown).
         retries.close();
         if tokio::time::timeout(grace, retries.wait()).await.is_err() {
-            tracing::warn!("queued messages still being sent at the end of the grace period; their attempts are abandoned and will be retried");
+            tracing::warn!(
+                "queued messages still being sent at the end of the grace period; their attempts are abandoned and will be retried"
+            );
         }
         // Every message is done: the sessions kept for the next one say QUIT.
         let mut quits = tokio::task::JoinSet::new();

@@ -125,13 +125,24 @@ mod tests {
             wait: Wait::Short(THROTTLED_WAIT),
             counts: false,
         };
-        assert_eq!(next(&rejected(432, (4, 3, 2), "Concurrent connections limit exceeded")), short);
+        assert_eq!(
+            next(&rejected(
+                432,
+                (4, 3, 2),
+                "Concurrent connections limit exceeded"
+            )),
+            short
+        );
         let busy = Err(RelayError::Upstream(UpstreamError::Busy {
             slots: 3,
             waited: Duration::from_secs(60),
         }));
         assert_eq!(next(&busy), short);
-        let paced = Err(RelayError::Paced(Reply::with_text(451, Enhanced(4, 7, 0), "rate")));
+        let paced = Err(RelayError::Paced(Reply::with_text(
+            451,
+            Enhanced(4, 7, 0),
+            "rate",
+        )));
         assert_eq!(next(&paced), short);
     }
 
@@ -157,7 +168,11 @@ mod tests {
         let unknown = rejected(550, (5, 1, 1), "User unknown");
         assert!(matches!(next(&unknown), Next::Bounce(_)));
         assert!(!queue_after_sync(&unknown));
-        let never = Err(RelayError::Paced(Reply::with_text(552, Enhanced(5, 5, 3), "split")));
+        let never = Err(RelayError::Paced(Reply::with_text(
+            552,
+            Enhanced(5, 5, 3),
+            "split",
+        )));
         assert!(matches!(next(&never), Next::Bounce(_)));
     }
 

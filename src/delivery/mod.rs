@@ -146,8 +146,7 @@ impl Delivery {
             .to_string();
         let meta = self.record(message, id.clone(), why, attempt, next_attempt);
         let (spool_ref, path, staged) = (spool.clone(), file.path().to_path_buf(), meta.clone());
-        let committed =
-            tokio::task::spawn_blocking(move || spool_ref.commit(&path, &staged)).await;
+        let committed = tokio::task::spawn_blocking(move || spool_ref.commit(&path, &staged)).await;
         let committed = committed.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         if let Err(e) = committed {
             let user = &message.submitter.user;
@@ -185,7 +184,10 @@ impl Delivery {
         let envelope = &message.envelope;
         let ambiguous = attempt.is_some_and(|a| classify::ambiguous(&a.result));
         let counted = attempt.is_some_and(|a| {
-            matches!(classify::next(&a.result), classify::Next::Retry { counts: true, .. } | classify::Next::AccountProblem)
+            matches!(
+                classify::next(&a.result),
+                classify::Next::Retry { counts: true, .. } | classify::Next::AccountProblem
+            )
         });
         let hold = (ambiguous && self.settings.load().on_ambiguous == OnAmbiguous::Hold)
             .then_some(Hold::Ambiguous);
@@ -217,7 +219,11 @@ impl Delivery {
             Some(attempt) => self.relay.log_attempt(message, attempt, Some(&meta.id)),
             None => {
                 let who = &message.submitter;
-                tracing::info!(user = %who.user, account = %who.account, queue_id = %meta.id, rcpts = meta.rcpts.len(), size = meta.size, reason = %meta.reason, "message queued for a later attempt");
+                let message_id = meta
+                    .message_id
+                    .as_deref()
+                    .map(|m| tracing::field::display(Untrusted(m)));
+                tracing::info!(user = %who.user, account = %who.account, queue_id = %meta.id, message_id, rcpts = meta.rcpts.len(), size = meta.size, reason = %meta.reason, "message queued for a later attempt");
             }
         }
         if meta.ambiguous {
@@ -248,7 +254,10 @@ pub(crate) fn restore(
 ) -> std::io::Result<(Spool, Restored)> {
     let (spool, found) = Spool::open(root, max_size)?;
     if found.discarded > 0 {
-        tracing::info!(files = found.discarded, "removed messages that were being received when the relay stopped (their clients never got a 250)");
+        tracing::info!(
+            files = found.discarded,
+            "removed messages that were being received when the relay stopped (their clients never got a 250)"
+        );
     }
     for id in &found.corrupt {
         tracing::error!(queue_id = %id, "queued message unreadable; moved to failed/");
@@ -271,7 +280,10 @@ pub(crate) fn restore(
         *failed.entry(meta.account).or_default() += 1;
     }
     if !queued.is_empty() {
-        tracing::info!(messages = queued.len(), "queued messages found in the spool; delivering them");
+        tracing::info!(
+            messages = queued.len(),
+            "queued messages found in the spool; delivering them"
+        );
     }
     Ok((spool, Restored { queued, failed }))
 }

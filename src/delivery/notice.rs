@@ -95,8 +95,7 @@ impl Delivery {
             queue_id: &meta.id,
             arrived: at(meta.arrived),
             now: SystemTime::now(),
-            will_retry_until: (kind == Kind::Delayed)
-                .then(|| at(meta.arrived) + settings.lifetime),
+            will_retry_until: (kind == Kind::Delayed).then(|| at(meta.arrived) + settings.lifetime),
             reason: &reason,
             recipients: &recipients,
             original: head,
@@ -119,8 +118,12 @@ impl Delivery {
         let notice = Submission::new(from, envelope, dsn);
         let attempt = self.relay.attempt(&notice, &Progress::default()).await;
         match attempt.result {
-            Ok(_) => tracing::info!(queue_id = %meta.id, to = %Untrusted(&to), kind = ?kind, "notice sent to the sender"),
-            Err(e) => tracing::warn!(queue_id = %meta.id, to = %Untrusted(&to), kind = ?kind, error = %e, "notice to the sender could not be sent; the message stays in failed/"),
+            Ok(_) => {
+                tracing::info!(queue_id = %meta.id, to = %Untrusted(&to), kind = ?kind, "notice sent to the sender")
+            }
+            Err(e) => {
+                tracing::warn!(queue_id = %meta.id, to = %Untrusted(&to), kind = ?kind, error = %e, "notice to the sender could not be sent; the message stays in failed/")
+            }
         }
     }
 }

@@ -81,7 +81,10 @@ impl Queue {
 
     /// Every record, oldest first.
     pub(crate) fn all(&self) -> Vec<Meta> {
-        lock(&self.entries).values().map(|e| e.meta.clone()).collect()
+        lock(&self.entries)
+            .values()
+            .map(|e| e.meta.clone())
+            .collect()
     }
 
     pub(crate) fn is_running(&self, id: &str) -> bool {
@@ -114,15 +117,22 @@ impl Queue {
     }
 
     /// Marks as running and returns the messages due at `now` that `may_start` lets go, and
-    /// the time of the next one not yet due.
+    /// the time of the next one not yet due. `may_start` gets the account and how many of its
+    /// messages are running (those taken here included): it is called with the queue locked,
+    /// so it must not call back into the queue.
     pub(crate) fn take_due(
         &self,
         now: u64,
-        mut may_start: impl FnMut(&str) -> bool,
+        mut may_start: impl FnMut(&str, usize) -> bool,
     ) -> (Vec<Meta>, Option<u64>) {
         let mut due = Vec::new();
         let mut next: Option<u64> = None;
-        for e in lock(&self.entries).values_mut() {
+        let mut entries = lock(&self.entries);
+        let mut running: HashMap<String, usize> = HashMap::new();
+        for e in entries.values().filter(|e| e.running) {
+            *running.entry(e.meta.account.clone()).or_default() += 1;
+        }
+        for e in entries.values_mut() {
             if e.running || e.meta.hold.is_some() {
                 continue;
             }
@@ -130,8 +140,10 @@ impl Queue {
                 next = Some(next.map_or(e.meta.next_attempt, |n| n.min(e.meta.next_attempt)));
                 continue;
             }
-            if may_start(&e.meta.account) {
+            let started = running.entry(e.meta.account.clone()).or_default();
+            if may_start(&e.meta.account, *started) {
                 e.running = true;
+                *started += 1;
                 due.push(e.meta.clone());
             }
         }

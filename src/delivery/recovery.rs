@@ -50,7 +50,11 @@ impl Delivery {
         for account in recovered {
             blocked.remove(&account);
             let n = self.queue.due_now(Some(&account), now_unix());
-            tracing::info!(account, messages = n, "account can send again; retrying its queued messages now");
+            tracing::info!(
+                account,
+                messages = n,
+                "account can send again; retrying its queued messages now"
+            );
         }
     }
 

@@ -43,7 +43,11 @@ pub(crate) fn next_attempt(next: &Next, settings: &Settings, attempts: u32) -> u
 fn jitter(d: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().elapsed().map_or(0, |e| e.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .elapsed()
+            .map_or(0, |e| e.as_nanos()),
+    );
     let spread = d.as_millis() as u64 / 10;
     if spread == 0 {
         return d;
@@ -57,7 +61,9 @@ impl Delivery {
     pub(crate) async fn work(self: Arc<Self>, shutdown: CancellationToken, tracker: TaskTracker) {
         loop {
             self.check_recoveries();
-            let (due, next) = self.queue.take_due(now_unix(), |account| self.may_start(account));
+            let (due, next) = self.queue.take_due(now_unix(), |account, running| {
+                self.may_start(account, running)
+            });
             for meta in due {
                 let this = self.clone();
                 tracker.spawn(async move { this.retry(meta).await });
@@ -74,13 +80,14 @@ impl Delivery {
         }
     }
 
-    /// A message of `account` may start when fewer than its connections are in use by retries.
-    fn may_start(&self, account: &str) -> bool {
+    /// A message of `account` may start when fewer than its connections are in use by retries
+    /// (`running` of them).
+    fn may_start(&self, account: &str, running: usize) -> bool {
         let limit = self
             .relay
             .route(account)
             .map_or(1, |r| r.account.max_connections.max(1) as usize);
-        self.queue.running(account) < limit
+        running < limit
     }
 
     /// One attempt at a queued message.
@@ -93,7 +100,9 @@ impl Delivery {
             return self.queue.put(meta);
         }
         let Some(message) = self.load(&meta).await else {
-            return self.give_up(meta, "its queue files cannot be read".into(), None).await;
+            return self
+                .give_up(meta, "its queue files cannot be read".into(), None)
+                .await;
         };
         let progress = Progress::default();
         let attempt = self.relay.attempt(&message, &progress).await;
@@ -139,8 +148,14 @@ impl Delivery {
             meta.warned = true;
             let status = super::notice::status(super::notice::Kind::Delayed, None);
             let last = meta.last_error.clone();
-            self.send_notice(&meta, message, super::notice::Kind::Delayed, status, last.as_deref())
-                .await;
+            self.send_notice(
+                &meta,
+                message,
+                super::notice::Kind::Delayed,
+                status,
+                last.as_deref(),
+            )
+            .await;
         }
         let in_secs = meta.next_attempt.saturating_sub(now_unix());
         tracing::warn!(queue_id = %meta.id, account = %meta.account, attempts = meta.attempts, error = %Untrusted(meta.last_error.as_deref().unwrap_or("")), next_in_s = in_secs, "queued message not delivered yet; will retry");

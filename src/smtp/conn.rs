@@ -20,8 +20,8 @@ use super::stream::Stream;
 use crate::auth::{Argon2Pool, Checked, Users, failure_delay};
 use crate::logging::Untrusted;
 use crate::message::{Body, Submission, Submit, Submitter};
-use crate::spool::{Incoming, Spool, Unkept};
 use crate::reply::{self, Reply};
+use crate::spool::{Incoming, Spool, Unkept};
 use crate::stats::{Outcome, Stats};
 use crate::swap::Swap;
 
@@ -347,7 +347,10 @@ impl Conn {
             Err(why) => {
                 let user = &message.submitter.user;
                 let (reply, reason) = match &why {
-                    Unkept::Full => (reply::SPOOL_FULL, "the spool is full (spool.max_size)".to_string()),
+                    Unkept::Full => (
+                        reply::SPOOL_FULL,
+                        "the spool is full (spool.max_size)".to_string(),
+                    ),
                     Unkept::Io(e) => (reply::SPOOL_FAILED, e.clone()),
                 };
                 tracing::error!(peer = %self.peer, user = %Untrusted(user), id, reason, "message not stored: 452 to the client");

@@ -124,7 +124,9 @@ impl Incoming {
             let _ = tokio::fs::remove_file(&self.path).await;
         }
         self.head = Vec::new();
-        self.reserved.spool.release(std::mem::take(&mut self.reserved.octets));
+        self.reserved
+            .spool
+            .release(std::mem::take(&mut self.reserved.octets));
     }
 }
 

@@ -87,10 +87,12 @@ impl Spool {
             if next > self.max_size {
                 return false;
             }
-            match self
-                .used
-                .compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.used.compare_exchange_weak(
+                current,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return true,
                 Err(actual) => current = actual,
             }
@@ -286,4 +288,3 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
 fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
-

@@ -151,9 +151,14 @@ mod tests {
     async fn stuffed(body: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
         let body = Body::Memory(body.to_vec());
-        write_body(&mut out, &body, Duration::from_secs(1), &Progress::default())
-            .await
-            .unwrap();
+        write_body(
+            &mut out,
+            &body,
+            Duration::from_secs(1),
+            &Progress::default(),
+        )
+        .await
+        .unwrap();
         out
     }
 
@@ -163,9 +168,15 @@ mod tests {
         let mut s = Stuffer::default();
         let (a, b) = body.split_at(at);
         for part in [a, b] {
-            s.write(&mut out, part, Duration::from_secs(1)).await.unwrap();
+            s.write(&mut out, part, Duration::from_secs(1))
+                .await
+                .unwrap();
         }
-        let end: &[u8] = if s.ends_with_crlf() { b".\r\n" } else { b"\r\n.\r\n" };
+        let end: &[u8] = if s.ends_with_crlf() {
+            b".\r\n"
+        } else {
+            b"\r\n.\r\n"
+        };
         out.extend_from_slice(end);
         out
     }
@@ -188,7 +199,11 @@ mod tests {
             let shown = String::from_utf8_lossy(body);
             assert_eq!(stuffed(body).await, *wire, "{shown:?}");
             for at in 0..=body.len() {
-                assert_eq!(stuffed_in_chunks(body, at).await, *wire, "{shown:?} at {at}");
+                assert_eq!(
+                    stuffed_in_chunks(body, at).await,
+                    *wire,
+                    "{shown:?} at {at}"
+                );
             }
         }
     }
@@ -219,7 +234,11 @@ mod tests {
         let path = dir.join("m.msg");
         let mut content = Vec::new();
         for i in 0..40_000u32 {
-            content.extend_from_slice(if i % 3 == 0 { b".dot line\r\n" } else { b"text\r\n" });
+            content.extend_from_slice(if i % 3 == 0 {
+                b".dot line\r\n"
+            } else {
+                b"text\r\n"
+            });
         }
         std::fs::write(&path, &content).unwrap();
         let file = Body::File(crate::message::BodyFile::queued(

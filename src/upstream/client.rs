@@ -28,9 +28,7 @@ use tokio_rustls::client::TlsStream;
 use super::body::write_body;
 use super::pool::Pool;
 use super::xoauth2;
-use super::{
-    Delivered, Mechanism, Phase, Probe, Progress, Upstream, UpstreamError, UpstreamReply,
-};
+use super::{Delivered, Mechanism, Phase, Probe, Progress, Upstream, UpstreamError, UpstreamReply};
 use crate::BoxFuture;
 use crate::address::path;
 use crate::config::{Account, Pool as PoolSettings, Timeouts};
@@ -613,7 +611,13 @@ impl Conversation {
             });
         }
         self.in_data = false;
-        write_body(&mut self.client.stream, body, t.upstream_data_block, progress).await?;
+        write_body(
+            &mut self.client.stream,
+            body,
+            t.upstream_data_block,
+            progress,
+        )
+        .await?;
         let client = &mut self.client;
         let verdict: UpstreamReply = step(Phase::DataEnd, t.upstream_data_end, client.read())
             .await?
@@ -844,14 +848,24 @@ mod tests {
             ..Envelope::default()
         };
         let sent = upstream
-            .deliver(&token, &envelope, &Body::Memory(b"hi\r\n".to_vec()), &Progress::default())
+            .deliver(
+                &token,
+                &envelope,
+                &Body::Memory(b"hi\r\n".to_vec()),
+                &Progress::default(),
+            )
             .await
             .unwrap();
         assert!(!sent.reused);
         upstream.probe(&token).await.unwrap();
         assert_eq!(upstream.idle_sessions(), 1);
         let sent = upstream
-            .deliver(&token, &envelope, &Body::Memory(b"hi\r\n".to_vec()), &Progress::default())
+            .deliver(
+                &token,
+                &envelope,
+                &Body::Memory(b"hi\r\n".to_vec()),
+                &Progress::default(),
+            )
             .await
             .unwrap();
         assert!(sent.reused);

@@ -326,7 +326,11 @@ fn body_split_at_every_position_arrives_intact() {
         h.send(&wire[..split]);
         h.send(&wire[split..]);
         assert_eq!(h.relayed.len(), 1, "split {split}");
-        assert_eq!(h.relayed[0].body().in_memory().unwrap(), b"a\r\n.b\r\nc\r\n", "split {split}");
+        assert_eq!(
+            h.relayed[0].body().in_memory().unwrap(),
+            b"a\r\n.b\r\nc\r\n",
+            "split {split}"
+        );
     }
 }
 
