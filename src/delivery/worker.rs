@@ -86,7 +86,7 @@ impl Delivery {
         let limit = self
             .relay
             .route(account)
-            .map_or(1, |r| r.account.max_connections.max(1) as usize);
+            .map_or(1, |r| r.account.max_connections.max(1));
         running < limit
     }
 
