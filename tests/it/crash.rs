@@ -1,7 +1,7 @@
 //! Crash safety of the spool with the built binary: Python's `smtplib` sends messages one at a
 //! time while the test makes the stand-ins fail at random (upstream drops, hangs, `432`, `421`
-//! greetings, token endpoint 500s and hangs) and kills the relay with SIGKILL, restarting it on
-//! the same state directory. At the end, with the failures off and the queue drained: every
+//! greetings, a `250` lost after the message was taken, token endpoint 500s and hangs) and
+//! kills the relay with SIGKILL, restarting it on the same state directory. At the end, with the failures off and the queue drained: every
 //! message that got a `250` arrived upstream, none that got another reply (or never reached its
 //! final dot) did, and a message that arrived twice is one the relay logged as ambiguous.
 //!
@@ -9,7 +9,7 @@
 //! `XOAUTH_CRASH_SEED` (default: from the clock, printed) scale and replay a run.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
@@ -22,10 +22,11 @@ use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, Phase, TestPki, Tok
 /// The Python side: one JSON line per message. `outcome` is `reply` (with `code` and `text`:
 /// the reply to the final dot, or a refusal before it), `unknown` (the connection ended after
 /// the final dot went out and before its reply) or `unsent` (it ended before the final dot).
-/// After a refused connection it polls until the relay listens again, then goes on.
+/// After a refused connection it polls until the relay listens again, then goes on. It sends
+/// message N when the test writes the line N, and ends at the end of its input.
 const CLIENT: &str = r#"
 import json, smtplib, socket, sys, time
-addr_file, count, seed = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+addr_file, seed = sys.argv[1], sys.argv[2]
 
 def address():
     try:
@@ -83,9 +84,8 @@ def send(i):
         if stage == "connect":
             wait_up()
 
-for i in range(count):
-    send(i)
-emit(done=True)
+for line in sys.stdin:
+    send(int(line))
 "#;
 
 /// A tiny xorshift64*: reproducible from the printed seed, no new crate.
@@ -151,13 +151,14 @@ fn upset(rng: &mut Rng, upstream: &FakeUpstream, tokens: &FakeTokenEndpoint) -> 
         6 => format!("hang_at {phase:?}"),
         7 => "final_reply 432".to_string(),
         8 => "greeting 421".to_string(),
-        _ => "drop_at DataEnd".to_string(),
+        _ => "lose_verdict".to_string(),
     };
     upstream.script(|s| {
         s.drop_at = None;
         s.hang_at = None;
         s.final_reply = None;
         s.greeting = None;
+        s.lose_verdict = false;
         match pick {
             3..=5 => s.drop_at = Some(phase),
             6 => s.hang_at = Some(phase),
@@ -166,7 +167,7 @@ fn upset(rng: &mut Rng, upstream: &FakeUpstream, tokens: &FakeTokenEndpoint) -> 
                     Some("432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded".into())
             }
             8 => s.greeting = Some("421 4.3.2 Service not available".into()),
-            9 => s.drop_at = Some(Phase::DataEnd),
+            9 => s.lose_verdict = true,
             _ => {}
         }
     });
@@ -185,6 +186,7 @@ fn calm(upstream: &FakeUpstream, tokens: &FakeTokenEndpoint) {
         s.hang_at = None;
         s.final_reply = None;
         s.greeting = None;
+        s.lose_verdict = false;
     });
     tokens.set_mode(TokenMode::Ok);
 }
@@ -199,14 +201,14 @@ fn start_relay(config: &Path, addr_file: &Path) -> RelayProcess {
     relay
 }
 
-/// The Python client and its lines.
-fn start_client(addr_file: &Path, messages: u64, seed: u64) -> (Child, Receiver<String>) {
+/// The Python client (it sends message N when it reads the line N) and its lines.
+fn start_client(addr_file: &Path, seed: u64) -> (Child, Receiver<String>) {
     let mut child = Command::new("python3")
         .arg("-c")
         .arg(CLIENT)
         .arg(addr_file)
-        .arg(messages.to_string())
         .arg(seed.to_string())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -298,47 +300,55 @@ async fn no_250_lost_and_no_unlogged_duplicate_across_kills_and_failures() {
     let mut relay = tokio::task::block_in_place(|| start_relay(config, &addr_file));
 
     // Kills at random moments while given messages are under way, about one per 12.
-    let mut kill_after: BTreeSet<u64> = BTreeSet::new();
+    let mut kill_during: BTreeSet<u64> = BTreeSet::new();
     for _ in 0..(messages / 12).max(1) {
-        kill_after.insert(1 + rng.below(messages.saturating_sub(2).max(1)));
+        kill_during.insert(1 + rng.below(messages.saturating_sub(2).max(1)));
     }
-    let (mut client, lines) = start_client(&addr_file, messages, seed);
+    let (mut client, lines) = start_client(&addr_file, seed);
+    let mut go = client.stdin.take().expect("client stdin");
     let mut outcomes: Vec<serde_json::Value> = Vec::new();
     let mut logs: Vec<Vec<String>> = Vec::new();
     let (mut kills, mut moods) = (0u64, Vec::new());
     let deadline = Instant::now() + Duration::from_secs(30 + messages / 2);
-    'chaos: loop {
-        while let Ok(line) = lines.try_recv() {
-            let value: serde_json::Value = serde_json::from_str(&line).expect("json from python");
-            if value["done"] == true {
-                break 'chaos;
-            }
-            outcomes.push(value);
+    // The test sets the pace: one message at a time, the failures changed before it or while
+    // it is under way, so that a fast client cannot finish between two changes.
+    for i in 0..messages {
+        if rng.below(3) == 0 {
+            moods.push(upset(&mut rng, &upstream, &tokens));
         }
-        assert!(
-            client.try_wait().unwrap().is_none(),
-            "the client ended early: {outcomes:?}"
-        );
-        if Instant::now() > deadline {
-            let log = relay.kill_and_collect();
-            let tail = &log[log.len().saturating_sub(60)..];
-            panic!(
-                "the run took too long: {} messages; the relay's log ends: {tail:#?}",
-                outcomes.len()
-            );
-        }
-        let sent = outcomes.len() as u64;
-        if kill_after.first().is_some_and(|&k| k <= sent) {
-            kill_after.pop_first();
-            tokio::time::sleep(rng.millis(0, 100)).await;
+        writeln!(go, "{i}")
+            .and_then(|()| go.flush())
+            .expect("tell the client");
+        if kill_during.contains(&i) {
+            tokio::time::sleep(rng.millis(0, 20)).await;
             logs.push(relay.kill_and_collect());
             kills += 1;
             relay = tokio::task::block_in_place(|| start_relay(config, &addr_file));
-        } else {
-            tokio::time::sleep(rng.millis(10, 200)).await;
+        } else if rng.below(4) == 0 {
+            tokio::time::sleep(rng.millis(0, 20)).await;
             moods.push(upset(&mut rng, &upstream, &tokens));
         }
+        loop {
+            if let Ok(line) = lines.try_recv() {
+                outcomes.push(serde_json::from_str(&line).expect("json from python"));
+                break;
+            }
+            assert!(
+                client.try_wait().unwrap().is_none(),
+                "the client ended early: {outcomes:?}"
+            );
+            if Instant::now() > deadline {
+                let log = relay.kill_and_collect();
+                let tail = &log[log.len().saturating_sub(60)..];
+                panic!(
+                    "the run took too long: {} messages; the relay's log ends: {tail:#?}",
+                    outcomes.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
+    drop(go);
     assert!(client.wait().unwrap().success());
 
     // Failures off: the queue must drain.
