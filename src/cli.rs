@@ -1,5 +1,8 @@
-//! The command line: `run`, `check`, `hash-password`, `demo`, and the exit codes
-//! (sysexits: 64 usage, 78 configuration, 71 system error, 1 a check or demo failed).
+//! The command line: `run`, `check`, `hash-password`, `demo`, `queue`, and the exit codes
+//! (sysexits: 64 usage, 78 configuration, 71 system error, 69 the relay is not running, 1 a
+//! check or demo failed).
+
+mod queue;
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
@@ -76,6 +79,9 @@ pub(crate) enum Command {
     },
     /// Install or remove the systemd unit (Linux) or launchd plist (macOS).
     Service(crate::service::ServiceArgs),
+    /// List, show, retry, hold, release, delete or bounce queued messages (through the running
+    /// relay's socket in state_dir).
+    Queue(queue::QueueArgs),
 }
 
 /// Parses the command line and runs the command; the process exit code comes from here.
@@ -115,6 +121,17 @@ pub fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Demo { once, listen } => block_on(demo(once, listen)),
+        Command::Queue(args) => {
+            let located = config::resolve_path(args.config.as_deref(), &env)
+                .and_then(|path| config::queue_location(&path, &env));
+            match located {
+                Ok(location) => queue::run(location, &args.action),
+                Err(e) => {
+                    eprintln!("xoauth-relay: {e}");
+                    ExitCode::from(EX_CONFIG)
+                }
+            }
+        }
     }
 }
 
@@ -174,7 +191,7 @@ async fn run(config: Config, source: ReloadSource) -> ExitCode {
 fn start_error_code(e: &StartError) -> u8 {
     match e {
         StartError::Bind { .. } => EX_OSERR,
-        StartError::Spool { .. } => EX_CANTCREAT,
+        StartError::Spool { .. } | StartError::ControlSocket(_) => EX_CANTCREAT,
         StartError::ListenerTls(_) | StartError::Tls { .. } => EX_CONFIG,
         StartError::Http { .. } => EX_SOFTWARE,
     }

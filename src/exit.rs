@@ -5,6 +5,8 @@
 pub(crate) const FAILURE: u8 = 1;
 /// Bad command-line usage.
 pub(crate) const EX_USAGE: u8 = 64;
+/// A service it needs is not there (`queue hold` and the like when the relay is not running).
+pub(crate) const EX_UNAVAILABLE: u8 = 69;
 /// An internal error.
 pub(crate) const EX_SOFTWARE: u8 = 70;
 /// The system refused something (cannot listen, no binary path).

@@ -6,7 +6,9 @@
 //! ```text
 //! client ─AUTH PLAIN/LOGIN─▶ smtp::listener ─▶ smtp::conn ─▶ smtp::session (sans-I/O)
 //!                                                   │ auth (local users → Submitter)
-//!                                                   ▼ message::Submit
+//!                                                   ▼ message::Submit (data in spool/tmp)
+//!                   delivery (hybrid: now, or spool/queue + retry worker)
+//!                                                   ▼
 //!                                 relay ─▶ upstream (STARTTLS, XOAUTH2) ─▶ Microsoft 365
 //!                                                   ▲
 //!                                  oauth::cache ◀── oauth::client_credentials
@@ -31,8 +33,10 @@
 //!    the one reply mapping, and `error::explain`, the plain-words fixes), [`expiry`] (client
 //!    secret expiry warnings), [`notify`] (`sd_notify`).
 //! 3. [`pacing`]: Exchange's per-mailbox message rate and daily recipients, kept before
-//!    sending; [`relay`]: token → upstream delivery, retry on a refused cached token, one log
-//!    line per message; [`probe`]: proving each account can send without mail (connect,
+//!    sending; [`spool`]: the durable queue on disk (commit, recovery, records, bounces, the
+//!    control socket); [`relay`]: token → upstream delivery, retry on a refused cached token,
+//!    one log line per message; [`delivery`]: the modes (sync, hybrid, queue) and the retry
+//!    worker over the spool; [`probe`]: proving each account can send without mail (connect,
 //!    STARTTLS, XOAUTH2, QUIT) at start-up and while it fails; [`health`]: `/healthz`,
 //!    `/readyz`, `/status`, `/metrics` on loopback.
 //! 4. [`daemon`]: the one composition root: builds everything from a `Config`, runs, reloads,

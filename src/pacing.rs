@@ -44,7 +44,7 @@ impl Clock {
         }
     }
 
-    fn now_unix(&self) -> u64 {
+    pub(crate) fn now_unix(&self) -> u64 {
         self.unix + self.at.elapsed().as_secs()
     }
 

@@ -218,13 +218,31 @@ impl Relay {
                 } else {
                     tracing::warn!(user = %who.user, mailbox, sender = %Untrusted(sender), to = ?to, rcpts, size, message_id, error = %e, reply = %reply, ms, "message not delivered");
                 }
-                let x = match account {
-                    Some(a) => explain_for(e, a),
-                    None => explain(e),
-                };
-                if let Some(x) = x {
-                    self.explain_once(&who.account, account, x);
-                }
+                self.explain_failure(&who.account, account, e);
+            }
+        }
+    }
+
+    /// The plain-words explanation of a known failure, the first time it happens.
+    fn explain_failure(&self, name: &str, account: Option<&Account>, e: &RelayError) {
+        let x = match account {
+            Some(a) => explain_for(e, a),
+            None => explain(e),
+        };
+        if let Some(x) = x {
+            self.explain_once(name, account, x);
+        }
+    }
+
+    /// For an attempt at a queued message, which logs its own line: the explanation of a
+    /// failure, or forgetting the last one after a success.
+    pub(crate) fn explain_attempt(&self, message: &Submission, attempt: &Attempt) {
+        let name = &message.submitter.account;
+        match &attempt.result {
+            Ok(_) => self.forget(name),
+            Err(e) => {
+                let route = self.route(name);
+                self.explain_failure(name, route.as_deref().map(|r| &*r.account), e);
             }
         }
     }
@@ -331,7 +349,7 @@ fn record(
             stats.upstream_reply(d.reply.code);
             stats
                 .bytes_relayed
-                .fetch_add(message.body().len() as u64, Ordering::Relaxed);
+                .fetch_add(message.body().len(), Ordering::Relaxed);
             if stats.proven(Evidence::Delivery) {
                 let account = &message.submitter.account;
                 tracing::info!(%account, "account can send again: a message was delivered");

@@ -52,6 +52,35 @@ pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<Config, Config
     })
 }
 
+/// Where the queue of the configuration at `path` lives, read without checking the rest of
+/// the file: an operator running `xoauth-relay queue` from a shell has no client secret in
+/// its environment, and needs none. `None` when there is no state directory.
+pub fn queue_location(
+    path: &Path,
+    env: &HashMap<String, String>,
+) -> Result<Option<(PathBuf, PathBuf)>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let base_dir = absolute.parent().unwrap_or(Path::new("."));
+    let parsed = source::parse(&text, env).map_err(|problems| ConfigError::Invalid {
+        path: Some(path.to_path_buf()),
+        problems,
+    })?;
+    let ctx = Context {
+        base_dir,
+        env,
+        dropped: &parsed.dropped,
+    };
+    let state = listen::state_dir(&ctx, parsed.file.state_dir.as_ref());
+    Ok(state.map(|state| {
+        let spool = state.join(&parsed.file.spool.dir);
+        (state, spool)
+    }))
+}
+
 /// Checks configuration text; `base_dir` is where relative paths in it start.
 pub fn load_str(
     toml: &str,

@@ -59,6 +59,8 @@ pub enum StartError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0} (is another xoauth-relay using the same state_dir?)")]
+    ControlSocket(std::io::Error),
     #[error("account {account}: cannot set up the HTTP client: {source}")]
     Http {
         account: String,
@@ -147,6 +149,8 @@ pub struct Daemon {
     relay: Arc<Relay>,
     pub(crate) delivery: Arc<Delivery>,
     services: Arc<Services>,
+    /// Stops the queue control socket, after the drain.
+    control_stop: CancellationToken,
     config: Mutex<Config>,
     routes: Mutex<HashMap<String, Live>>,
     shutdown: CancellationToken,
@@ -310,8 +314,10 @@ pub async fn start(config: &Config, smtp: TcpListener) -> Result<Running, StartE
         None => None,
     };
     let tls = tls_acceptor(config).await?;
+    // Bound before the spool is opened: a second relay on the same state_dir stops here.
+    let control = bind_control(config).await?;
     let spool = open_spool(config).await?;
-    start_with(
+    let running = start_with(
         config,
         listeners::Sockets {
             smtp,
@@ -320,7 +326,44 @@ pub async fn start(config: &Config, smtp: TcpListener) -> Result<Running, StartE
         },
         tls,
         spool,
-    )
+    )?;
+    if let Some(control) = control {
+        let ops: Arc<dyn crate::spool::control::QueueOps> = running.daemon.delivery.clone();
+        let stop = running.daemon.control_stop.clone();
+        tokio::spawn(async move {
+            if let Err(e) = control.run(ops, stop).await {
+                tracing::error!(error = %e, "queue control socket stopped");
+            }
+        });
+    }
+    Ok(running)
+}
+
+/// The socket `xoauth-relay queue` talks to, in `state_dir` (Unix only).
+#[cfg(unix)]
+async fn bind_control(
+    config: &Config,
+) -> Result<Option<crate::spool::control::ControlSocket>, StartError> {
+    let Some(dir) = &config.state_dir else {
+        return Ok(None);
+    };
+    let path = crate::spool::control::socket_path(dir);
+    let created = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || crate::spool::create_private_dir(&dir)).await
+    };
+    let created = created.unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    created.map_err(|source| StartError::Spool {
+        dir: dir.clone(),
+        source,
+    })?;
+    let socket = crate::spool::control::ControlSocket::bind(&path).await;
+    socket.map(Some).map_err(StartError::ControlSocket)
+}
+
+#[cfg(not(unix))]
+async fn bind_control(_: &Config) -> Result<Option<std::convert::Infallible>, StartError> {
+    Ok(None)
 }
 
 /// The spool under `state_dir`, emptied of what was being received and with its queue read;
@@ -366,6 +409,7 @@ pub(crate) fn start_with(
         force.clone(),
         spool,
     )?);
+    let control_stop = daemon.control_stop.clone();
     let retries = tokio_util::task::TaskTracker::new();
     tokio::spawn(
         daemon
@@ -384,6 +428,7 @@ pub(crate) fn start_with(
         let state = Arc::new(crate::health::State {
             stats: stats.clone(),
             relay: daemon.relay.clone(),
+            delivery: daemon.delivery.clone(),
             smtp: smtp_addr,
             guard: daemon.services.guard.clone(),
         });
@@ -446,6 +491,7 @@ pub(crate) fn start_with(
         }
         while quits.join_next().await.is_some() {}
         health_stop.cancel();
+        control_stop.cancel();
     });
     Ok(Running {
         smtp_addr,
@@ -517,6 +563,7 @@ fn assemble(
         relay,
         delivery,
         services,
+        control_stop: CancellationToken::new(),
         config: Mutex::new(config.clone()),
         routes: Mutex::new(routes),
         shutdown,

@@ -107,6 +107,10 @@ mod tests {
     use crate::reply::{Enhanced, Reply};
     use crate::upstream::UpstreamReply;
 
+    #[expect(
+        clippy::result_large_err,
+        reason = "a test value, the shape `next` takes"
+    )]
     fn rejected(code: u16, e: (u8, u16, u16), text: &str) -> Result<Delivered, RelayError> {
         Err(RelayError::Upstream(UpstreamError::Rejected {
             phase: Phase::DataEnd,

@@ -4,6 +4,7 @@
 //! (`worker`) then sends queued messages through the same relay, pool and pacing.
 
 mod classify;
+mod control;
 mod notice;
 mod queue;
 mod recovery;
@@ -13,9 +14,9 @@ use std::sync::Arc;
 
 use crate::BoxFuture;
 use crate::config::{Delivery as Settings, DeliveryMode, OnAmbiguous};
-use crate::dates::now_unix;
 use crate::logging::Untrusted;
 use crate::message::{Body, Submission, Submit};
+use crate::pacing::Clock;
 use crate::relay::{Attempt, Relay};
 use crate::reply::{self, Enhanced, Reply};
 use crate::spool::{Hold, Meta, Spool};
@@ -34,6 +35,8 @@ pub(crate) struct Delivery {
     /// Our host name, for bounces.
     hostname: String,
     blocked: recovery::BlockedAccounts,
+    /// Unix time on tokio's clock, so tests can move it.
+    clock: Clock,
 }
 
 impl Delivery {
@@ -50,6 +53,7 @@ impl Delivery {
             queue: Arc::new(Queue::default()),
             hostname,
             blocked: Default::default(),
+            clock: Clock::system(),
         }
     }
 
@@ -72,6 +76,11 @@ impl Delivery {
         self.settings.load()
     }
 
+    /// Unix seconds on the queue's clock (tokio's, so a paused test moves it).
+    pub(crate) fn now_unix(&self) -> u64 {
+        self.clock.now_unix()
+    }
+
     pub(crate) fn spool(&self) -> Option<&Arc<Spool>> {
         self.spool.as_ref()
     }
@@ -84,7 +93,8 @@ impl Delivery {
         match settings.mode {
             DeliveryMode::Queue => {
                 let why = "delivery.mode is \"queue\"";
-                self.enqueue(message, why.into(), None, now_unix()).await
+                self.enqueue(message, why.into(), None, self.clock.now_unix())
+                    .await
             }
             _ => self.hybrid(message, &settings).await,
         }
@@ -111,7 +121,7 @@ impl Delivery {
                     "no verdict within sync_timeout ({} s)",
                     settings.sync_timeout.as_secs_f32()
                 );
-                let next = now_unix() + settings.retry_after(1).as_secs();
+                let next = self.clock.now_unix() + settings.retry_after(1).as_secs();
                 return self.enqueue(message, why, None, next).await;
             }
         };
@@ -123,7 +133,8 @@ impl Delivery {
             Err(e) => e.to_string(),
             Ok(_) => String::new(),
         };
-        let next = worker::next_attempt(&classify::next(&attempt.result), settings, 1);
+        let now = self.clock.now_unix();
+        let next = worker::next_attempt(&classify::next(&attempt.result), settings, 1, now);
         self.enqueue(message, why, Some(&attempt), next).await
     }
 
@@ -201,7 +212,7 @@ impl Delivery {
             smtputf8: envelope.smtputf8,
             size: message.body().len(),
             message_id: message.message_id(),
-            arrived: now_unix(),
+            arrived: self.clock.now_unix(),
             attempts: u32::from(counted),
             next_attempt,
             reason: why.clone(),

@@ -91,15 +91,13 @@ impl Queue {
         lock(&self.entries).get(id).is_some_and(|e| e.running)
     }
 
-    /// Changes a message that is not running; `None` when it is unknown or running.
-    pub(crate) fn edit(&self, id: &str, change: impl FnOnce(&mut Meta)) -> Option<Meta> {
+    /// Takes a message that is not running for a change (marked running, so the worker leaves
+    /// it alone until it is [`put`](Queue::put) back); `None` when it is unknown or running.
+    pub(crate) fn checkout(&self, id: &str) -> Option<Meta> {
         let mut entries = lock(&self.entries);
         let entry = entries.get_mut(id).filter(|e| !e.running)?;
-        change(&mut entry.meta);
-        let meta = entry.meta.clone();
-        drop(entries);
-        self.wake.notify_one();
-        Some(meta)
+        entry.running = true;
+        Some(entry.meta.clone())
     }
 
     /// Makes every waiting message of `account` (or of all accounts) due now; returns how many.
@@ -116,22 +114,20 @@ impl Queue {
         n
     }
 
-    /// Marks as running and returns the messages due at `now` that `may_start` lets go, and
-    /// the time of the next one not yet due. `may_start` gets the account and how many of its
-    /// messages are running (those taken here included): it is called with the queue locked,
-    /// so it must not call back into the queue.
+    /// Marks as running and returns the messages due at `now`, at most `limit(account)` running
+    /// per account, and the time of the next one not yet due.
     pub(crate) fn take_due(
         &self,
         now: u64,
-        mut may_start: impl FnMut(&str, usize) -> bool,
+        limit: impl Fn(&str) -> usize,
     ) -> (Vec<Meta>, Option<u64>) {
-        let mut due = Vec::new();
-        let mut next: Option<u64> = None;
         let mut entries = lock(&self.entries);
         let mut running: HashMap<String, usize> = HashMap::new();
         for e in entries.values().filter(|e| e.running) {
             *running.entry(e.meta.account.clone()).or_default() += 1;
         }
+        let mut due = Vec::new();
+        let mut next: Option<u64> = None;
         for e in entries.values_mut() {
             if e.running || e.meta.hold.is_some() {
                 continue;
@@ -140,22 +136,14 @@ impl Queue {
                 next = Some(next.map_or(e.meta.next_attempt, |n| n.min(e.meta.next_attempt)));
                 continue;
             }
-            let started = running.entry(e.meta.account.clone()).or_default();
-            if may_start(&e.meta.account, *started) {
+            let n = running.entry(e.meta.account.clone()).or_default();
+            if *n < limit(&e.meta.account) {
+                *n += 1;
                 e.running = true;
-                *started += 1;
                 due.push(e.meta.clone());
             }
         }
         (due, next)
-    }
-
-    /// Messages of `account` running now.
-    pub(crate) fn running(&self, account: &str) -> usize {
-        lock(&self.entries)
-            .values()
-            .filter(|e| e.running && e.meta.account == account)
-            .count()
     }
 
     /// Per account: queued, held, failed, the oldest, the next attempt.

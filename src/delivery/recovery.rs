@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::Delivery;
-use crate::dates::now_unix;
 use crate::relay::Route;
 
 /// When an account was found needing its operator, and on which route.
@@ -31,7 +30,7 @@ impl Delivery {
             tracing::warn!(account, "queued messages of this account wait until it can send again (fix the problem explained above; a reload retries them at once)");
             Blocked {
                 route: address(&route),
-                since: now_unix(),
+                since: self.clock.now_unix(),
             }
         });
     }
@@ -49,7 +48,7 @@ impl Delivery {
             .collect();
         for account in recovered {
             blocked.remove(&account);
-            let n = self.queue.due_now(Some(&account), now_unix());
+            let n = self.queue.due_now(Some(&account), self.clock.now_unix());
             tracing::info!(
                 account,
                 messages = n,

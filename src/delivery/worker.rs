@@ -12,7 +12,6 @@ use tokio_util::task::TaskTracker;
 use super::classify::{self, Next, Wait};
 use super::{Delivery, Queue};
 use crate::config::{Delivery as Settings, OnAmbiguous};
-use crate::dates::now_unix;
 use crate::logging::Untrusted;
 use crate::message::{Body, BodyFile, MAX_HEADER_SCAN, Submission, Submitter};
 use crate::relay::Attempt;
@@ -24,7 +23,7 @@ const POLL: Duration = Duration::from_secs(1);
 
 /// Unix seconds of the next attempt after `next`, `attempts` counted so far (±10 % jitter on
 /// the schedule, so messages queued together do not retry together).
-pub(crate) fn next_attempt(next: &Next, settings: &Settings, attempts: u32) -> u64 {
+pub(crate) fn next_attempt(next: &Next, settings: &Settings, attempts: u32, now: u64) -> u64 {
     let scheduled = settings.retry_after(attempts);
     let wait = match next {
         Next::Retry {
@@ -37,7 +36,7 @@ pub(crate) fn next_attempt(next: &Next, settings: &Settings, attempts: u32) -> u
         } => *d,
         _ => jitter(scheduled),
     };
-    now_unix() + wait.as_secs().max(1)
+    now + wait.as_secs().max(1)
 }
 
 fn jitter(d: Duration) -> Duration {
@@ -61,15 +60,16 @@ impl Delivery {
     pub(crate) async fn work(self: Arc<Self>, shutdown: CancellationToken, tracker: TaskTracker) {
         loop {
             self.check_recoveries();
-            let (due, next) = self.queue.take_due(now_unix(), |account, running| {
-                self.may_start(account, running)
-            });
+            let now = self.clock.now_unix();
+            let (due, next) = self
+                .queue
+                .take_due(now, |account| self.connections(account));
             for meta in due {
                 let this = self.clone();
                 tracker.spawn(async move { this.retry(meta).await });
             }
             let wait = next
-                .map(|at| Duration::from_secs(at.saturating_sub(now_unix())))
+                .map(|at| Duration::from_secs(at.saturating_sub(self.clock.now_unix())))
                 .unwrap_or(POLL)
                 .min(POLL);
             tokio::select! {
@@ -80,14 +80,11 @@ impl Delivery {
         }
     }
 
-    /// A message of `account` may start when fewer than its connections are in use by retries
-    /// (`running` of them).
-    fn may_start(&self, account: &str, running: usize) -> bool {
-        let limit = self
-            .relay
+    /// How many of `account`'s messages may be retried at once: one per connection it may open.
+    fn connections(&self, account: &str) -> usize {
+        self.relay
             .route(account)
-            .map_or(1, |r| r.account.max_connections.max(1));
-        running < limit
+            .map_or(1, |r| r.account.max_connections.max(1))
     }
 
     /// One attempt at a queued message.
@@ -96,7 +93,7 @@ impl Delivery {
         if let Err(e) = self.write(&meta).await {
             tracing::error!(queue_id = %meta.id, error = %e, "cannot update the queued message; trying later");
             meta.in_flight = false;
-            meta.next_attempt = now_unix() + POLL.as_secs() * 30;
+            meta.next_attempt = self.clock.now_unix() + POLL.as_secs() * 30;
             return self.queue.put(meta);
         }
         let Some(message) = self.load(&meta).await else {
@@ -106,6 +103,7 @@ impl Delivery {
         };
         let progress = Progress::default();
         let attempt = self.relay.attempt(&message, &progress).await;
+        self.relay.explain_attempt(&message, &attempt);
         Queue::count(&self.queue.counters.retries);
         self.after(meta, &message, attempt).await;
     }
@@ -128,11 +126,11 @@ impl Delivery {
             }
         }
         meta.last_error = error;
-        meta.next_attempt = next_attempt(&next, &settings, meta.attempts);
+        meta.next_attempt = next_attempt(&next, &settings, meta.attempts, self.clock.now_unix());
         if classify::ambiguous(&attempt.result) {
             self.mark_ambiguous(&mut meta, &settings);
         }
-        let age = now_unix().saturating_sub(meta.arrived);
+        let age = self.clock.now_unix().saturating_sub(meta.arrived);
         if age > settings.lifetime.as_secs() {
             let why = format!(
                 "still not accepted after {} h (delivery.lifetime); last error: {}",
@@ -157,7 +155,7 @@ impl Delivery {
             )
             .await;
         }
-        let in_secs = meta.next_attempt.saturating_sub(now_unix());
+        let in_secs = meta.next_attempt.saturating_sub(self.clock.now_unix());
         tracing::warn!(queue_id = %meta.id, account = %meta.account, attempts = meta.attempts, error = %Untrusted(meta.last_error.as_deref().unwrap_or("")), next_in_s = in_secs, "queued message not delivered yet; will retry");
         if let Err(e) = self.write(&meta).await {
             tracing::error!(queue_id = %meta.id, error = %e, "cannot update the queued message");
@@ -231,7 +229,7 @@ impl Delivery {
         Some(Submission::new(submitter(meta), envelope, body))
     }
 
-    async fn write(&self, meta: &Meta) -> std::io::Result<()> {
+    pub(super) async fn write(&self, meta: &Meta) -> std::io::Result<()> {
         let (spool, meta) = (self.spool.clone(), meta.clone());
         tokio::task::spawn_blocking(move || match spool {
             Some(s) => s.update(&meta),

@@ -249,6 +249,19 @@ pub(crate) const HVE_EXTERNAL_RECIPIENT: Explanation = x(
      accounts.{account}.allowed_recipient_domains to your own domains so that the relay refuses \
      outside recipients before sending.",
 );
+/// Azure Communication Services, "Send email with SMTP": the sender must be an address on a
+/// domain linked to the Communication Services resource. No reply text for an unlinked domain is
+/// documented, so any permanent refusal of MAIL FROM on an ACS account is read as that.
+pub(crate) const ACS_SENDER_DOMAIN: Explanation = x(
+    "acs-sender-domain",
+    "Azure Communication Services refused the sender address",
+    "accounts.{account} uses provider = \"acs\", and ACS refused MAIL FROM: the sender must be \
+     an address on a domain linked to the Communication Services resource (Azure portal → the \
+     Email Communication Services resource → Provision domains: a verified custom domain or the \
+     Azure-managed one; then the Communication Services resource → Email → Domains → Connect \
+     domain). Set accounts.{account}.mailbox (and the users' allowed_senders) to such an \
+     address (mailbox is {mailbox}).",
+);
 pub(crate) const BUSY: Explanation = x(
     "connections-busy",
     "all upstream connections of the account stayed busy",
@@ -291,6 +304,10 @@ pub(crate) fn explain_upstream_for(
     };
     if account.provider == crate::config::Provider::Hve && refused_recipient {
         return Some(HVE_EXTERNAL_RECIPIENT);
+    }
+    let refused_sender = matches!(error, UpstreamError::Rejected { phase: Phase::Mail, reply, .. } if reply.code >= 500);
+    if account.provider == crate::config::Provider::Acs && refused_sender {
+        return Some(ACS_SENDER_DOMAIN);
     }
     explain_upstream(error)
 }

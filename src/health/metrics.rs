@@ -11,7 +11,7 @@ use crate::relay::Route;
 use crate::stats::DURATION_BUCKETS;
 
 /// Appends `# HELP` and `# TYPE` lines.
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(super) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(
         out,
         "# HELP xoauth_relay_{name} {help}\n# TYPE xoauth_relay_{name} {kind}"
@@ -19,7 +19,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 /// A label value with `\`, `"` and newlines escaped as the format requires.
-fn esc(value: &str) -> String {
+pub(super) fn esc(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -36,6 +36,7 @@ pub(crate) fn render(state: &State) -> String {
     tokens(&mut out, &routes);
     pacing(&mut out, &routes);
     durations(&mut out, &routes);
+    super::queue::metrics(&mut out, state);
     out
 }
 

@@ -5,6 +5,7 @@
 
 mod host;
 mod metrics;
+mod queue;
 mod status;
 
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ pub(crate) use status::readiness;
 pub(crate) struct State {
     pub(crate) stats: Arc<Stats>,
     pub(crate) relay: Arc<Relay>,
+    pub(crate) delivery: Arc<crate::delivery::Delivery>,
     pub(crate) smtp: SocketAddr,
     pub(crate) guard: Arc<IpGuard>,
 }

@@ -37,6 +37,7 @@ pub(crate) fn readiness(state: &State) -> Readiness {
         account_reasons(&route, &mut reasons);
         warnings.extend(expiry::warning(&route.account, today));
     }
+    warnings.extend(super::queue::warnings(state));
     Readiness {
         ready: reasons.is_empty(),
         reasons,
@@ -106,6 +107,7 @@ pub(crate) fn document(state: &State) -> Value {
         "restart_needed": stats.restart_needed(),
         "lockout_refusals": stats.lockout_refusals.load(Ordering::Relaxed),
         "accounts": accounts,
+        "queue": super::queue::document(state),
     })
 }
 

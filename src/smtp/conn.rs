@@ -288,7 +288,7 @@ impl Conn {
                 }
                 Action::Relay(message) => {
                     self.flush().await?;
-                    let verdict = match self.to_file(*message).await {
+                    let verdict = match self.spooled(*message).await {
                         Ok(message) => self.services.relay.submit(&message).await,
                         Err(refusal) => refusal,
                     };
@@ -327,7 +327,7 @@ impl Conn {
 
     /// The finished message with its content in its spool file (when there is a spool), or the
     /// reply for a message that could not be stored.
-    async fn to_file(&mut self, mut message: Submission) -> Result<Submission, Reply> {
+    async fn spooled(&mut self, mut message: Submission) -> Result<Submission, Reply> {
         let Some(spool) = self.services.spool.clone() else {
             return Ok(message);
         };

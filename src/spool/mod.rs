@@ -9,6 +9,7 @@
 //! ```
 
 pub(crate) mod bounce;
+pub(crate) mod control;
 mod id;
 mod incoming;
 mod meta;
@@ -18,7 +19,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub(crate) use id::new_id;
+pub(crate) use id::{is_id, new_id};
 pub(crate) use incoming::{Incoming, Unkept};
 pub use meta::{Hold, Meta};
 
@@ -139,7 +140,12 @@ impl Spool {
             let _ = fs::remove_file(&staged);
             return Err(e);
         }
-        sync_dir(&self.root.join(QUEUE))?;
+        if let Err(e) = sync_dir(&self.root.join(QUEUE)) {
+            // The client hears 452 and keeps the message: it must not be sent from here too.
+            let _ = fs::remove_file(self.meta_path(QUEUE, &meta.id));
+            let _ = fs::remove_file(&queued);
+            return Err(e);
+        }
         self.used.fetch_add(meta.size, Ordering::Relaxed);
         Ok(())
     }
@@ -177,8 +183,12 @@ impl Spool {
         read_metas(&self.root.join(FAILED))
     }
 
+    /// A new metadata file in `tmp/`, under a name of its own (two writers of one message
+    /// never share a staging file).
     fn stage_meta(&self, meta: &Meta) -> io::Result<PathBuf> {
-        let staged = self.root.join(TMP).join(format!("{}.meta", meta.id));
+        static STAGED: AtomicU64 = AtomicU64::new(0);
+        let n = STAGED.fetch_add(1, Ordering::Relaxed);
+        let staged = self.root.join(TMP).join(format!("{}.{n}.meta", meta.id));
         write_synced(&staged, &meta.to_json())?;
         Ok(staged)
     }
@@ -204,8 +214,9 @@ impl Spool {
                 {
                     // A data file without metadata was never committed, or its message was
                     // delivered and the crash came between the two unlinks.
-                    let _ = fs::remove_file(&path);
-                    found.discarded += 1;
+                    if fs::remove_file(&path).is_ok() {
+                        found.discarded += 1;
+                    }
                 }
                 continue;
             };
@@ -273,7 +284,8 @@ pub(crate) fn private_file() -> fs::OpenOptions {
     options
 }
 
-fn create_private_dir(dir: &Path) -> io::Result<()> {
+/// Creates `dir` (and its parents) with mode 0700 where it does not exist yet.
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -288,3 +300,6 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
 fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod tests;

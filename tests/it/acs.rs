@@ -128,3 +128,31 @@ async fn check_explains_a_refused_acs_login() {
     assert!(!text.contains(CLIENT_SECRET), "{text}");
     assert_eq!(w.tokens.calls(), 0);
 }
+
+#[tokio::test]
+async fn a_sender_acs_refuses_is_explained_as_its_domain_not_being_linked() {
+    let (logs, _guard) = LogCapture::this_thread();
+    let mut w = acs_world(CLIENT_SECRET);
+    w.upstream.script(|s| {
+        s.mail_reply = Some("550 5.7.1 Sender domain not verified for this resource".into())
+    });
+    w.restart().await;
+    send(&w, "refused").await.expect_code(550);
+    let log = logs.text();
+    assert!(
+        log.contains("Azure Communication Services refused the sender address"),
+        "{log}"
+    );
+    assert!(log.contains("Provision domains"), "{log}");
+}
+
+#[tokio::test]
+async fn the_same_refusal_on_a_microsoft365_account_is_not_blamed_on_acs() {
+    let (logs, _guard) = LogCapture::this_thread();
+    let mut w = World::stand_ins(|_| {});
+    w.upstream
+        .script(|s| s.mail_reply = Some("550 5.7.1 Sender refused".into()));
+    w.restart().await;
+    send(&w, "refused").await.expect_code(550);
+    assert!(!logs.text().contains("Azure Communication Services"));
+}
