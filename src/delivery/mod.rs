@@ -242,7 +242,11 @@ impl Delivery {
             Some(attempt) => self.relay.log_attempt(message, attempt, Some(&meta.id)),
             None => {
                 let who = &message.submitter;
-                tracing::info!(user = %who.user, account = %who.account, queue_id = %meta.id, rcpts = meta.rcpts.len(), size = meta.size, reason = %meta.reason, "message queued for a later attempt");
+                let message_id = meta
+                    .message_id
+                    .as_deref()
+                    .map(|m| tracing::field::display(Untrusted(m)));
+                tracing::info!(user = %who.user, account = %who.account, queue_id = %meta.id, message_id, rcpts = meta.rcpts.len(), size = meta.size, reason = %meta.reason, "message queued for a later attempt");
             }
         }
         if meta.ambiguous {

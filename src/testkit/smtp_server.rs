@@ -114,6 +114,9 @@ pub struct Script {
     pub hang_at: Option<Phase>,
     /// Close the connection instead of answering at this phase.
     pub drop_at: Option<Phase>,
+    /// Record an accepted message, then close the connection instead of sending its `250`:
+    /// the server has the message, the client never learns it.
+    pub lose_verdict: bool,
     /// Answer this phase only after the given time (a slow server; tokio's clock, so a
     /// paused-clock test can skip the wait).
     pub delay_at: Option<(Phase, Duration)>,
@@ -155,6 +158,7 @@ impl Default for Script {
             send_as: None,
             hang_at: None,
             drop_at: None,
+            lose_verdict: false,
             delay_at: None,
             login: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,

@@ -567,6 +567,10 @@ impl Session {
             .unwrap_or_else(|| format!("250 2.0.0 OK {message_id} [Hostname=FAKE]"));
         if reply_code(&reply) / 100 == 2 {
             self.record(transaction, body, message_id);
+            if self.shared.script().lose_verdict {
+                let _ = self.flush().await;
+                return Err(Closed);
+            }
         }
         Ok(self.answer(&reply))
     }

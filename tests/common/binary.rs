@@ -79,6 +79,8 @@ pub fn write_ca(dir: &Path, pki: &TestPki) {
 pub struct RelayProcess {
     child: Child,
     log: Receiver<String>,
+    /// The lines `wait_for_log` read past, for `kill_and_collect`.
+    seen: Vec<String>,
     pub smtp: String,
     pub health: String,
 }
@@ -116,6 +118,7 @@ impl RelayProcess {
         let mut relay = RelayProcess {
             child,
             log,
+            seen: Vec::new(),
             smtp: String::new(),
             health: String::new(),
         };
@@ -133,9 +136,13 @@ impl RelayProcess {
     pub fn wait_for_log(&mut self, needle: &str) -> String {
         loop {
             match self.log.recv_timeout(LOG_DEADLINE) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no log line with {needle:?}: {e}"),
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!("no log line with {needle:?}: {e}; log: {:#?}", self.seen),
             }
         }
     }
@@ -147,6 +154,18 @@ impl RelayProcess {
             .arg(self.pid().to_string())
             .status();
         assert!(status.is_ok_and(|s| s.success()), "kill -{name} failed");
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and returns its whole log.
+    pub fn kill_and_collect(&mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut lines = std::mem::take(&mut self.seen);
+        // The reader thread ends at the pipe's end of file, which the exit has caused.
+        while let Ok(line) = self.log.recv_timeout(LOG_DEADLINE) {
+            lines.push(line);
+        }
+        lines
     }
 
     /// Waits for the process to exit and returns its exit code.

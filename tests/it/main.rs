@@ -12,6 +12,7 @@ mod acs;
 mod check;
 mod cli;
 mod config;
+mod crash;
 mod credentials;
 mod e2e_kinds;
 mod e2e_smtplib;
