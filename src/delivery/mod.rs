@@ -297,8 +297,14 @@ pub(crate) fn restore(
             if on_ambiguous == OnAmbiguous::Hold {
                 meta.hold = Some(Hold::Ambiguous);
             }
-            tracing::warn!(queue_id = %meta.id, held = meta.hold.is_some(), "an attempt was under way when the relay stopped: Microsoft may have the message; a retry may deliver it twice");
+            let message_id = meta.message_id.as_deref().map(Untrusted);
+            tracing::warn!(queue_id = %meta.id, message_id = message_id.map(tracing::field::display), held = meta.hold.is_some(), "an attempt was under way when the relay stopped: Microsoft may have the message; a retry may deliver it twice");
             spool.update(&meta)?;
+        } else if meta.ambiguous {
+            // Said again at each start: the line that said it first may have been lost with
+            // the process that wrote it.
+            let message_id = meta.message_id.as_deref().map(Untrusted);
+            tracing::warn!(queue_id = %meta.id, message_id = message_id.map(tracing::field::display), held = meta.hold.is_some(), "queued message whose verdict was lost earlier: Microsoft may have the message; a retry may deliver it twice");
         }
         queued.push(meta);
     }

@@ -170,7 +170,8 @@ impl Delivery {
         if hold {
             meta.hold = Some(Hold::Ambiguous);
         }
-        tracing::warn!(queue_id = %meta.id, held = hold, "no verdict after the final dot: Microsoft may have the message; a retry may deliver it twice");
+        let message_id = meta.message_id.as_deref().map(Untrusted);
+        tracing::warn!(queue_id = %meta.id, message_id = message_id.map(tracing::field::display), held = hold, "no verdict after the final dot: Microsoft may have the message; a retry may deliver it twice");
     }
 
     /// Forgets the message first (the spool entry goes before anything else happens, so a
