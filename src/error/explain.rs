@@ -249,6 +249,24 @@ pub(crate) const HVE_EXTERNAL_RECIPIENT: Explanation = x(
      accounts.{account}.allowed_recipient_domains to your own domains so that the relay refuses \
      outside recipients before sending.",
 );
+/// Microsoft identity platform, "Refresh tokens in the Microsoft identity platform" (lifetime
+/// and revocation) and "Microsoft Entra authentication and authorization error codes".
+pub(crate) const SIGN_IN_NEEDED: Explanation = x(
+    "sign-in-needed",
+    "the account needs a new sign-in (no refresh token, or Microsoft refused it)",
+    "Run `xoauth-relay login {account}` as the relay's user and sign in as {mailbox} (add \
+     --device on a machine without a browser); a running relay uses the new sign-in without a \
+     restart. Microsoft ends a sign-in after 90 days unused (the relay uses it at least hourly), \
+     when the password changes or sessions are revoked, and when a policy (MFA, Conditional \
+     Access, sign-in frequency) asks the user to sign in again.",
+);
+pub(crate) const TOKEN_STORE: Explanation = x(
+    "refresh-token-store",
+    "the relay cannot read or replace its refresh token file",
+    "The line above names the file (under state_dir/tokens): check that the relay's user owns \
+     state_dir and may write there, and that the disk is not full. If the file is damaged, \
+     run `xoauth-relay login {account}` again.",
+);
 pub(crate) const BUSY: Explanation = x(
     "connections-busy",
     "all upstream connections of the account stayed busy",
@@ -300,6 +318,8 @@ pub(crate) fn explain_token(error: &TokenError) -> Option<Explanation> {
         TokenError::Timeout(_) | TokenError::Unreachable(_) => Some(TOKEN_UNREACHABLE),
         TokenError::Certificate(_) => Some(TOKEN_CERTIFICATE),
         TokenError::Malformed(_) | TokenError::Signing(_) => None,
+        TokenError::SignIn { .. } => Some(SIGN_IN_NEEDED),
+        TokenError::Store { .. } => Some(TOKEN_STORE),
         TokenError::Refused { status, .. } if *status >= 500 => Some(TOKEN_SERVER_ERROR),
         TokenError::Refused { oauth, .. } => {
             let codes = oauth
