@@ -181,7 +181,7 @@ pub(crate) fn parse_redirect(head: &str, state: &str) -> Option<Redirect> {
     let error = get("error")?;
     let description = get("error_description").unwrap_or_default();
     Some(Redirect::Refused(
-        sanitize(&format!("{error}: {description}")).into_owned(),
+        sanitize(&format!("{error}: {description}")).trim_end().to_owned(),
     ))
 }
 
