@@ -13,6 +13,7 @@ mod check;
 mod cli;
 mod config;
 mod credentials;
+mod delegated;
 mod e2e_smtplib;
 mod health;
 mod hve;
