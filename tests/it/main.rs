@@ -14,6 +14,7 @@ mod cli;
 mod config;
 mod credentials;
 mod delegated;
+mod e2e_delegated;
 mod e2e_smtplib;
 mod health;
 mod hve;
