@@ -72,6 +72,16 @@ pub(crate) const TOKEN_REJECTED: Explanation = x(
      consent (xoauth-relay check reads the token's roles); (4) {mailbox} is not the mailbox's \
      primary address.",
 );
+/// Microsoft Learn, "Authenticate an IMAP, POP or SMTP connection using OAuth" (delegated
+/// access): the user's token must carry SMTP.Send and the user must be able to use the mailbox.
+pub(crate) const USER_TOKEN_REJECTED: Explanation = x(
+    "user-token-rejected",
+    "Exchange refused the signed-in user's token for this mailbox (535 5.7.3)",
+    "The user who signed in with `xoauth-relay login {account}` must be {mailbox} itself, or \
+     have Full Access and Send As on it; if someone else signed in, run the login again as \
+     {mailbox}. The app registration {client_id} needs the delegated permission SMTP.Send \
+     (consented by the user or an admin), and SMTP AUTH must be enabled for the mailbox.",
+);
 pub(crate) const SEND_AS_DENIED: Explanation = x(
     "send-as-denied",
     "the mailbox may not send as this sender (5.7.60)",
@@ -310,7 +320,12 @@ pub(crate) fn explain_upstream_for(
     if account.provider == crate::config::Provider::Hve && refused_recipient {
         return Some(HVE_EXTERNAL_RECIPIENT);
     }
-    explain_upstream(error)
+    match explain_upstream(error) {
+        Some(x) if x == TOKEN_REJECTED && account.auth == crate::config::Auth::Delegated => {
+            Some(USER_TOKEN_REJECTED)
+        }
+        other => other,
+    }
 }
 
 pub(crate) fn explain_token(error: &TokenError) -> Option<Explanation> {

@@ -188,3 +188,27 @@ async fn login_refuses_an_account_that_sends_as_an_app() {
         .unwrap_err();
     assert!(e.contains("no account \"nope\""), "{e}");
 }
+
+#[tokio::test]
+async fn check_reads_the_users_permission_and_explains_a_refusal_for_a_user() {
+    let dir = Scratch::new("delegated-check");
+    let w = World::stand_ins(delegated_in(&dir.0));
+    signed_in(&w, &dir.0);
+    let mut out = Vec::new();
+    let ok = xoauth_relay::check::run(&w.config, None, &mut out).await;
+    let out = String::from_utf8(out).unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains("[ok]   the signed-in user's token carries the SMTP.Send permission"), "{out}");
+    assert!(out.contains("Exchange accepted the signed-in user's token"), "{out}");
+    assert!(!out.contains("SendAsApp"), "no app-only advice for a user: {out}");
+
+    w.upstream.script(|s| {
+        s.auth_reply = Some("535 5.7.3 Authentication unsuccessful".into());
+    });
+    let mut out = Vec::new();
+    assert!(!xoauth_relay::check::run(&w.config, None, &mut out).await);
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("Exchange refused the signed-in user's token"), "{out}");
+    assert!(out.contains("xoauth-relay login contoso"), "{out}");
+    assert!(!out.contains("New-ServicePrincipal"), "{out}");
+}
