@@ -119,7 +119,7 @@ fn run_with(
             eprintln!("xoauth-relay queue: {}", print::shown(&response.message));
             ExitCode::from(FAILURE)
         }
-        Err(e) if not_running(&e) => offline(action, &socket, &spool_dir, out),
+        Err(e) if not_running(&e) => offline(action, &socket, spool_dir, out),
         Err(e) => {
             eprintln!(
                 "xoauth-relay queue: cannot talk to the relay at {}: {e}",

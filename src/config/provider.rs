@@ -117,7 +117,6 @@ impl Auth {
             Auth::Delegated => "delegated",
         }
     }
-
 }
 
 /// The delegated Exchange Online scope for work accounts; `offline_access` asks for the

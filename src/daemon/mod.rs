@@ -88,8 +88,7 @@ pub(crate) fn build_route(
         account: name.clone(),
         source,
     };
-    let source: Option<Arc<dyn TokenSource>> = match (account.provider.uses_login(), account.auth)
-    {
+    let source: Option<Arc<dyn TokenSource>> = match (account.provider.uses_login(), account.auth) {
         (true, _) => None,
         (false, Auth::ClientCredentials) => Some(Arc::new(
             ClientCredentials::new(&account, tls.clone(), &config.timeouts).map_err(http_error)?,

@@ -51,7 +51,11 @@ mod tests {
         assert_eq!(c.exp, Some(5));
         assert!(!c.has_scope("SMTP.Send"));
         let payload = URL_SAFE_NO_PAD.encode(br#"{"scp":"offline_access SMTP.Send"}"#);
-        assert!(Claims::decode(&format!("e30.{payload}.sig")).unwrap().has_scope("smtp.send"));
+        assert!(
+            Claims::decode(&format!("e30.{payload}.sig"))
+                .unwrap()
+                .has_scope("smtp.send")
+        );
         assert!(Claims::decode("opaque-token").is_none());
         assert!(Claims::decode("a.!!!.c").is_none());
     }

@@ -72,7 +72,12 @@ impl Delegated {
         let redirect_uri = get("redirect_uri");
         if !(redirect_uri == "http://localhost" || redirect_uri.starts_with("http://localhost:")) {
             // AADSTS50011: the redirect URI is not one registered on the app.
-            return Err(AadError::new(400, "invalid_request", vec![50011], "The redirect URI specified in the request does not match the redirect URIs configured for the application."));
+            return Err(AadError::new(
+                400,
+                "invalid_request",
+                vec![50011],
+                "The redirect URI specified in the request does not match the redirect URIs configured for the application.",
+            ));
         }
         if client_id.is_some_and(|id| id != get("client_id")) {
             return Err(AadError::application_not_found(get("client_id"), "tenant"));
@@ -81,7 +86,8 @@ impl Delegated {
             return Err(AadError::missing_parameter("code_challenge_method=S256"));
         }
         let state = get("state");
-        let mut url = reqwest::Url::parse(redirect_uri).map_err(|_| AadError::missing_parameter("redirect_uri"))?;
+        let mut url = reqwest::Url::parse(redirect_uri)
+            .map_err(|_| AadError::missing_parameter("redirect_uri"))?;
         if let Some((error, description)) = &self.authorize_error {
             url.query_pairs_mut()
                 .append_pair("error", error)
@@ -141,7 +147,12 @@ impl Delegated {
     /// A delegated grant (authorization code, device code or refresh token).
     pub(crate) fn grant(&mut self, request: &TokenRequest) -> Result<Approved, AadError> {
         if request.has_secret() || request.client_assertion.is_some() {
-            return Err(AadError::new(400, "invalid_request", vec![700025], "Client is public so neither 'client_assertion' nor 'client_secret' should be presented."));
+            return Err(AadError::new(
+                400,
+                "invalid_request",
+                vec![700025],
+                "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+            ));
         }
         let issued = match request.grant_type.as_str() {
             "authorization_code" => self.code_grant(request)?,
@@ -149,7 +160,12 @@ impl Delegated {
             _ => self.refresh_grant(request)?,
         };
         if issued.client_id != request.client_id {
-            return Err(AadError::new(400, "invalid_grant", vec![70000], "The provided grant was issued to another client."));
+            return Err(AadError::new(
+                400,
+                "invalid_grant",
+                vec![70000],
+                "The provided grant was issued to another client.",
+            ));
         }
         if !request.scope.is_empty() && request.scope != issued.scope {
             return Err(AadError::invalid_scope(&request.scope));
@@ -165,45 +181,88 @@ impl Delegated {
     }
 
     fn code_grant(&mut self, request: &TokenRequest) -> Result<Issued, AadError> {
-        let code = request.code.as_ref().map(|c| c.expose().clone()).unwrap_or_default();
+        let code = request
+            .code
+            .as_ref()
+            .map(|c| c.expose().clone())
+            .unwrap_or_default();
         // A code is good once (RFC 6749 §4.1.2).
         let Some(pending) = self.codes.remove(&code) else {
-            return Err(AadError::new(400, "invalid_grant", vec![70008], "The provided authorization code or refresh token has expired due to inactivity."));
+            return Err(AadError::new(
+                400,
+                "invalid_grant",
+                vec![70008],
+                "The provided authorization code or refresh token has expired due to inactivity.",
+            ));
         };
         if request.redirect_uri != pending.redirect_uri {
-            return Err(AadError::new(400, "invalid_grant", vec![50148], "The redirect_uri does not match the one of the authorization request."));
+            return Err(AadError::new(
+                400,
+                "invalid_grant",
+                vec![50148],
+                "The redirect_uri does not match the one of the authorization request.",
+            ));
         }
-        let verifier = request.code_verifier.as_ref().map(|v| v.expose().as_str()).unwrap_or_default();
+        let verifier = request
+            .code_verifier
+            .as_ref()
+            .map(|v| v.expose().as_str())
+            .unwrap_or_default();
         if crate::oauth::delegated::pkce::challenge(verifier) != pending.challenge {
-            return Err(AadError::new(400, "invalid_grant", vec![501481], "The Code_Verifier does not match the code_challenge supplied in the authorization request."));
+            return Err(AadError::new(
+                400,
+                "invalid_grant",
+                vec![501481],
+                "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+            ));
         }
         Ok(pending.issued)
     }
 
     fn device_grant(&mut self, request: &TokenRequest) -> Result<Issued, AadError> {
         let Some(flow) = self.devices.get_mut(&request.device_code) else {
-            return Err(AadError::new(400, "bad_verification_code", vec![70019], "Verification code expired."));
+            return Err(AadError::new(
+                400,
+                "bad_verification_code",
+                vec![70019],
+                "Verification code expired.",
+            ));
         };
         if let Some(answer) = flow.answers.pop_front() {
             let text = format!("The device flow answered {answer}.");
             return Err(AadError::new(400, &answer, vec![70016], &text));
         }
         let flow = self.devices.remove(&request.device_code);
-        flow.map(|f| f.issued).ok_or_else(|| AadError::missing_parameter("device_code"))
+        flow.map(|f| f.issued)
+            .ok_or_else(|| AadError::missing_parameter("device_code"))
     }
 
     fn refresh_grant(&mut self, request: &TokenRequest) -> Result<Issued, AadError> {
         self.refresh_grants += 1;
-        let token = request.refresh_token.as_ref().map(|t| t.expose().clone()).unwrap_or_default();
+        let token = request
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose().clone())
+            .unwrap_or_default();
         if self.revoked.contains(&token) {
-            return Err(AadError::new(400, "invalid_grant", vec![50173], "The provided grant has expired due to it being revoked, a fresh auth token is needed."));
+            return Err(AadError::new(
+                400,
+                "invalid_grant",
+                vec![50173],
+                "The provided grant has expired due to it being revoked, a fresh auth token is needed.",
+            ));
         }
         match self.refresh.remove(&token) {
             Some(issued) => {
                 self.rotated.insert(token);
                 Ok(issued)
             }
-            None => Err(AadError::new(400, "invalid_grant", vec![70008], "The provided authorization code or refresh token has expired due to inactivity.")),
+            None => Err(AadError::new(
+                400,
+                "invalid_grant",
+                vec![70008],
+                "The provided authorization code or refresh token has expired due to inactivity.",
+            )),
         }
     }
 

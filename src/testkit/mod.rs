@@ -16,8 +16,8 @@
 
 mod aad;
 mod assertion_check;
-mod delegated;
 pub mod client_cert;
+mod delegated;
 pub mod pki;
 pub mod relay_config;
 mod server_task;

@@ -23,8 +23,8 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::aad::{AadError, TokenMode};
-use super::delegated::{DEVICE_GRANT, Delegated};
 use super::assertion_check::{self, Expected, SeenIds};
+use super::delegated::{DEVICE_GRANT, Delegated};
 use super::pki::TestPki;
 use super::server_task::{ServerTask, spawn_loopback_server};
 use super::tokens::{SMTP_ROLE, SMTP_SCOPE, TokenGrant, TokenRegistry};
@@ -353,7 +353,9 @@ impl Shared {
         }
         if sibling_tenant(path, "devicecode").is_some() && method == Method::POST {
             let request = parse_token_request("", headers, body);
-            let answer = self.delegated().device_code(&request.client_id, &request.scope);
+            let answer = self
+                .delegated()
+                .device_code(&request.client_id, &request.scope);
             return Answer::Respond {
                 status: 200,
                 content_type: "application/json; charset=utf-8",

@@ -150,7 +150,10 @@ fn delegated_microsoft365_signs_in_at_the_tenant_with_the_users_scope() {
     let c = delegated(&format!("{TENANT}\nauth = \"delegated\""), &[])
         .unwrap_or_else(|e| panic!("{e}"));
     let a = &c.accounts["a"];
-    assert_eq!((a.provider, a.auth), (Provider::Microsoft365, Auth::Delegated));
+    assert_eq!(
+        (a.provider, a.auth),
+        (Provider::Microsoft365, Auth::Delegated)
+    );
     assert_eq!(
         a.scope,
         "https://outlook.office365.com/SMTP.Send offline_access"
@@ -172,7 +175,11 @@ fn a_delegated_account_refuses_a_secret_or_certificate() {
     assert_problem(
         &p,
         "accounts.a.client_secret",
-        &["is not used with auth = \"delegated\"", "public client", "remove client_secret"],
+        &[
+            "is not used with auth = \"delegated\"",
+            "public client",
+            "remove client_secret",
+        ],
     );
     assert_eq!(p.len(), 1, "{p:#?}");
     let p = delegated_problems(
@@ -195,7 +202,10 @@ fn delegated_sign_in_needs_a_state_dir_and_a_provider_that_takes_it() {
         other => panic!("expected Invalid, got {:?}", other.map(|_| ())),
     };
     assert_problem(&p, "state_dir", &["accounts.a", "refresh token"]);
-    let p = delegated_problems(&format!("{TENANT}\nprovider = \"hve\"\nauth = \"delegated\""), &[]);
+    let p = delegated_problems(
+        &format!("{TENANT}\nprovider = \"hve\"\nauth = \"delegated\""),
+        &[],
+    );
     assert_problem(
         &p,
         "accounts.a.auth",

@@ -18,7 +18,11 @@ with smtplib.SMTP(sys.argv[1], int(sys.argv[2]), timeout=30) as s:
     print("refused=%r" % (refused,))
 "#;
 
-fn config_text(dir: &std::path::Path, tokens: &FakeTokenEndpoint, upstream: &FakeUpstream) -> String {
+fn config_text(
+    dir: &std::path::Path,
+    tokens: &FakeTokenEndpoint,
+    upstream: &FakeUpstream,
+) -> String {
     let hash = xoauth_relay::auth::hash_password(PASSWORD).unwrap();
     format!(
         r#"hostname = "relay.e2e"
@@ -87,7 +91,11 @@ async fn login_in_a_scripted_browser_then_run_and_send_with_smtplib() {
         let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
         let url = lines
             .by_ref()
-            .find_map(|l| l.trim().strip_prefix("https://").map(|u| format!("https://{u}")))
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("https://")
+                    .map(|u| format!("https://{u}"))
+            })
             .expect("the sign-in URL on stdout");
         (url, lines)
     })
@@ -113,7 +121,10 @@ async fn login_in_a_scripted_browser_then_run_and_send_with_smtplib() {
     .unwrap();
     assert!(status.success(), "login failed: {said}");
     let file = dir.0.join("state/tokens/contoso.refresh");
-    assert!(said.contains(&format!("stored in {}", file.display())), "{said}");
+    assert!(
+        said.contains(&format!("stored in {}", file.display())),
+        "{said}"
+    );
     let signed_in = std::fs::read_to_string(&file).unwrap().trim().to_owned();
     assert_eq!(tokens.refresh_tokens(), vec![signed_in.clone()]);
     let request = tokens.last_request().unwrap();
@@ -146,7 +157,10 @@ async fn login_in_a_scripted_browser_then_run_and_send_with_smtplib() {
     let info = tokens.token_registry().lookup(&messages[0].token).unwrap();
     assert_eq!(info.scopes, [scp], "sent with the user's token");
     let rotated = std::fs::read_to_string(&file).unwrap().trim().to_owned();
-    assert_ne!(rotated, signed_in, "the relay stored the rotated refresh token");
+    assert_ne!(
+        rotated, signed_in,
+        "the relay stored the rotated refresh token"
+    );
     assert_eq!(tokens.refresh_tokens(), vec![rotated]);
     drop(relay);
 }

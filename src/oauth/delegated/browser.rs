@@ -43,7 +43,10 @@ pub(crate) async fn sign_in(
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| LoginError(format!("cannot listen on 127.0.0.1 for the redirect: {e}")))?;
-    let port = listener.local_addr().map_err(|e| LoginError(e.to_string()))?.port();
+    let port = listener
+        .local_addr()
+        .map_err(|e| LoginError(e.to_string()))?
+        .port();
     let redirect_uri = format!("http://localhost:{port}");
     let rng = pkce::system_random();
     let unavailable = |_| LoginError("the system random generator failed".into());
@@ -127,8 +130,14 @@ async fn serve(mut stream: TcpStream, state: &str) -> Option<Redirect> {
         .ok()?;
     let redirect = head.as_deref().and_then(|h| parse_redirect(h, state));
     let (status, page) = match &redirect {
-        Some(Redirect::Code(_)) => ("200 OK", "Signed in. You can close this window; xoauth-relay is storing the sign-in."),
-        Some(Redirect::Refused(_)) => ("200 OK", "The sign-in did not succeed; the terminal says why. You can close this window."),
+        Some(Redirect::Code(_)) => (
+            "200 OK",
+            "Signed in. You can close this window; xoauth-relay is storing the sign-in.",
+        ),
+        Some(Redirect::Refused(_)) => (
+            "200 OK",
+            "The sign-in did not succeed; the terminal says why. You can close this window.",
+        ),
         None => ("404 Not Found", "Not the sign-in redirect."),
     };
     let html = format!(
@@ -161,7 +170,12 @@ async fn read_head(stream: &mut TcpStream) -> Option<String> {
 
 /// `GET /?code=…&state=…` or `GET /?error=…&state=…` with our `state`.
 pub(crate) fn parse_redirect(head: &str, state: &str) -> Option<Redirect> {
-    let target = head.lines().next()?.strip_prefix("GET ")?.split(' ').next()?;
+    let target = head
+        .lines()
+        .next()?
+        .strip_prefix("GET ")?
+        .split(' ')
+        .next()?;
     let url = reqwest::Url::parse(&format!("http://localhost{target}")).ok()?;
     if url.path() != "/" {
         return None;
@@ -181,7 +195,9 @@ pub(crate) fn parse_redirect(head: &str, state: &str) -> Option<Redirect> {
     let error = get("error")?;
     let description = get("error_description").unwrap_or_default();
     Some(Redirect::Refused(
-        sanitize(&format!("{error}: {description}")).trim_end().to_owned(),
+        sanitize(&format!("{error}: {description}"))
+            .trim_end()
+            .to_owned(),
     ))
 }
 
@@ -192,7 +208,10 @@ mod tests {
     #[test]
     fn only_a_redirect_with_our_state_counts() {
         let ours = "GET /?code=abc%2B1&state=S1 HTTP/1.1\r\nHost: localhost\r\n\r\n";
-        assert_eq!(parse_redirect(ours, "S1"), Some(Redirect::Code("abc+1".into())));
+        assert_eq!(
+            parse_redirect(ours, "S1"),
+            Some(Redirect::Code("abc+1".into()))
+        );
         assert_eq!(parse_redirect(ours, "other"), None, "state checked");
         let refused = "GET /?error=access_denied&error_description=The+user+said+no%0D%0A&state=S1 HTTP/1.1\r\n\r\n";
         assert_eq!(
@@ -222,7 +241,11 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let browser = tokio::spawn(async move {
             let mut pages = Vec::new();
-            for target in ["/favicon.ico", "/?code=c&state=wrong", "/?code=c0de&state=s"] {
+            for target in [
+                "/favicon.ico",
+                "/?code=c&state=wrong",
+                "/?code=c0de&state=s",
+            ] {
                 let mut s = TcpStream::connect(addr).await.unwrap();
                 let request = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n");
                 s.write_all(request.as_bytes()).await.unwrap();
@@ -236,6 +259,10 @@ mod tests {
         assert_eq!(got, Redirect::Code("c0de".into()));
         let pages = browser.await.unwrap();
         assert!(pages[0].starts_with("HTTP/1.1 404") && pages[1].starts_with("HTTP/1.1 404"));
-        assert!(pages[2].starts_with("HTTP/1.1 200") && pages[2].contains("Signed in"), "{}", pages[2]);
+        assert!(
+            pages[2].starts_with("HTTP/1.1 200") && pages[2].contains("Signed in"),
+            "{}",
+            pages[2]
+        );
     }
 }

@@ -46,9 +46,14 @@ pub(crate) async fn sign_in(
         ("client_id", endpoint.client_id.as_str()),
         ("scope", endpoint.scope.as_str()),
     ];
-    let body = endpoint.post(&endpoint.sibling("devicecode"), &form).await?;
-    let code: DeviceCode = serde_json::from_slice(&body)
-        .map_err(|e| LoginError(format!("unexpected answer from the devicecode endpoint: {e}")))?;
+    let body = endpoint
+        .post(&endpoint.sibling("devicecode"), &form)
+        .await?;
+    let code: DeviceCode = serde_json::from_slice(&body).map_err(|e| {
+        LoginError(format!(
+            "unexpected answer from the devicecode endpoint: {e}"
+        ))
+    })?;
     // Microsoft's own words carry the URL and the code; they are printed to a terminal, so
     // without control characters.
     let message = code.message.as_deref().map(|m| sanitize(m).into_owned());

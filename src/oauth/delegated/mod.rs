@@ -127,7 +127,11 @@ impl Endpoint {
     }
 
     /// Posts `form` to `url`: the body of a 200, else the refusal. Bounded by the token deadline.
-    pub(crate) async fn post(&self, url: &str, form: &[(&str, &str)]) -> Result<Vec<u8>, TokenError> {
+    pub(crate) async fn post(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Vec<u8>, TokenError> {
         let exchange = async {
             let response = self
                 .http
@@ -193,13 +197,19 @@ mod tests {
     #[test]
     fn refusals_that_only_a_new_sign_in_fixes() {
         for code in SIGN_IN_CODES {
-            assert!(sign_in_reason(&refusal("invalid_request", vec![code])).is_some(), "{code}");
+            assert!(
+                sign_in_reason(&refusal("invalid_request", vec![code])).is_some(),
+                "{code}"
+            );
         }
         for error in SIGN_IN_ERRORS {
             assert!(sign_in_reason(&refusal(error, vec![])).is_some(), "{error}");
         }
         let why = sign_in_reason(&refusal("invalid_grant", vec![70043])).unwrap();
-        assert!(why.contains("invalid_grant, AADSTS70043: The refresh token has expired."), "{why}");
+        assert!(
+            why.contains("invalid_grant, AADSTS70043: The refresh token has expired."),
+            "{why}"
+        );
         for other in [
             refusal("invalid_client", vec![7000215]),
             refusal("temporarily_unavailable", vec![50033]),
@@ -220,6 +230,9 @@ mod tests {
         let g = parse_granted(br#"{"expires_in":60,"access_token":"a"}"#).unwrap();
         assert!(g.refresh.is_none());
         let g = parse_granted(br#"{"expires_in":60,"access_token":"a","refresh_token":"a b"}"#);
-        assert!(g.unwrap().refresh.is_none(), "a token with a space is no token");
+        assert!(
+            g.unwrap().refresh.is_none(),
+            "a token with a space is no token"
+        );
     }
 }

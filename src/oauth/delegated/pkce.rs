@@ -64,7 +64,10 @@ mod tests {
         assert_ne!(a.verifier.expose(), b.verifier.expose());
         let v = a.verifier.expose();
         assert_eq!(v.len(), 43);
-        assert!(v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
         assert_eq!(a.challenge, challenge(v));
     }
 }

@@ -165,7 +165,8 @@ mod tests {
     use super::*;
 
     fn scratch(test: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("xoauth-relay-store-{test}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("xoauth-relay-store-{test}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
     }
@@ -183,9 +184,16 @@ mod tests {
         assert_eq!(mode(store.path()), 0o600);
         let inode = fs::metadata(store.path()).unwrap().ino();
         store.save(&Secret::new("second".into())).unwrap();
-        assert_ne!(fs::metadata(store.path()).unwrap().ino(), inode, "renamed over, not rewritten");
+        assert_ne!(
+            fs::metadata(store.path()).unwrap().ino(),
+            inode,
+            "renamed over, not rewritten"
+        );
         assert_eq!(fs::read_to_string(store.path()).unwrap(), "second\n");
-        let left: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(left, ["home.refresh"], "no temporary file left behind");
         assert_eq!(store.load().unwrap().unwrap().expose(), "second");
         let _ = fs::remove_dir_all(&state);
@@ -209,8 +217,13 @@ mod tests {
         let dir = state.join("tokens");
         fs::create_dir_all(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        TokenStore::new(&state, "a").save(&Secret::new("t".into())).unwrap();
-        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        TokenStore::new(&state, "a")
+            .save(&Secret::new("t".into()))
+            .unwrap();
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let _ = fs::remove_dir_all(&state);
     }
 
