@@ -240,3 +240,33 @@ async fn check_reads_the_users_permission_and_explains_a_refusal_for_a_user() {
     assert!(out.contains("xoauth-relay login contoso"), "{out}");
     assert!(!out.contains("New-ServicePrincipal"), "{out}");
 }
+
+#[tokio::test]
+async fn the_log_explains_a_missing_sign_in_and_never_shows_the_refresh_token() {
+    let (log, _guard) = LogCapture::this_thread();
+    let dir = Scratch::new("delegated-log");
+    let mut w = World::stand_ins(delegated_in(&dir.0));
+    w.restart().await;
+    let mut c = w.logged_in().await;
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "1"))
+        .await
+        .expect_code(451);
+    let text = log.text();
+    assert!(
+        text.contains("this account needs a sign-in (nobody has signed in yet"),
+        "{text}"
+    );
+    assert!(text.contains("Run `xoauth-relay login contoso`"), "{text}");
+
+    let token = signed_in(&w, &dir.0);
+    let mut c = w.logged_in().await;
+    c.send_mail(MAILBOX, &["a@example.net"], &message("a", "2"))
+        .await
+        .expect_code(250);
+    let text = log.text();
+    let rotated = stored(&dir.0);
+    assert!(
+        !text.contains(&token) && !text.contains(&rotated),
+        "a refresh token in the log"
+    );
+}
