@@ -85,6 +85,7 @@ impl TokenStore {
     pub(crate) fn save(&self, token: &Secret<String>) -> io::Result<()> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         private_dir(dir)?;
+        let owner = owner_for(dir);
         let name = self
             .path
             .file_name()
@@ -92,8 +93,13 @@ impl TokenStore {
             .unwrap_or_default();
         let n = NEXT_TEMPORARY.fetch_add(1, Ordering::Relaxed);
         let temporary = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-        let written = write_private(&temporary, token.expose());
-        let renamed = written.and_then(|()| fs::rename(&temporary, &self.path));
+        let written = write_private(&temporary, token.expose(), owner);
+        let renamed = written.and_then(|given| {
+            if let Some((uid, gid)) = given {
+                std::os::unix::fs::chown(dir, Some(uid), Some(gid))?;
+            }
+            fs::rename(&temporary, &self.path)
+        });
         if let Err(e) = renamed {
             let _ = fs::remove_file(&temporary);
             return Err(e);
@@ -125,15 +131,34 @@ fn private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn write_private(path: &Path, text: &str) -> io::Result<()> {
+/// The owner of the state directory when it is not root: root signing in for a relay that
+/// runs as another user (the system unit's dynamic user owns its state directory) gives the
+/// files to that user, who could not read root's `0600` file.
+fn owner_for(dir: &Path) -> Option<(u32, u32)> {
+    let state = fs::metadata(dir.parent()?).ok()?;
+    (state.uid() != 0).then(|| (state.uid(), state.gid()))
+}
+
+/// Writes and flushes a new `0600` file; when root made it, it is given to `owner`, which is
+/// then returned.
+fn write_private(
+    path: &Path,
+    text: &str,
+    owner: Option<(u32, u32)>,
+) -> io::Result<Option<(u32, u32)>> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)?;
+    let given = owner.filter(|_| file.metadata().is_ok_and(|m| m.uid() == 0));
+    if let Some((uid, gid)) = given {
+        std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
+    }
     file.write_all(text.as_bytes())?;
     file.write_all(b"\n")?;
-    file.sync_all()
+    file.sync_all()?;
+    Ok(given)
 }
 
 fn read_token(path: &Path) -> io::Result<(Stamp, Secret<String>)> {
@@ -223,6 +248,32 @@ mod tests {
         assert_eq!(
             fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
             0o700
+        );
+        let _ = fs::remove_dir_all(&state);
+    }
+
+    #[test]
+    fn the_files_belong_to_the_owner_of_the_state_directory() {
+        let state = scratch("owner");
+        fs::create_dir_all(&state).unwrap();
+        // Works when the tests run as root (as root runs `login` for the system unit); as
+        // anyone else the state directory is simply theirs.
+        let _ = std::os::unix::fs::chown(&state, Some(4242), Some(4242));
+        let want = fs::metadata(&state).unwrap();
+        let store = TokenStore::new(&state, "a");
+        store.save(&Secret::new("t".into())).unwrap();
+        store.save(&Secret::new("t2".into())).unwrap();
+        for path in [state.join("tokens"), store.path().to_path_buf()] {
+            let meta = fs::metadata(&path).unwrap();
+            assert_eq!(
+                (meta.uid(), meta.gid()),
+                (want.uid(), want.gid()),
+                "{path:?}"
+            );
+        }
+        assert_eq!(
+            fs::metadata(store.path()).unwrap().permissions().mode() & 0o777,
+            0o600
         );
         let _ = fs::remove_dir_all(&state);
     }
