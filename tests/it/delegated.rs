@@ -270,3 +270,82 @@ async fn the_log_explains_a_missing_sign_in_and_never_shows_the_refresh_token() 
         "a refresh token in the log"
     );
 }
+
+/// What `login` prints, forwarded to the test as it is written.
+struct Forward(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl std::io::Write for Forward {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.send(String::from_utf8_lossy(buf).into_owned());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Follows the sign-in URL `login` prints to the fake `/authorize` and back to the loopback
+/// redirect, as a browser would; returns the page the relay showed.
+async fn follow(w: &World, mut printed: tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    let url = loop {
+        let text = printed.recv().await.expect("login printed the URL");
+        if let Some(line) = text.lines().find(|l| l.trim().starts_with("https://")) {
+            break line.trim().to_owned();
+        }
+    };
+    xoauth_relay::testkit::init_crypto();
+    let browser = reqwest::Client::builder()
+        .tls_backend_preconfigured(w.pki.client_config().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = browser.get(&url).send().await.unwrap();
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    let loopback = location.replacen("http://localhost:", "http://127.0.0.1:", 1);
+    let page = browser.get(&loopback).send().await.unwrap();
+    page.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_refused_browser_sign_in_says_why_and_stores_nothing() {
+    let dir = Scratch::new("delegated-denied");
+    let w = World::stand_ins(delegated_in(&dir.0));
+    w.tokens.set_authorize_error(Some((
+        "access_denied",
+        "AADSTS65004: User declined to consent to access the app.",
+    )));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut out = Forward(tx);
+    let method = Method::Browser { open: false };
+    let (result, page) = tokio::join!(
+        login::run(&w.config, "contoso", method, &mut out),
+        follow(&w, rx)
+    );
+    let e = result.unwrap_err();
+    assert!(
+        e.contains("the sign-in failed: access_denied: AADSTS65004"),
+        "{e}"
+    );
+    assert!(page.contains("did not succeed"), "{page}");
+    assert!(!token_file(&dir.0).exists());
+}
+
+#[tokio::test]
+async fn a_browser_sign_in_in_process_stores_the_token_of_its_code() {
+    let dir = Scratch::new("delegated-browser");
+    let w = World::stand_ins(delegated_in(&dir.0));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut out = Forward(tx);
+    let method = Method::Browser { open: false };
+    let (result, page) = tokio::join!(
+        login::run(&w.config, "contoso", method, &mut out),
+        follow(&w, rx)
+    );
+    assert_eq!(result.unwrap(), token_file(&dir.0));
+    assert!(page.contains("Signed in"), "{page}");
+    let request = w.tokens.last_request().unwrap();
+    assert_eq!(request.grant_type, "authorization_code");
+    assert_eq!(request.code_verifier.as_ref().unwrap().expose().len(), 43);
+    assert_eq!(w.tokens.refresh_tokens(), vec![stored(&dir.0)]);
+}

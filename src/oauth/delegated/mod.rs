@@ -220,6 +220,23 @@ mod tests {
     }
 
     #[test]
+    fn a_confidential_app_registration_is_named_at_login() {
+        let refused = |code| TokenError::Refused {
+            status: 401,
+            oauth: Some(OAuthError {
+                error: "invalid_client".into(),
+                codes: vec![code],
+                ..OAuthError::default()
+            }),
+        };
+        let hint = LoginError::from(refused(7000218)).0;
+        assert!(hint.contains("is not a public client"), "{hint}");
+        assert!(hint.contains("Allow public client flows"), "{hint}");
+        let other = LoginError::from(refused(700016)).0;
+        assert!(!other.contains("public client"), "{other}");
+    }
+
+    #[test]
     fn grants_carry_the_next_refresh_token() {
         let g = parse_granted(
             br#"{"token_type":"Bearer","expires_in":3599,"access_token":"a","refresh_token":"r2"}"#,
