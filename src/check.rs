@@ -6,12 +6,12 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Account, Config};
+use crate::config::{Account, Auth, Config};
 use crate::daemon::build_route;
 use crate::dates::Day;
 use crate::error::Class;
 use crate::error::explain::{
-    Explanation, SMTP_AUTH_DISABLED, TOKEN_REJECTED, explain_token, explain_upstream, fill,
+    Explanation, SMTP_AUTH_DISABLED, TOKEN_REJECTED, explain_token, explain_upstream_for, fill,
 };
 use crate::oauth::claims::Claims;
 use crate::oauth::{AccessToken, TokenError};
@@ -238,6 +238,10 @@ fn check_claims<W: Write>(
     token: &AccessToken,
     report: &mut Report<'_, W>,
 ) -> Option<bool> {
+    if account.auth == Auth::Delegated {
+        user_claims(account, token, report);
+        return None;
+    }
     let Some(claims) = Claims::decode(token.value.expose()) else {
         report.warn(
             "the token is not a JWT; cannot read its roles",
@@ -281,6 +285,28 @@ fn check_claims<W: Write>(
     Some(has)
 }
 
+/// A user's token carries the delegated SMTP.Send permission (`scp`), not an app role.
+/// Personal accounts get tokens that are not JWTs, which have nothing to read.
+fn user_claims<W: Write>(account: &Account, token: &AccessToken, report: &mut Report<'_, W>) {
+    let Some(claims) = Claims::decode(token.value.expose()) else {
+        report.ok("signed in (the token is not a JWT, as for personal accounts; nothing to read)");
+        return;
+    };
+    if claims.has_scope("SMTP.Send") {
+        report.ok("the signed-in user's token carries the SMTP.Send permission");
+        return;
+    }
+    let scopes = claims.scp.as_deref().unwrap_or_default();
+    report.warn(
+        &format!("the token's scopes {scopes:?} do not include SMTP.Send"),
+        Some(&format!(
+            "add the delegated permission SMTP.Send to the app registration {}, then sign in \
+             again with `xoauth-relay login {}`",
+            account.client_id, account.name
+        )),
+    );
+}
+
 /// A tenant ID rather than a domain (only an ID can be compared with the token's `tid`).
 fn looks_like_guid(text: &str) -> bool {
     text.len() == 36 && text.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
@@ -305,6 +331,8 @@ async fn check_smtp<W: Write>(
             ));
             if login {
                 report.ok("Azure Communication Services accepted the SMTP username and secret (the app's role on the resource is in place)");
+            } else if account.auth == Auth::Delegated {
+                report.ok("Exchange accepted the signed-in user's token (SMTP.Send consented, SMTP AUTH enabled)");
             } else {
                 report.ok("Exchange prerequisites in place (permission + consent, service principal, mailbox access, SMTP AUTH)");
             }
@@ -312,7 +340,7 @@ async fn check_smtp<W: Write>(
         }
         Err(e) => {
             let text = format!("SMTP {target}: {e}");
-            match explain_upstream(&e) {
+            match explain_upstream_for(&e, account) {
                 Some(x) if x == TOKEN_REJECTED => token_rejected(account, &text, has_role, report),
                 Some(x) if x == SMTP_AUTH_DISABLED => report.explained(&text, Some(x), account),
                 x => report.explained(&text, x, account),

@@ -1,4 +1,4 @@
-//! The command line: `run`, `check`, `hash-password`, `demo`, `queue`, and the exit codes
+//! The command line: `run`, `check`, `login`, `hash-password`, `demo`, `queue`, and the exit codes
 //! (sysexits: 64 usage, 78 configuration, 71 system error, 69 the relay is not running, 1 a
 //! check or demo failed).
 
@@ -77,6 +77,22 @@ pub(crate) enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Sign in once for an account with auth = "delegated" (personal Outlook.com, or a
+    /// Microsoft 365 user): opens the sign-in in a browser and stores the refresh token in
+    /// state_dir, where a running relay picks it up.
+    Login {
+        /// The account's name (its [accounts.NAME] table).
+        account: String,
+        /// Sign in with a code on another device instead (for machines without a browser).
+        #[arg(long)]
+        device: bool,
+        /// Only print the sign-in address; do not try to open a browser.
+        #[arg(long, conflicts_with = "device")]
+        no_browser: bool,
+        /// Configuration file (else $XOAUTH_RELAY_CONFIG, else the usual locations).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Install or remove the systemd unit (Linux) or launchd plist (macOS).
     Service(crate::service::ServiceArgs),
     /// List, show, retry, hold, release, delete or bounce queued messages (through the running
@@ -121,6 +137,15 @@ pub fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Demo { once, listen } => block_on(demo(once, listen)),
+        Command::Login {
+            account,
+            device,
+            no_browser,
+            config,
+        } => match load_config_from(config, env) {
+            Ok((config, _)) => block_on(login(config, account, device, no_browser)),
+            Err(code) => code,
+        },
         Command::Queue(args) => {
             let located = config::resolve_path(args.config.as_deref(), &env)
                 .and_then(|path| config::queue_location(&path, &env));
@@ -207,6 +232,30 @@ async fn check(config: Config, send_to: Option<String>, from: Option<String>) ->
         ExitCode::SUCCESS
     } else {
         ExitCode::from(FAILURE)
+    }
+}
+
+async fn login(config: Config, account: String, device: bool, no_browser: bool) -> ExitCode {
+    let method = match device {
+        true => crate::login::Method::Device,
+        false => crate::login::Method::Browser { open: !no_browser },
+    };
+    let mut out = std::io::stdout();
+    match crate::login::run(&config, &account, method, &mut out).await {
+        Ok(path) => {
+            let _ = writeln!(
+                out,
+                "Signed in. The refresh token is stored in {}.
+A running relay uses it from \
+                 its next token request; no restart is needed.",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("xoauth-relay login: {e}");
+            ExitCode::from(FAILURE)
+        }
     }
 }
 

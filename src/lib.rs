@@ -59,6 +59,7 @@ pub(crate) mod exit;
 pub(crate) mod expiry;
 pub(crate) mod health;
 pub(crate) mod logging;
+pub mod login;
 pub mod message;
 pub(crate) mod notify;
 pub(crate) mod oauth;

@@ -147,7 +147,7 @@ fn build(p: &mut Problems, ctx: &Context, file: &File) -> Config {
         warnings.push(format!("no state directory (set state_dir, or HOME or STATE_DIRECTORY in the environment): messages cannot be queued, so delivery.mode {:?} works as \"sync\"", delivery.mode.name()));
         delivery.mode = DeliveryMode::Sync;
     }
-    let accounts = accounts::accounts(p, ctx, &file.accounts, &mut warnings);
+    let accounts = accounts::accounts(p, ctx, &file.accounts, state_dir.is_some(), &mut warnings);
     let users = users::users(p, ctx, &file.users, &accounts, &mut warnings);
     warnings.extend(unused_accounts(&accounts, &users));
     Config {

@@ -35,7 +35,8 @@ pub use file::{
 };
 pub use load::{ConfigError, Problem, load, load_str, queue_location, resolve_path, search_paths};
 pub use provider::{
-    Auth, DEFAULT_AUTHORITY, DEFAULT_SCOPE, DEFAULT_SMTP_HOST, DEFAULT_SMTP_PORT, Preset, Provider,
+    Auth, DEFAULT_AUTHORITY, DEFAULT_SCOPE, DEFAULT_SMTP_HOST, DEFAULT_SMTP_PORT, DELEGATED_SCOPE,
+    Preset, Provider,
 };
 
 /// The whole relay configuration.

@@ -117,15 +117,27 @@ impl Auth {
             Auth::Delegated => "delegated",
         }
     }
+}
 
-    /// Why this relay version cannot get a token this way, if it cannot.
-    pub fn unsupported(self) -> Option<&'static str> {
-        match self {
-            Auth::Delegated => Some(
-                "delegated sign-in (a user signs in once in a browser) is not in this relay \
-                 version yet; it can only send as an app (auth = \"client_credentials\")",
-            ),
-            Auth::ClientCredentials => None,
+/// The delegated Exchange Online scope for work accounts; `offline_access` asks for the
+/// refresh token (Microsoft identity platform, "Permissions and consent").
+pub const DELEGATED_SCOPE: &str = "https://outlook.office365.com/SMTP.Send offline_access";
+
+impl Provider {
+    /// The default scope for this provider when it signs in with `auth`.
+    pub fn scope(self, auth: Auth) -> &'static str {
+        match (self, auth) {
+            (Provider::Microsoft365, Auth::Delegated) => DELEGATED_SCOPE,
+            _ => self.preset().scope,
+        }
+    }
+
+    /// Whether an account of this provider can sign in with `auth`.
+    pub fn allows(self, auth: Auth) -> bool {
+        match auth {
+            Auth::ClientCredentials => true,
+            // HVE takes app-only tokens; ACS signs in with a password.
+            Auth::Delegated => matches!(self, Provider::Microsoft365 | Provider::Outlook),
         }
     }
 }
@@ -166,7 +178,13 @@ mod tests {
         assert_eq!((o.tenant, o.auth), (Some("consumers"), Auth::Delegated));
         assert!(Provider::Acs.uses_login());
         assert!(!Provider::Hve.uses_login());
-        assert!(Auth::Delegated.unsupported().is_some());
-        assert!(Auth::ClientCredentials.unsupported().is_none());
+        assert_eq!(
+            Provider::Microsoft365.scope(Auth::Delegated),
+            "https://outlook.office365.com/SMTP.Send offline_access"
+        );
+        assert_eq!(Provider::Outlook.scope(Auth::Delegated), o.scope);
+        assert_eq!(Provider::Hve.scope(Auth::ClientCredentials), DEFAULT_SCOPE);
+        assert!(Provider::Outlook.allows(Auth::Delegated));
+        assert!(!Provider::Hve.allows(Auth::Delegated));
     }
 }

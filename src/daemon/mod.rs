@@ -15,10 +15,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Argon2Pool, Users};
-use crate::config::{Account, Config};
+use crate::config::{Account, Auth, Config};
 use crate::delivery::{Delivery, Restored};
 use crate::logging::List;
 use crate::oauth::client_credentials::ClientCredentials;
+use crate::oauth::delegated::refresh::RefreshGrant;
 use crate::oauth::{NoToken, Observed, TokenCache, TokenSource};
 use crate::pacing::{Clock, Limits as PacingLimits, Pacer};
 use crate::relay::{Relay, Route};
@@ -83,16 +84,24 @@ pub(crate) fn build_route(
             account: name.clone(),
             source,
         })?;
-    let source: Option<ClientCredentials> = match account.provider.uses_login() {
-        true => None,
-        false => Some(
-            ClientCredentials::new(&account, tls.clone(), &config.timeouts).map_err(|source| {
-                StartError::Http {
-                    account: name.clone(),
-                    source,
-                }
-            })?,
-        ),
+    let http_error = |source| StartError::Http {
+        account: name.clone(),
+        source,
+    };
+    let source: Option<Arc<dyn TokenSource>> = match (account.provider.uses_login(), account.auth) {
+        (true, _) => None,
+        (false, Auth::ClientCredentials) => Some(Arc::new(
+            ClientCredentials::new(&account, tls.clone(), &config.timeouts).map_err(http_error)?,
+        )),
+        (false, Auth::Delegated) => Some(Arc::new(
+            RefreshGrant::new(
+                &account,
+                config.state_dir.as_deref(),
+                tls.clone(),
+                &config.timeouts,
+            )
+            .map_err(http_error)?,
+        )),
     };
     let upstream = SmtpUpstream::new(
         &account,
@@ -115,7 +124,7 @@ pub(crate) fn build_route(
     // A password account fetches no token, so it has no token statistics either.
     let tokens: Arc<dyn TokenSource> = match source {
         Some(source) => Arc::new(Observed {
-            inner: Arc::new(source),
+            inner: source,
             stats: stats.clone(),
             account: name.clone(),
         }),

@@ -72,6 +72,16 @@ pub(crate) const TOKEN_REJECTED: Explanation = x(
      consent (xoauth-relay check reads the token's roles); (4) {mailbox} is not the mailbox's \
      primary address.",
 );
+/// Microsoft Learn, "Authenticate an IMAP, POP or SMTP connection using OAuth" (delegated
+/// access): the user's token must carry SMTP.Send and the user must be able to use the mailbox.
+pub(crate) const USER_TOKEN_REJECTED: Explanation = x(
+    "user-token-rejected",
+    "Exchange refused the signed-in user's token for this mailbox (535 5.7.3)",
+    "The user who signed in with `xoauth-relay login {account}` must be {mailbox} itself, or \
+     have Full Access and Send As on it; if someone else signed in, run the login again as \
+     {mailbox}. The app registration {client_id} needs the delegated permission SMTP.Send \
+     (consented by the user or an admin), and SMTP AUTH must be enabled for the mailbox.",
+);
 pub(crate) const SEND_AS_DENIED: Explanation = x(
     "send-as-denied",
     "the mailbox may not send as this sender (5.7.60)",
@@ -262,6 +272,24 @@ pub(crate) const ACS_SENDER_DOMAIN: Explanation = x(
      domain). Set accounts.{account}.mailbox (and the users' allowed_senders) to such an \
      address (mailbox is {mailbox}).",
 );
+/// Microsoft identity platform, "Refresh tokens in the Microsoft identity platform" (lifetime
+/// and revocation) and "Microsoft Entra authentication and authorization error codes".
+pub(crate) const SIGN_IN_NEEDED: Explanation = x(
+    "sign-in-needed",
+    "the account needs a new sign-in (no refresh token, or Microsoft refused it)",
+    "Run `xoauth-relay login {account}` as the relay's user and sign in as {mailbox} (add \
+     --device on a machine without a browser); a running relay uses the new sign-in without a \
+     restart. Microsoft ends a sign-in after 90 days unused (the relay uses it at least hourly), \
+     when the password changes or sessions are revoked, and when a policy (MFA, Conditional \
+     Access, sign-in frequency) asks the user to sign in again.",
+);
+pub(crate) const TOKEN_STORE: Explanation = x(
+    "refresh-token-store",
+    "the relay cannot read or replace its refresh token file",
+    "The line above names the file (under state_dir/tokens): check that the relay's user owns \
+     state_dir and may write there, and that the disk is not full. If the file is damaged, \
+     run `xoauth-relay login {account}` again.",
+);
 pub(crate) const BUSY: Explanation = x(
     "connections-busy",
     "all upstream connections of the account stayed busy",
@@ -309,7 +337,12 @@ pub(crate) fn explain_upstream_for(
     if account.provider == crate::config::Provider::Acs && refused_sender {
         return Some(ACS_SENDER_DOMAIN);
     }
-    explain_upstream(error)
+    match explain_upstream(error) {
+        Some(x) if x == TOKEN_REJECTED && account.auth == crate::config::Auth::Delegated => {
+            Some(USER_TOKEN_REJECTED)
+        }
+        other => other,
+    }
 }
 
 pub(crate) fn explain_token(error: &TokenError) -> Option<Explanation> {
@@ -317,6 +350,8 @@ pub(crate) fn explain_token(error: &TokenError) -> Option<Explanation> {
         TokenError::Timeout(_) | TokenError::Unreachable(_) => Some(TOKEN_UNREACHABLE),
         TokenError::Certificate(_) => Some(TOKEN_CERTIFICATE),
         TokenError::Malformed(_) | TokenError::Signing(_) => None,
+        TokenError::SignIn { .. } => Some(SIGN_IN_NEEDED),
+        TokenError::Store { .. } => Some(TOKEN_STORE),
         TokenError::Refused { status, .. } if *status >= 500 => Some(TOKEN_SERVER_ERROR),
         TokenError::Refused { oauth, .. } => {
             let codes = oauth

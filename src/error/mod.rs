@@ -46,7 +46,9 @@ impl TokenError {
             | TokenError::Unreachable(_)
             | TokenError::Malformed(_)
             | TokenError::Signing(_) => Class::Transient,
-            TokenError::Certificate(_) => Class::Misconfigured,
+            TokenError::Certificate(_) | TokenError::SignIn { .. } | TokenError::Store { .. } => {
+                Class::Misconfigured
+            }
             TokenError::Refused { status, oauth } => {
                 let transient_code = oauth.as_ref().is_some_and(|o| {
                     o.error == "temporarily_unavailable"

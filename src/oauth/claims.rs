@@ -13,6 +13,8 @@ pub(crate) struct Claims {
     pub(crate) tid: Option<String>,
     pub(crate) appid: Option<String>,
     pub(crate) exp: Option<i64>,
+    /// The delegated permissions of a user's token, space-separated.
+    pub(crate) scp: Option<String>,
 }
 
 impl Claims {
@@ -25,6 +27,12 @@ impl Claims {
 
     pub(crate) fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r.eq_ignore_ascii_case(role))
+    }
+
+    pub(crate) fn has_scope(&self, scope: &str) -> bool {
+        self.scp
+            .as_deref()
+            .is_some_and(|s| s.split(' ').any(|x| x.eq_ignore_ascii_case(scope)))
     }
 }
 
@@ -41,6 +49,13 @@ mod tests {
         assert!(c.has_role("smtp.sendasapp"));
         assert_eq!(c.tid.as_deref(), Some("t"));
         assert_eq!(c.exp, Some(5));
+        assert!(!c.has_scope("SMTP.Send"));
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"scp":"offline_access SMTP.Send"}"#);
+        assert!(
+            Claims::decode(&format!("e30.{payload}.sig"))
+                .unwrap()
+                .has_scope("smtp.send")
+        );
         assert!(Claims::decode("opaque-token").is_none());
         assert!(Claims::decode("a.!!!.c").is_none());
     }

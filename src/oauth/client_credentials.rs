@@ -55,13 +55,7 @@ impl ClientCredentials {
         tls: Arc<rustls::ClientConfig>,
         timeouts: &Timeouts,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured((*tls).clone())
-            .connect_timeout(timeouts.token_connect)
-            .timeout(timeouts.token_total)
-            .http1_only()
-            .user_agent(concat!("xoauth-relay/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = http_client(&tls, timeouts)?;
         Ok(Self {
             http,
             url: account.token_url.clone(),
@@ -124,15 +118,34 @@ impl ClientCredentials {
     }
 
     fn transport_error(&self, e: reqwest::Error) -> TokenError {
-        if e.is_timeout() {
-            return TokenError::Timeout(self.total);
-        }
-        let e = e.without_url();
-        match certificate_error(&e) {
-            Some(tls) => TokenError::Certificate(crate::tls::describe(tls)),
-            None => TokenError::Unreachable(error_chain(&e)),
-        }
+        transport_error(e, self.total)
     }
+}
+
+/// What a failed HTTP exchange with the token endpoint was, `total` being its deadline.
+pub(super) fn transport_error(e: reqwest::Error, total: Duration) -> TokenError {
+    if e.is_timeout() {
+        return TokenError::Timeout(total);
+    }
+    let e = e.without_url();
+    match certificate_error(&e) {
+        Some(tls) => TokenError::Certificate(crate::tls::describe(tls)),
+        None => TokenError::Unreachable(error_chain(&e)),
+    }
+}
+
+/// The HTTP client for Microsoft's token endpoints, trusting what `tls` trusts.
+pub(super) fn http_client(
+    tls: &rustls::ClientConfig,
+    timeouts: &Timeouts,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls.clone())
+        .connect_timeout(timeouts.token_connect)
+        .timeout(timeouts.token_total)
+        .http1_only()
+        .user_agent(concat!("xoauth-relay/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 impl TokenSource for ClientCredentials {
@@ -146,7 +159,9 @@ impl TokenSource for ClientCredentials {
     }
 }
 
-async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+pub(super) async fn read_bounded(
+    mut response: reqwest::Response,
+) -> Result<Vec<u8>, reqwest::Error> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > MAX_BODY {
@@ -157,7 +172,7 @@ async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, reqwes
     Ok(body)
 }
 
-fn parse_success(body: &[u8]) -> Result<AccessToken, TokenError> {
+pub(super) fn parse_success(body: &[u8]) -> Result<AccessToken, TokenError> {
     let parsed: TokenResponse = serde_json::from_slice(body)
         .map_err(|e| TokenError::Malformed(format!("not a token response ({e})")))?;
     if let Some(kind) = parsed.token_type.as_deref()

@@ -114,6 +114,13 @@ pub(crate) enum TokenError {
     /// The client assertion of a certificate credential could not be made.
     #[error("cannot sign the client assertion: {0}")]
     Signing(String),
+    /// A delegated account has no usable refresh token: nobody signed in yet, or Microsoft
+    /// refused the one kept; only the user signing in again fixes it.
+    #[error("this account needs a sign-in ({why}): run `xoauth-relay login {account}`")]
+    SignIn { account: String, why: String },
+    /// The refresh token file could not be read or replaced.
+    #[error("cannot keep the refresh token in {path}: {error}")]
+    Store { path: String, error: String },
 }
 
 /// A 5xx is the endpoint's own failure, not a refusal of what the relay sent.

@@ -1,10 +1,11 @@
 //! OAuth2 access tokens for the upstream: the [`TokenSource`] trait, the client-credentials
-//! implementation, a single-flight cache and JWT claim decoding for diagnostics.
+//! implementation, delegated sign-in (`delegated`), a single-flight cache and JWT claim decoding for diagnostics.
 
 pub(crate) mod assertion;
 pub(crate) mod cache;
 pub(crate) mod claims;
 pub(crate) mod client_credentials;
+pub(crate) mod delegated;
 mod error;
 
 use std::sync::Arc;

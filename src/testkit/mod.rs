@@ -2,8 +2,9 @@
 //!
 //! Everything binds `127.0.0.1:0` and never touches the real network:
 //! - [`TestPki`]: a throw-away CA and a `localhost`/`127.0.0.1` server certificate.
-//! - [`FakeTokenEndpoint`]: HTTPS `POST /{tenant}/oauth2/v2.0/token` (client credentials), with
-//!   Entra's JSON errors and switchable failure modes ([`TokenMode`]).
+//! - [`FakeTokenEndpoint`]: HTTPS `POST /{tenant}/oauth2/v2.0/token` (client credentials, and a
+//!   user's refresh-token, authorization-code and device-code grants with `/authorize` and
+//!   `/devicecode`), with Entra's JSON errors and switchable failure modes ([`TokenMode`]).
 //! - [`FakeUpstream`]: SMTP like `smtp.office365.com:587`: STARTTLS, `AUTH XOAUTH2` (both
 //!   forms), MAIL/RCPT/DATA, scripted failures ([`Script`]) and a record of what arrived.
 //! - [`SmtpClient`]: a line-level SMTP client, independent of the relay's parsers.
@@ -16,6 +17,7 @@
 mod aad;
 mod assertion_check;
 pub mod client_cert;
+mod delegated;
 pub mod pki;
 pub mod relay_config;
 mod server_task;
@@ -32,7 +34,7 @@ pub use relay_config::{Identity, relay_config};
 pub use smtp_client::SmtpClient;
 pub use smtp_server::{FakeUpstream, Phase, Received, Script};
 pub use token_endpoint::{DEFAULT_SCOPE, FakeTokenEndpoint, TokenRequest};
-pub use tokens::{TokenGrant, TokenInfo, TokenRegistry};
+pub use tokens::{SMTP_SCOPE, TokenGrant, TokenInfo, TokenRegistry};
 
 /// An environment for code that takes one as a map instead of reading the process's, so tests
 /// never change (or race on) the real one.

@@ -88,7 +88,8 @@ pub struct Script {
     pub auth_json_challenge: Option<String>,
     /// Only these XOAUTH2 users may log in (case-insensitive); `None` allows any.
     pub allowed_users: Option<Vec<String>>,
-    /// Require the `SMTP.SendAsApp` role in the token, as Exchange does (default true).
+    /// Require the `SMTP.SendAsApp` role (app tokens) or the `SMTP.Send` scope (a user's
+    /// token) in the token, as Exchange does (default true).
     pub require_send_role: bool,
     /// More authenticated sessions than this at once get `432 4.3.2` at AUTH.
     pub max_concurrent_sessions: Option<usize>,

@@ -22,7 +22,7 @@ use super::smtp_server::{HOSTNAME, Phase, Received, Shared};
 use super::smtp_wire::{
     self, Transport, Xoauth2, Xoauth2Error, decode_xoauth2, push_reply, reply_code,
 };
-use super::tokens::SMTP_ROLE;
+use super::tokens::{SMTP_ROLE, SMTP_SCOPE};
 
 /// Longest SASL continuation line accepted (RFC 4954 suggests at least 12288).
 const MAX_AUTH_LINE: usize = 16 * 1024;
@@ -451,7 +451,9 @@ impl Session {
             .lookup(&login.token)
             .is_some_and(|info| {
                 info.is_valid()
-                    && (!script.require_send_role || info.roles.iter().any(|r| r == SMTP_ROLE))
+                    && (!script.require_send_role
+                        || info.roles.iter().any(|r| r == SMTP_ROLE)
+                        || info.scopes.iter().any(|s| s == SMTP_SCOPE))
             });
         let user_ok = script
             .allowed_users

@@ -1,7 +1,9 @@
 //! `FakeTokenEndpoint`: an HTTPS stand-in for
-//! `https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token` (client-credentials grant),
+//! `https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token` (client credentials; the
+//! delegated grants and `/authorize`, `/devicecode` are in `delegated`),
 //! with switchable failure modes and counters for the tests.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,9 +24,10 @@ use tokio_rustls::TlsAcceptor;
 
 use super::aad::{AadError, TokenMode};
 use super::assertion_check::{self, Expected, SeenIds};
+use super::delegated::{DEVICE_GRANT, Delegated};
 use super::pki::TestPki;
 use super::server_task::{ServerTask, spawn_loopback_server};
-use super::tokens::{SMTP_ROLE, TokenGrant, TokenRegistry};
+use super::tokens::{SMTP_ROLE, SMTP_SCOPE, TokenGrant, TokenRegistry};
 use crate::secret::Secret;
 
 /// The scope Exchange Online SMTP needs with client credentials.
@@ -59,6 +62,16 @@ pub struct TokenRequest {
     pub client_assertion_type: String,
     /// `client_assertion` (a signed JWT) from the body; prints as `***`.
     pub client_assertion: Option<Secret<String>>,
+    /// `refresh_token` of a refresh grant; prints as `***`.
+    pub refresh_token: Option<Secret<String>>,
+    /// `code` of an authorization-code grant; prints as `***`.
+    pub code: Option<Secret<String>>,
+    /// `code_verifier` (PKCE) of an authorization-code grant; prints as `***`.
+    pub code_verifier: Option<Secret<String>>,
+    /// `redirect_uri` of an authorization-code grant.
+    pub redirect_uri: String,
+    /// `device_code` of a device-code grant.
+    pub device_code: String,
 }
 
 impl TokenRequest {
@@ -119,6 +132,7 @@ struct Shared {
     /// Number of requests; a watch channel so `wait_for_calls` cannot miss an update.
     calls: watch::Sender<usize>,
     registry: TokenRegistry,
+    delegated: Mutex<Delegated>,
 }
 
 /// How to answer one request.
@@ -128,6 +142,8 @@ enum Answer {
         content_type: &'static str,
         body: String,
     },
+    /// `302 Found` to this address (the browser's way back from `/authorize`).
+    Redirect(String),
     Hang,
 }
 
@@ -146,6 +162,7 @@ impl FakeTokenEndpoint {
             log: Mutex::new(Log::default()),
             calls: watch::Sender::new(0),
             registry: TokenRegistry::new(),
+            delegated: Mutex::new(Delegated::default()),
         });
         let mut tls = (*pki.server_config()).clone();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -214,6 +231,42 @@ impl FakeTokenEndpoint {
         self.settings().roles = roles;
     }
 
+    /// `/authorize` sends the browser back with this OAuth error (e.g. `access_denied`)
+    /// instead of a code; `None` (default) signs in.
+    pub fn set_authorize_error(&self, error: Option<(&str, &str)>) {
+        self.shared.delegated().authorize_error =
+            error.map(|(e, d)| (e.to_string(), d.to_string()));
+    }
+
+    /// What the polls of the next device flows get before the sign-in is approved, in order
+    /// (`authorization_pending`, `slow_down`, or a final `authorization_declined` or
+    /// `expired_token`); default one `authorization_pending`.
+    pub fn set_device_answers(&self, answers: &[&str]) {
+        self.shared.delegated().device_answers =
+            Some(answers.iter().map(|a| a.to_string()).collect());
+    }
+
+    /// A refresh token for `client_id` and `scope`, as if the user had signed in.
+    pub fn issue_refresh_token(&self, client_id: &str, scope: &str) -> String {
+        self.shared.delegated().seed(client_id, scope)
+    }
+
+    /// The refresh tokens accepted now (each is refused once it was used: rotation).
+    pub fn refresh_tokens(&self) -> Vec<String> {
+        self.shared.delegated().valid()
+    }
+
+    /// Refresh-token grants received so far.
+    pub fn refresh_grants(&self) -> usize {
+        self.shared.delegated().refresh_grants
+    }
+
+    /// Revokes every refresh token issued so far: their next use gets `invalid_grant`
+    /// (AADSTS50173), as after "revoke sessions".
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.delegated().revoke_all();
+    }
+
     /// Requests received so far, whatever their outcome.
     pub fn calls(&self) -> usize {
         *self.shared.calls.borrow()
@@ -274,8 +327,41 @@ impl Shared {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn delegated(&self) -> MutexGuard<'_, Delegated> {
+        self.delegated.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Decides the answer to one request.
-    fn answer(&self, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Answer {
+    fn answer(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Answer {
+        if sibling_tenant(path, "authorize").is_some() {
+            let query: HashMap<String, String> =
+                form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                    .into_owned()
+                    .collect();
+            let expected = self.settings().client_id.clone();
+            return match self.delegated().authorize(&query, expected.as_deref()) {
+                Ok(location) => Answer::Redirect(location),
+                Err(error) => aad_error(&error),
+            };
+        }
+        if sibling_tenant(path, "devicecode").is_some() && method == Method::POST {
+            let request = parse_token_request("", headers, body);
+            let answer = self
+                .delegated()
+                .device_code(&request.client_id, &request.scope);
+            return Answer::Respond {
+                status: 200,
+                content_type: "application/json; charset=utf-8",
+                body: answer.to_string(),
+            };
+        }
         let Some(tenant) = token_path_tenant(path) else {
             return plain(404, "Not Found");
         };
@@ -310,6 +396,9 @@ impl Shared {
     }
 
     fn validate_and_issue(&self, request: &TokenRequest) -> Answer {
+        if is_delegated(&request.grant_type) {
+            return self.delegated_grant(request);
+        }
         let grant = match self.validate(request) {
             Ok(grant) => grant,
             Err(error) => return aad_error(&error),
@@ -321,6 +410,43 @@ impl Shared {
             "expires_in": grant.expires_in,
             "ext_expires_in": grant.expires_in,
             "access_token": token,
+        });
+        Answer::Respond {
+            status: 200,
+            content_type: "application/json; charset=utf-8",
+            body: body.to_string(),
+        }
+    }
+
+    /// A user's grant: a token with the `SMTP.Send` scope and the next refresh token.
+    fn delegated_grant(&self, request: &TokenRequest) -> Answer {
+        let expected = self.settings().client_id.clone();
+        if expected.is_some_and(|id| id != request.client_id) {
+            return aad_error(&AadError::application_not_found(
+                &request.client_id,
+                &request.tenant,
+            ));
+        }
+        let approved = match self.delegated().grant(request) {
+            Ok(approved) => approved,
+            Err(error) => return aad_error(&error),
+        };
+        let expires_in = self.settings().expires_in;
+        let token = self.registry.issue(&TokenGrant {
+            tenant: request.tenant.clone(),
+            client_id: approved.client_id,
+            roles: Vec::new(),
+            scopes: vec![SMTP_SCOPE.to_string()],
+            expires_in,
+        });
+        self.log().issued.push(token.clone());
+        let body = serde_json::json!({
+            "token_type": "Bearer",
+            "scope": approved.scope,
+            "expires_in": expires_in,
+            "ext_expires_in": expires_in,
+            "access_token": token,
+            "refresh_token": approved.refresh_token,
         });
         Answer::Respond {
             status: 200,
@@ -351,9 +477,17 @@ impl Shared {
             tenant: request.tenant.clone(),
             client_id: request.client_id.clone(),
             roles: settings.roles.clone(),
+            scopes: Vec::new(),
             expires_in: settings.expires_in,
         })
     }
+}
+
+fn is_delegated(grant_type: &str) -> bool {
+    matches!(
+        grant_type,
+        "refresh_token" | "authorization_code" | DEVICE_GRANT
+    )
 }
 
 fn check_grant_type(grant_type: &str) -> Result<(), AadError> {
@@ -461,6 +595,15 @@ fn token_path_tenant(target: &str) -> Option<&str> {
     (!tenant.is_empty() && !tenant.contains('/')).then_some(tenant)
 }
 
+/// The tenant of `/{tenant}/oauth2/v2.0/{leaf}`, for the endpoints next to the token one.
+fn sibling_tenant<'a>(path: &'a str, leaf: &str) -> Option<&'a str> {
+    let tenant = path
+        .strip_prefix('/')?
+        .strip_suffix(leaf)?
+        .strip_suffix("/oauth2/v2.0/")?;
+    (!tenant.is_empty() && !tenant.contains('/')).then_some(tenant)
+}
+
 /// The form fields of the body; like lenient servers, bad `%` escapes are kept literally and
 /// invalid UTF-8 is replaced.
 fn parse_token_request(tenant: &str, headers: &HeaderMap, body: &[u8]) -> TokenRequest {
@@ -477,6 +620,11 @@ fn parse_token_request(tenant: &str, headers: &HeaderMap, body: &[u8]) -> TokenR
             "client_assertion_type" => out.client_assertion_type = value,
             "client_assertion" => out.client_assertion = Some(Secret::new(value)),
             "scope" => out.scope = value,
+            "refresh_token" => out.refresh_token = Some(Secret::new(value)),
+            "code" => out.code = Some(Secret::new(value)),
+            "code_verifier" => out.code_verifier = Some(Secret::new(value)),
+            "redirect_uri" => out.redirect_uri = value,
+            "device_code" => out.device_code = value,
             _ => {}
         }
     }
@@ -520,12 +668,20 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         return respond(413, "text/plain", String::new());
     };
     shared.calls.send_modify(|calls| *calls += 1);
-    match shared.answer(&parts.method, parts.uri.path(), &parts.headers, &body) {
+    let (path, query) = (parts.uri.path(), parts.uri.query());
+    match shared.answer(&parts.method, path, query, &parts.headers, &body) {
         Answer::Respond {
             status,
             content_type,
             body,
         } => respond(status, content_type, body),
+        Answer::Redirect(location) => {
+            let mut response = respond(302, "text/plain", String::new());
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+        }
         // The connection stays open until the client gives up or the fake is dropped.
         Answer::Hang => std::future::pending().await,
     }

@@ -17,6 +17,9 @@ pub const EXCHANGE_AUDIENCE: &str = "https://outlook.office.com";
 /// The application permission Exchange wants for SMTP with client credentials.
 pub const SMTP_ROLE: &str = "SMTP.SendAsApp";
 
+/// The delegated permission Exchange wants for SMTP with a user's sign-in (`scp`).
+pub const SMTP_SCOPE: &str = "SMTP.Send";
+
 /// Minimum length of an issued token: Entra tokens are well over 1 KB, and that length is what
 /// forces clients into the two-step `AUTH XOAUTH2` form (the inline form would pass 512 octets).
 pub const MIN_TOKEN_LEN: usize = 1200;
@@ -30,6 +33,8 @@ pub struct TokenInfo {
     pub client_id: String,
     /// The application roles (`roles`).
     pub roles: Vec<String>,
+    /// The delegated permissions (`scp`) of a user's token.
+    pub scopes: Vec<String>,
     /// When the fake upstream stops accepting it. A tokio `Instant`, so tests can move a paused
     /// clock past it.
     pub expires_at: Instant,
@@ -68,6 +73,8 @@ pub struct TokenGrant {
     pub client_id: String,
     /// Application roles, omitted from the claims when empty.
     pub roles: Vec<String>,
+    /// Delegated permissions (`scp`, space-separated), omitted when empty.
+    pub scopes: Vec<String>,
     /// Lifetime in seconds.
     pub expires_in: u64,
 }
@@ -86,6 +93,7 @@ impl TokenRegistry {
             tenant: grant.tenant.clone(),
             client_id: grant.client_id.clone(),
             roles: grant.roles.clone(),
+            scopes: grant.scopes.clone(),
             expires_at: Instant::now() + Duration::from_secs(grant.expires_in),
             revoked: false,
         };
@@ -99,6 +107,7 @@ impl TokenRegistry {
             tenant: tenant.to_string(),
             client_id: client_id.to_string(),
             roles: vec![SMTP_ROLE.to_string()],
+            scopes: Vec::new(),
             expires_in: 3599,
         })
     }
@@ -203,6 +212,9 @@ fn claims(grant: &TokenGrant, jti: u64) -> serde_json::Value {
     if !grant.roles.is_empty() {
         claims["roles"] = serde_json::json!(grant.roles);
     }
+    if !grant.scopes.is_empty() {
+        claims["scp"] = serde_json::json!(grant.scopes.join(" "));
+    }
     claims
 }
 
@@ -215,6 +227,7 @@ mod tests {
             tenant: "contoso".into(),
             client_id: "app".into(),
             roles: vec![SMTP_ROLE.into()],
+            scopes: Vec::new(),
             expires_in: 60,
         }
     }

@@ -1,5 +1,5 @@
-//! Account kinds through the loader: `provider` presets and their overrides, `auth`, the
-//! kinds this version refuses at load, and `allowed_recipient_domains`.
+//! Account kinds through the loader: `provider` presets and their overrides, `auth`
+//! (delegated sign-in and what it refuses), and `allowed_recipient_domains`.
 
 use std::path::Path;
 
@@ -99,25 +99,29 @@ fn every_preset_default_can_be_overridden() {
     );
 }
 
+/// A delegated account: a mailbox and a public client's id, no secret, then `extra`.
+fn delegated(extra: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let text = format!(
+        "[[users]]\nname = \"app\"\npassword = \"pw\"\naccount = \"a\"\n\n\
+         [accounts.a]\nmailbox = \"someone@outlook.com\"\n\
+         client_id = \"11111111-2222-3333-4444-555555555555\"\n{extra}\n"
+    );
+    load_str(&text, Path::new("."), &env(vars))
+}
+
+fn delegated_problems(extra: &str, vars: &[(&str, &str)]) -> Vec<Problem> {
+    match delegated(extra, vars) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        Err(other) => panic!("expected Invalid, got {other}"),
+        Ok(_) => panic!("expected Invalid, got a Config"),
+    }
+}
+
 #[test]
-fn outlook_presets_consumers_and_is_refused_while_it_signs_in_delegated() {
-    let p = problems("provider = \"outlook\"");
-    assert_problem(
-        &p,
-        "accounts.a.auth",
-        &[
-            "provider \"outlook\"",
-            "\"delegated\"",
-            "not in this relay version yet",
-        ],
-    );
-    assert!(
-        !p.iter().any(|p| p.key == "accounts.a.tenant"),
-        "outlook needs no tenant: {p:#?}"
-    );
-    // With the default overridden, the preset's endpoints stand.
-    let c = loaded("provider = \"outlook\"\nauth = \"client_credentials\"");
+fn outlook_presets_consumers_and_signs_in_delegated() {
+    let c = delegated("provider = \"outlook\"", &[]).unwrap_or_else(|e| panic!("{e}"));
     let a = &c.accounts["a"];
+    assert_eq!((a.provider, a.auth), (Provider::Outlook, Auth::Delegated));
     assert_eq!(
         (a.smtp_host.as_str(), a.smtp_port),
         ("smtp-mail.outlook.com", 587)
@@ -130,15 +134,82 @@ fn outlook_presets_consumers_and_is_refused_while_it_signs_in_delegated() {
         a.token_url,
         "https://login.microsoftonline.com/consumers/oauth2/v2.0/token"
     );
+    assert!(a.client_secret.expose().is_empty());
+    // With the default overridden, the preset's endpoints stand.
+    let c = loaded("provider = \"outlook\"\nauth = \"client_credentials\"");
+    let a = &c.accounts["a"];
+    assert_eq!(a.smtp_host, "smtp-mail.outlook.com");
+    assert_eq!(
+        a.token_url,
+        "https://login.microsoftonline.com/consumers/oauth2/v2.0/token"
+    );
 }
 
 #[test]
-fn delegated_sign_in_is_refused_at_the_auth_key() {
-    let p = problems(&format!("{TENANT}\nauth = \"delegated\""));
+fn delegated_microsoft365_signs_in_at_the_tenant_with_the_users_scope() {
+    let c = delegated(&format!("{TENANT}\nauth = \"delegated\""), &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let a = &c.accounts["a"];
+    assert_eq!(
+        (a.provider, a.auth),
+        (Provider::Microsoft365, Auth::Delegated)
+    );
+    assert_eq!(
+        a.scope,
+        "https://outlook.office365.com/SMTP.Send offline_access"
+    );
+    assert_eq!(
+        a.token_url,
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+    );
+    assert_eq!(a.smtp_host, "smtp.office365.com");
+    // A tenant is still needed: a work account signs in at its own.
+    let p = delegated_problems("auth = \"delegated\"", &[]);
+    assert_problem(&p, "accounts.a.tenant", &["is missing"]);
+}
+
+#[test]
+fn a_delegated_account_refuses_a_secret_or_certificate() {
+    // The shared template has client_secret = "s".
+    let p = problems("provider = \"outlook\"");
+    assert_problem(
+        &p,
+        "accounts.a.client_secret",
+        &[
+            "is not used with auth = \"delegated\"",
+            "public client",
+            "remove client_secret",
+        ],
+    );
+    assert_eq!(p.len(), 1, "{p:#?}");
+    let p = delegated_problems(
+        "provider = \"outlook\"\nclient_certificate = \"a.pem\"\nclient_key = \"a.key\"",
+        &[],
+    );
+    assert_problem(&p, "accounts.a.client_certificate", &["public client"]);
+    assert_problem(&p, "accounts.a.client_key", &["public client"]);
+}
+
+#[test]
+fn delegated_sign_in_needs_a_state_dir_and_a_provider_that_takes_it() {
+    let text = "[[users]]\nname = \"app\"\npassword = \"pw\"\naccount = \"a\"\n\n\
+         [accounts.a]\nprovider = \"outlook\"\nmailbox = \"someone@outlook.com\"\n\
+         client_id = \"11111111-2222-3333-4444-555555555555\"\n\n[delivery]\nmode = \"sync\"\n";
+    let mut vars = env(&[]);
+    vars.remove("HOME");
+    let p = match load_str(text, Path::new("."), &vars) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        other => panic!("expected Invalid, got {:?}", other.map(|_| ())),
+    };
+    assert_problem(&p, "state_dir", &["accounts.a", "refresh token"]);
+    let p = delegated_problems(
+        &format!("{TENANT}\nprovider = \"hve\"\nauth = \"delegated\""),
+        &[],
+    );
     assert_problem(
         &p,
         "accounts.a.auth",
-        &["\"delegated\"", "not in this relay version yet"],
+        &["\"delegated\" is not available with provider \"hve\""],
     );
     assert_eq!(p.len(), 1, "{p:#?}");
 }

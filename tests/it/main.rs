@@ -14,6 +14,8 @@ mod cli;
 mod config;
 mod crash;
 mod credentials;
+mod delegated;
+mod e2e_delegated;
 mod e2e_kinds;
 mod e2e_smtplib;
 mod health;

@@ -16,6 +16,7 @@ pub fn accounts(
     p: &mut Problems,
     ctx: &Context,
     raw: &BTreeMap<String, AccountFile>,
+    has_state_dir: bool,
     warnings: &mut Vec<String>,
 ) -> BTreeMap<String, Arc<Account>> {
     if raw.is_empty() {
@@ -25,6 +26,16 @@ pub fn accounts(
         .iter()
         .map(|(name, raw)| (name.clone(), Arc::new(account(p, ctx, name, raw))))
         .collect();
+    if let Some(a) = built.values().find(|a| a.auth == Auth::Delegated)
+        && !has_state_dir
+    {
+        let message = format!(
+            "is needed by accounts.{} (auth = \"delegated\"): the refresh token of its sign-in \
+             is kept there; set state_dir, or HOME or STATE_DIRECTORY in the environment",
+            a.name
+        );
+        p.push("state_dir", message);
+    }
     warnings.extend(
         built
             .values()
@@ -83,12 +94,18 @@ fn account(p: &mut Problems, ctx: &Context, name: &str, raw: &AccountFile) -> Ac
     let domains = raw.allowed_recipient_domains.as_deref();
     let allowed_recipient_domains =
         recipient_domains(p, &key("allowed_recipient_domains"), domains);
-    let credential = credential(p, ctx, &table, raw);
+    let credential = match auth {
+        Auth::Delegated => (public_client(p, &key, raw), None),
+        Auth::ClientCredentials => credential(p, ctx, &table, raw),
+    };
     Account {
         name: name.to_owned(),
         provider: raw.provider,
         auth,
-        scope: raw.scope.clone().unwrap_or(preset.scope.to_owned()),
+        scope: raw
+            .scope
+            .clone()
+            .unwrap_or(raw.provider.scope(auth).to_owned()),
         smtp_host: raw.smtp_host.clone().unwrap_or(preset.smtp_host.to_owned()),
         smtp_port: raw.smtp_port.unwrap_or(preset.smtp_port),
         allowed_recipient_domains,
@@ -152,18 +169,44 @@ fn supported(p: &mut Problems, key: &dyn Fn(&str) -> String, raw: &AccountFile, 
             ),
         );
     }
-    let Some(why) = auth.unsupported() else {
+    if raw.provider.allows(auth) {
         return;
-    };
-    let message = match raw.auth {
-        Some(_) => format!("{:?}: {why}", auth.name()),
-        None => format!(
-            "provider {:?} signs in as {:?} by default: {why}",
-            raw.provider.name(),
-            auth.name()
-        ),
-    };
+    }
+    let message = format!(
+        "{:?} is not available with provider {:?}: High Volume Email sends with the app's own \
+         credential; use auth = \"client_credentials\"",
+        auth.name(),
+        raw.provider.name()
+    );
     p.push(key("auth"), message);
+}
+
+/// A delegated sign-in is a public client (Microsoft identity platform, "Public client and
+/// confidential client applications"): it proves nothing with a secret of its own, and Entra
+/// refuses a secret sent by one, so a configured secret or certificate is an error.
+fn public_client(
+    p: &mut Problems,
+    key: &dyn Fn(&str) -> String,
+    raw: &AccountFile,
+) -> Option<Secret<String>> {
+    let set = [
+        ("client_secret", raw.client_secret.is_some()),
+        ("client_secret_file", raw.client_secret_file.is_some()),
+        ("client_secret_env", raw.client_secret_env.is_some()),
+        ("client_certificate", raw.client_certificate.is_some()),
+        ("client_key", raw.client_key.is_some()),
+    ];
+    for (field, _) in set.iter().filter(|(_, is_set)| *is_set) {
+        p.push(
+            key(field),
+            format!(
+                "is not used with auth = \"delegated\": a user signs in (xoauth-relay login) \
+                 through a public client app registration, which has no secret or certificate; \
+                 remove {field}"
+            ),
+        );
+    }
+    None
 }
 
 /// `allowed_recipient_domains = ["contoso.com"]`, stored lower-case without a leading `@`.
