@@ -135,7 +135,8 @@ impl Provider {
     /// Whether an account of this provider can sign in with `auth`.
     pub fn allows(self, auth: Auth) -> bool {
         match auth {
-            Auth::ClientCredentials => true,
+            // A personal account has no tenant to grant an app access to it.
+            Auth::ClientCredentials => self != Provider::Outlook,
             // HVE takes app-only tokens; ACS signs in with a password.
             Auth::Delegated => matches!(self, Provider::Microsoft365 | Provider::Outlook),
         }

@@ -135,14 +135,6 @@ fn outlook_presets_consumers_and_signs_in_delegated() {
         "https://login.microsoftonline.com/consumers/oauth2/v2.0/token"
     );
     assert!(a.client_secret.expose().is_empty());
-    // With the default overridden, the preset's endpoints stand.
-    let c = loaded("provider = \"outlook\"\nauth = \"client_credentials\"");
-    let a = &c.accounts["a"];
-    assert_eq!(a.smtp_host, "smtp-mail.outlook.com");
-    assert_eq!(
-        a.token_url,
-        "https://login.microsoftonline.com/consumers/oauth2/v2.0/token"
-    );
 }
 
 #[test]
@@ -212,6 +204,15 @@ fn delegated_sign_in_needs_a_state_dir_and_a_provider_that_takes_it() {
         &["\"delegated\" is not available with provider \"hve\""],
     );
     assert_eq!(p.len(), 1, "{p:#?}");
+    let p = delegated_problems("provider = \"outlook\"\nauth = \"client_credentials\"", &[]);
+    assert_problem(
+        &p,
+        "accounts.a.auth",
+        &[
+            "\"client_credentials\" is not available with provider \"outlook\"",
+            "xoauth-relay login",
+        ],
+    );
 }
 
 /// An ACS account: only the mailbox, the SMTP Username and the secret, then `extra`.

@@ -9,7 +9,7 @@ use super::{certificate, roots, secrets};
 use crate::config::file::AccountFile;
 use crate::config::syntax::is_domain;
 use crate::config::values;
-use crate::config::{Account, Auth, ClientCertificate};
+use crate::config::{Account, Auth, ClientCertificate, Provider};
 use crate::secret::Secret;
 
 pub fn accounts(
@@ -172,9 +172,18 @@ fn supported(p: &mut Problems, key: &dyn Fn(&str) -> String, raw: &AccountFile, 
     if raw.provider.allows(auth) {
         return;
     }
+    let why = match raw.provider {
+        Provider::Outlook => {
+            "a personal Outlook.com account can only be used by its own user's sign-in; use \
+             auth = \"delegated\" and run `xoauth-relay login`"
+        }
+        _ => {
+            "High Volume Email sends with the app's own credential; use auth = \
+             \"client_credentials\""
+        }
+    };
     let message = format!(
-        "{:?} is not available with provider {:?}: High Volume Email sends with the app's own \
-         credential; use auth = \"client_credentials\"",
+        "{:?} is not available with provider {:?}: {why}",
         auth.name(),
         raw.provider.name()
     );
