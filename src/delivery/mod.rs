@@ -184,15 +184,12 @@ impl Delivery {
             Queue::count(&self.queue.counters.ambiguous);
         }
         self.log_queued(message, &meta, attempt);
-        let reason: String = meta.reason.chars().take(160).collect();
         self.queue.put(meta);
+        // Why is for the log and `queue list`: the client learns only that the relay owns it now.
         Reply::with_text(
             250,
             Enhanced(2, 0, 0),
-            format!(
-                "Queued as {id}; Microsoft 365 has not accepted it yet ({}), the relay will keep trying",
-                crate::reply::sanitize(&reason)
-            ),
+            format!("Queued as {id}; the relay will deliver it"),
         )
     }
 
