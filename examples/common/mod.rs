@@ -25,10 +25,15 @@ pub fn relay_binary() -> Option<PathBuf> {
 
 /// Starts `xoauth-relay run --config <config>` and waits for its "listening" line.
 pub fn start(binary: &Path, config: &Path) -> (Relay, SocketAddr) {
+    // What the relay keeps (the queue, pacing counts) goes next to the config, never into the
+    // state directory of the user running the benchmark.
+    let state = config.parent().unwrap_or(Path::new(".")).join("state");
     let mut child = Command::new(binary)
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "info")
+        .env("XDG_STATE_HOME", &state)
+        .env_remove("STATE_DIRECTORY")
         .stderr(Stdio::piped())
         .spawn()
         .expect("start relay");

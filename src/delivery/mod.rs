@@ -19,7 +19,7 @@ use crate::message::{Body, Submission, Submit};
 use crate::pacing::Clock;
 use crate::relay::{Attempt, Relay};
 use crate::reply::{self, Enhanced, Reply};
-use crate::spool::{Hold, Meta, Spool};
+use crate::spool::{Hold, Meta, Spool, write_out};
 use crate::swap::Swap;
 use crate::upstream::Progress;
 
@@ -153,7 +153,7 @@ impl Delivery {
         attempt: Option<&Attempt>,
         next_attempt: u64,
     ) -> Reply {
-        let (Some(spool), Body::File(file)) = (&self.spool, message.body()) else {
+        let Some(spool) = &self.spool else {
             return attempt.map_or(reply::SPOOL_FAILED, |a| a.reply.clone());
         };
         if self.queue.len() >= self.max_messages {
@@ -161,6 +161,21 @@ impl Delivery {
             tracing::error!(user = %Untrusted(user), queued = self.queue.len(), "message not queued: the queue holds spool.max_messages already (452 to the client)");
             return reply::SPOOL_FULL;
         }
+        let written;
+        let file = match message.body() {
+            Body::File(file) => file,
+            Body::Memory(content) => match write_out(spool.clone(), content).await {
+                Ok(file) => {
+                    written = file;
+                    &written
+                }
+                Err(why) => {
+                    let user = &message.submitter.user;
+                    tracing::error!(user = %Untrusted(user), reason = %why, "message could not be queued (452 to the client)");
+                    return why.reply();
+                }
+            },
+        };
         let id = file
             .path()
             .file_stem()

@@ -21,7 +21,7 @@ use crate::auth::{Argon2Pool, Checked, Users, failure_delay};
 use crate::logging::Untrusted;
 use crate::message::{Body, Submission, Submit, Submitter};
 use crate::reply::{self, Reply};
-use crate::spool::{Incoming, Spool, Unkept};
+use crate::spool::{Incoming, Spool};
 use crate::stats::{Outcome, Stats};
 use crate::swap::Swap;
 
@@ -328,12 +328,10 @@ impl Conn {
     /// The finished message with its content in its spool file (when there is a spool), or the
     /// reply for a message that could not be stored.
     async fn spooled(&mut self, mut message: Submission) -> Result<Submission, Reply> {
-        let Some(spool) = self.services.spool.clone() else {
+        // A message smaller than one spool chunk stays in memory: it goes to disk only if it
+        // has to be queued.
+        let Some(mut incoming) = self.incoming.take() else {
             return Ok(message);
-        };
-        let mut incoming = match self.incoming.take() {
-            Some(incoming) => incoming,
-            None => Incoming::create(spool).await,
         };
         if let Body::Memory(rest) = message.take_body() {
             incoming.write(&rest).await;
@@ -346,15 +344,8 @@ impl Conn {
             }
             Err(why) => {
                 let user = &message.submitter.user;
-                let (reply, reason) = match &why {
-                    Unkept::Full => (
-                        reply::SPOOL_FULL,
-                        "the spool is full (spool.max_size)".to_string(),
-                    ),
-                    Unkept::Io(e) => (reply::SPOOL_FAILED, e.clone()),
-                };
-                tracing::error!(peer = %self.peer, user = %Untrusted(user), id, reason, "message not stored: 452 to the client");
-                Err(reply)
+                tracing::error!(peer = %self.peer, user = %Untrusted(user), id, reason = %why, "message not stored: 452 to the client");
+                Err(why.reply())
             }
         }
     }

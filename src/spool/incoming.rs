@@ -19,6 +19,32 @@ pub(crate) enum Unkept {
     Io(String),
 }
 
+impl Unkept {
+    /// The client's reply.
+    pub(crate) fn reply(&self) -> crate::reply::Reply {
+        match self {
+            Unkept::Full => crate::reply::SPOOL_FULL,
+            Unkept::Io(_) => crate::reply::SPOOL_FAILED,
+        }
+    }
+}
+
+impl std::fmt::Display for Unkept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unkept::Full => f.write_str("the spool is full (spool.max_size)"),
+            Unkept::Io(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Writes a message held in memory to a new file of `tmp/`, for a commit.
+pub(crate) async fn write_out(spool: Arc<Spool>, content: &[u8]) -> Result<BodyFile, Unkept> {
+    let mut incoming = Incoming::create(spool).await;
+    incoming.write(content).await;
+    incoming.finish().await
+}
+
 /// Octets counted against the spool's size until dropped.
 #[derive(Debug)]
 pub(crate) struct Reserved {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub(crate) use id::{is_id, new_id};
-pub(crate) use incoming::{Incoming, Unkept};
+pub(crate) use incoming::{Incoming, write_out};
 pub use meta::{Hold, Meta};
 
 const TMP: &str = "tmp";

@@ -269,11 +269,16 @@ async fn a_full_spool_refuses_with_452_and_keeps_nothing() {
         c.spool.max_size = 64;
     })
     .await;
+    // Delivered at once, a small message needs no room in the spool.
+    send(&w, "a@example.net").await.expect_code(250);
+    w.upstream
+        .script(|s| s.final_reply = Some("451 4.3.0 Try again later".into()));
     let reply = send(&w, "a@example.net").await;
     assert_eq!(reply.code, 452, "{reply:?}");
     assert!(reply.text.contains("4.3.1"), "{reply:?}");
-    assert!(w.upstream.messages().is_empty());
+    assert_eq!(w.upstream.messages().len(), 1);
     assert!(files(&dir.0, "tmp").is_empty());
+    assert!(files(&dir.0, "queue").is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -427,4 +432,33 @@ async fn a_queue_at_max_messages_refuses_with_452() {
     assert!(refused.text.contains("4.3.1"), "{refused:?}");
     assert_eq!(meta(&dir.0, "queue").len(), 1);
     assert!(files(&dir.0, "tmp").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_message_is_received_into_the_spool_and_sent_from_it_byte_for_byte() {
+    let dir = Scratch::new("queue-large");
+    let w = World::start_with(spooled(&dir.0, DeliveryMode::Hybrid)).await;
+    w.upstream
+        .script(|s| s.final_reply = Some("451 4.3.0 Try again later".into()));
+    let mut body =
+        format!("From: <{MAILBOX}>\r\nTo: <a@example.net>\r\nSubject: big\r\n\r\n").into_bytes();
+    for i in 0..6000 {
+        body.extend_from_slice(if i % 5 == 0 {
+            b".a line that starts with a dot\r\n"
+        } else {
+            b"some text of the message body\r\n"
+        });
+    }
+    let mut c = w.logged_in().await;
+    let id = queued_id(&c.send_mail(MAILBOX, &["a@example.net"], &body).await);
+    let size = std::fs::metadata(dir.0.join(format!("spool/queue/{id}.msg")))
+        .unwrap()
+        .len();
+    assert_eq!(size, body.len() as u64);
+    w.upstream.script(|s| s.final_reply = None);
+    received(&w, 1).await;
+    assert!(
+        w.upstream.messages()[0].body == body,
+        "the body arrived changed"
+    );
 }
