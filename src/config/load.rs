@@ -142,6 +142,9 @@ fn build(p: &mut Problems, ctx: &Context, file: &File) -> Config {
     if listen.uses_tls() && listen.tls_files.is_none() && state_dir.is_none() {
         p.push("state_dir", "is needed to keep the self-signed listener certificate: set state_dir, or tls_cert and tls_key in [listen]");
     }
+    if file.spool.dir.trim().is_empty() {
+        p.push("spool.dir", "must not be empty: it names the queue's directory (default \"spool\", under state_dir)");
+    }
     let mut delivery = file.delivery.clone();
     if delivery.mode != DeliveryMode::Sync && state_dir.is_none() {
         warnings.push(format!("no state directory (set state_dir, or HOME or STATE_DIRECTORY in the environment): messages cannot be queued, so delivery.mode {:?} works as \"sync\"", delivery.mode.name()));

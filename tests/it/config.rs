@@ -1167,3 +1167,89 @@ fn pool_and_pacing_keys_default_set_and_turn_off() {
         "from 0 to 10000, found 10001",
     );
 }
+
+#[test]
+fn delivery_and_spool_keys_default_set_and_refuse_nonsense() {
+    use xoauth_relay::config::{DeliveryMode, OnAmbiguous};
+    let base = std::fs::read_to_string(fixture("minimal.toml")).unwrap();
+    let with = |sections: &str, vars: &[(&str, &str)]| {
+        let text = format!("{sections}\n{}", base.trim_start_matches(|c| c != '['));
+        load_str(&text, Path::new("/"), &env(vars))
+    };
+    let c = with("", &[]).unwrap();
+    let d = &c.delivery;
+    assert_eq!(d.mode, DeliveryMode::Hybrid);
+    assert_eq!(d.sync_timeout, Duration::from_secs(15));
+    assert_eq!(d.retry.len(), 7);
+    assert_eq!(d.retry_after(1), Duration::from_secs(60));
+    assert_eq!(
+        d.retry_after(100),
+        Duration::from_secs(3600),
+        "the last wait repeats"
+    );
+    assert_eq!(d.lifetime, Duration::from_secs(5 * 86_400));
+    assert_eq!((d.on_ambiguous, d.warn_after), (OnAmbiguous::Retry, None));
+    assert_eq!((c.spool.max_size, c.spool.max_messages), (1 << 30, 100_000));
+    assert_eq!(
+        c.spool_dir(),
+        Some(PathBuf::from("/home/relay/.local/state/xoauth-relay/spool"))
+    );
+
+    let c = with(
+        "[delivery]\nmode = \"queue\"\nsync_timeout = \"5s\"\nretry = [\"30s\", \"2h\"]\n\
+         lifetime = \"2d\"\non_ambiguous = \"hold\"\nwarn_after = \"4h\"\n\
+         [spool]\ndir = \"/var/spool/xoauth\"\nmax_size = \"10MB\"\n",
+        &[
+            ("XOAUTH_RELAY__DELIVERY__MODE", "sync"),
+            ("XOAUTH_RELAY__SPOOL__MAX_MESSAGES", "12"),
+            ("XOAUTH_RELAY__LOG__RECIPIENTS", "domain"),
+        ],
+    )
+    .unwrap();
+    let d = &c.delivery;
+    assert_eq!(d.mode, DeliveryMode::Sync, "the environment wins");
+    assert_eq!(
+        d.retry,
+        [Duration::from_secs(30), Duration::from_secs(7200)]
+    );
+    assert_eq!(
+        (d.lifetime, d.warn_after),
+        (
+            Duration::from_secs(2 * 86_400),
+            Some(Duration::from_secs(4 * 3600))
+        )
+    );
+    assert_eq!(d.on_ambiguous, OnAmbiguous::Hold);
+    assert_eq!(c.spool_dir(), Some(PathBuf::from("/var/spool/xoauth")));
+    assert_eq!(c.spool.max_messages, 12);
+    assert_eq!(c.log.recipients, config::LogRecipients::Domain);
+
+    let problems = problems_of(with(
+        "[delivery]\nmode = \"later\"\nretry = []\non_ambiguous = \"drop\"\n[spool]\ndir = \" \"\n",
+        &[],
+    ));
+    assert_problem(
+        &problems,
+        "delivery.mode",
+        "\"later\" is not one of \"sync\", \"hybrid\", \"queue\"",
+    );
+    assert_problem(&problems, "delivery.retry", "needs at least one wait");
+    assert_problem(&problems, "delivery.on_ambiguous", "\"retry\", \"hold\"");
+    assert_problem(&problems, "spool.dir", "must not be empty");
+
+    let mut no_home = env(&[]);
+    no_home.remove("HOME");
+    let text = format!(
+        "[delivery]\nmode = \"queue\"\n{}",
+        base.trim_start_matches(|c| c != '[')
+    );
+    let c = load_str(&text, Path::new("/"), &no_home).unwrap();
+    assert_eq!(c.delivery.mode, DeliveryMode::Sync);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("messages cannot be queued")),
+        "{:?}",
+        c.warnings
+    );
+}

@@ -147,9 +147,10 @@ fn path_for(rest: &str, user_count: usize) -> Result<Vec<Step>, String> {
     let key = |name: &str| Step::Key(name.to_owned());
     match parts.as_slice() {
         [top @ ("hostname" | "state_dir")] => Ok(vec![key(top)]),
-        [section @ ("listen" | "limits" | "timeouts" | "pool"), name] => {
-            Ok(vec![key(section), key(name)])
-        }
+        [
+            section @ ("listen" | "limits" | "timeouts" | "pool" | "log" | "delivery" | "spool"),
+            name,
+        ] => Ok(vec![key(section), key(name)]),
         ["accounts", account, name] => Ok(vec![key("accounts"), key(account), key(name)]),
         ["users", index, name] => Ok(vec![
             key("users"),
