@@ -142,10 +142,17 @@ pub fn main() -> ExitCode {
             device,
             no_browser,
             config,
-        } => match load_config_from(config, env) {
-            Ok((config, _)) => block_on(login(config, account, device, no_browser)),
-            Err(code) => code,
-        },
+        } => {
+            let loaded = config::resolve_path(config.as_deref(), &env)
+                .and_then(|path| config::load_for_account(&path, &env, &account));
+            match loaded {
+                Ok(config) => block_on(login(config, account, device, no_browser)),
+                Err(e) => {
+                    eprintln!("xoauth-relay: {e}");
+                    ExitCode::from(EX_CONFIG)
+                }
+            }
+        }
         Command::Queue(args) => {
             let located = config::resolve_path(args.config.as_deref(), &env)
                 .and_then(|path| config::queue_location(&path, &env));

@@ -81,11 +81,51 @@ pub fn queue_location(
     }))
 }
 
+/// Like [`load`], for what one account needs (`xoauth-relay login NAME`): problems of other
+/// accounts and of users (say, a secret only the service's environment holds) are not in the
+/// way. The configuration returned is complete only for that account.
+pub fn load_for_account(
+    path: &Path,
+    env: &HashMap<String, String>,
+    account: &str,
+) -> Result<Config, ConfigError> {
+    let own = format!("accounts.{account}");
+    let concerns = move |p: &Problem| {
+        let other_account = p.key.starts_with("accounts.")
+            && p.key != own
+            && !p.key.starts_with(&format!("{own}."));
+        !(other_account || p.key.starts_with("users"))
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let base_dir = absolute.parent().unwrap_or(Path::new("."));
+    checked(&text, base_dir, env, &concerns).map_err(|e| match e {
+        ConfigError::Invalid { problems, .. } => ConfigError::Invalid {
+            path: Some(path.to_path_buf()),
+            problems,
+        },
+        other => other,
+    })
+}
+
 /// Checks configuration text; `base_dir` is where relative paths in it start.
 pub fn load_str(
     toml: &str,
     base_dir: &Path,
     env: &HashMap<String, String>,
+) -> Result<Config, ConfigError> {
+    checked(toml, base_dir, env, &|_| true)
+}
+
+/// The configuration, unless a problem that `counts` is found.
+fn checked(
+    toml: &str,
+    base_dir: &Path,
+    env: &HashMap<String, String>,
+    counts: &dyn Fn(&Problem) -> bool,
 ) -> Result<Config, ConfigError> {
     let invalid = |problems| ConfigError::Invalid {
         path: None,
@@ -109,6 +149,7 @@ pub fn load_str(
     by_section.sort_by_key(|p| section_rank(&p.key));
     let mut problems = parsed.first;
     problems.extend(by_section);
+    problems.retain(|p| counts(p));
     if problems.is_empty() {
         return Ok(config);
     }

@@ -33,7 +33,10 @@ pub use file::{
     DEFAULT_MESSAGES_PER_MINUTE, DEFAULT_RECIPIENTS_PER_DAY, DEFAULT_SECRET_WARN_DAYS,
     DEFAULT_SMTP_LISTEN,
 };
-pub use load::{ConfigError, Problem, load, load_str, queue_location, resolve_path, search_paths};
+pub use load::{
+    ConfigError, Problem, load, load_for_account, load_str, queue_location, resolve_path,
+    search_paths,
+};
 pub use provider::{
     Auth, DEFAULT_AUTHORITY, DEFAULT_SCOPE, DEFAULT_SMTP_HOST, DEFAULT_SMTP_PORT, DELEGATED_SCOPE,
     Preset, Provider,

@@ -1253,3 +1253,40 @@ fn delivery_and_spool_keys_default_set_and_refuse_nonsense() {
         c.warnings
     );
 }
+
+#[test]
+fn login_loads_its_own_account_whatever_the_others_lack() {
+    let dir = crate::common::binary::Scratch::new("config-login");
+    let path = dir.0.join("relay.toml");
+    let text = "[[users]]\nname = \"app\"\npassword_env = \"ONLY_IN_THE_SERVICE\"\naccount = \"work\"\n\n\
+         [accounts.work]\nmailbox = \"sender@contoso.com\"\ntenant = \"contoso.example\"\n\
+         client_id = \"11111111-2222-3333-4444-555555555555\"\nclient_secret_env = \"ALSO_ONLY_THERE\"\n\n\
+         [accounts.home]\nprovider = \"outlook\"\nmailbox = \"someone@outlook.com\"\n\
+         client_id = \"11111111-2222-3333-4444-555555555555\"\n";
+    std::fs::write(&path, text).unwrap();
+    let vars = env(&[]);
+    let everything = problems_of(load(&path, &vars));
+    assert!(
+        everything
+            .iter()
+            .any(|p| p.key.starts_with("accounts.work")),
+        "{everything:#?}"
+    );
+    let c = config::load_for_account(&path, &vars, "home").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.accounts["home"].mailbox, "someone@outlook.com");
+    // Its own problems still count.
+    std::fs::write(
+        &path,
+        text.replace(
+            "provider = \"outlook\"\n",
+            "provider = \"outlook\"\nclient_secret = \"x\"\n",
+        ),
+    )
+    .unwrap();
+    let own = problems_of(config::load_for_account(&path, &vars, "home"));
+    assert!(
+        own.iter().all(|p| p.key.starts_with("accounts.home")),
+        "{own:#?}"
+    );
+    assert!(!own.is_empty());
+}
