@@ -194,6 +194,8 @@ impl Delivery {
         Queue::count(&self.queue.counters.queued);
         if attempt.is_some_and(|a| classify::next(&a.result) == classify::Next::AccountProblem) {
             self.block(&message.submitter.account);
+            let account = &message.submitter.account;
+            self.queue.defer_account(account, meta.next_attempt);
         }
         if meta.ambiguous {
             Queue::count(&self.queue.counters.ambiguous);

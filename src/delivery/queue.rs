@@ -105,6 +105,17 @@ impl Queue {
         Some(entry.meta.clone())
     }
 
+    /// Puts off every waiting message of `account` until at least `until`: while the account
+    /// cannot send, one message at a time finds out when it can (as Postfix treats a dead
+    /// destination), instead of every queued message asking for a token.
+    pub(crate) fn defer_account(&self, account: &str, until: u64) {
+        for e in lock(&self.entries).values_mut() {
+            if e.meta.account == account && !e.running && e.meta.next_attempt < until {
+                e.meta.next_attempt = until;
+            }
+        }
+    }
+
     /// Makes every waiting message of `account` (or of all accounts) due now; returns how many.
     pub(crate) fn due_now(&self, account: Option<&str>, now: u64) -> usize {
         let mut n = 0;
@@ -175,5 +186,49 @@ impl Queue {
 
     pub(crate) fn count(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(id: &str, account: &str, next_attempt: u64) -> Meta {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "account": account, "user": "u", "mail_from": null, "rcpts": [],
+            "size": 1, "arrived": 1, "next_attempt": next_attempt, "reason": "test",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_account_that_cannot_send_is_tried_with_one_message_per_wait() {
+        let q = Queue::default();
+        q.put(meta("0000000000000001", "a", 10));
+        q.put(meta("0000000000000002", "a", 10));
+        q.put(meta("0000000000000003", "b", 10));
+        let limit = |_: &str| 1;
+        let (due, _) = q.take_due(10, limit);
+        let ids: Vec<_> = due.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["0000000000000001", "0000000000000003"],
+            "one per account at once"
+        );
+        // The one of `a` failed for a reason only the operator can fix: the others of `a` wait
+        // as long as it does, `b` is not affected.
+        q.defer_account("a", 70);
+        let mut failed = due[0].clone();
+        failed.next_attempt = 70;
+        q.put(failed);
+        let (due, next) = q.take_due(11, limit);
+        assert!(due.is_empty(), "{due:?}");
+        assert_eq!(next, Some(70));
+        assert_eq!(
+            q.due_now(Some("a"), 12),
+            2,
+            "recovery makes them due at once"
+        );
+        assert_eq!(q.take_due(12, |_| 5).0.len(), 2);
     }
 }

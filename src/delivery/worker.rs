@@ -130,6 +130,9 @@ impl Delivery {
         if classify::ambiguous(&attempt.result) {
             self.mark_ambiguous(&mut meta, &settings);
         }
+        if next == Next::AccountProblem {
+            self.queue.defer_account(&meta.account, meta.next_attempt);
+        }
         let age = now.saturating_sub(meta.arrived);
         if age > settings.lifetime.as_secs() {
             let why = format!(
