@@ -13,33 +13,22 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use common::{relay_binary, rss_kib, start};
+use common::{CLIENT_ID, MAILBOX, PASSWORD, SECRET, StandIns, TENANT, USER, rss_kib, start};
 use xoauth_relay::testkit::smtp_client::{SmtpClient, dot_stuff};
-use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, TestPki, init_crypto};
+use xoauth_relay::testkit::{FakeTokenEndpoint, TestPki};
 
-const USER: &str = "bench";
-const PASSWORD: &str = "bench-password";
-const MAILBOX: &str = "sender@contoso.example";
-const TENANT: &str = "contoso.example";
-const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
-const SECRET: &str = "bench-secret";
 /// Exchange Online's default largest message.
 const BIG: usize = 35 * 1024 * 1024;
 
 #[tokio::main]
 async fn main() {
-    let Some(binary) = relay_binary() else {
-        eprintln!("target/release/xoauth-relay not found: run `cargo build --release` first");
-        std::process::exit(2);
-    };
-    init_crypto();
-    let pki = TestPki::new().expect("pki");
-    let tokens = FakeTokenEndpoint::start(&pki).expect("token endpoint");
-    tokens.set_expected(CLIENT_ID, SECRET);
-    let upstream = FakeUpstream::start(&pki, tokens.token_registry()).expect("upstream");
-    let dir = std::env::temp_dir().join(format!("xoauth-relay-spool-mem-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let StandIns {
+        binary,
+        pki,
+        tokens,
+        upstream,
+        dir,
+    } = StandIns::start("spool-mem");
     let config = write_config(&dir, &pki, &tokens, upstream.addr());
     let (relay, addr) = start(&binary, &config);
     let pid = relay.0.id();

@@ -191,6 +191,8 @@ impl BodyFile {
 }
 
 impl Drop for BodyFile {
+    // A blocking unlink, on purpose: one short system call (no fsync), and `Drop` cannot
+    // await; done here, the file is gone before the client reads its reply.
     fn drop(&mut self) {
         if self.temporary {
             let _ = std::fs::remove_file(&self.path);

@@ -20,18 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{relay_binary, rss_kib, start};
+use common::{CLIENT_ID, MAILBOX, PASSWORD, SECRET, StandIns, TENANT, USER, rss_kib, start};
 use native::Native;
 use proxy::DelayProxy;
 use xoauth_relay::testkit::smtp_client::{SmtpClient, auth_plain_line, dot_stuff};
-use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, TestPki, init_crypto};
+use xoauth_relay::testkit::{FakeTokenEndpoint, TestPki};
 
-const USER: &str = "bench";
-const PASSWORD: &str = "bench-password";
-const MAILBOX: &str = "sender@contoso.example";
-const TENANT: &str = "contoso.example";
-const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
-const SECRET: &str = "bench-secret";
 const BODY: &[u8] = b"Subject: pool bench\r\n\r\nA short message body.\r\n";
 
 /// One measurement: messages per second and final-dot latencies (ms).
@@ -50,18 +44,14 @@ async fn main() {
         args.first().copied().unwrap_or(400),
         args.get(1).copied().unwrap_or(48),
     ];
-    let Some(binary) = relay_binary() else {
-        eprintln!("target/release/xoauth-relay not found: run `cargo build --release` first");
-        std::process::exit(2);
-    };
-    init_crypto();
-    let pki = TestPki::new().expect("pki");
-    let tokens = FakeTokenEndpoint::start(&pki).expect("token endpoint");
-    tokens.set_expected(CLIENT_ID, SECRET);
-    let upstream = FakeUpstream::start(&pki, tokens.token_registry()).expect("upstream");
+    let StandIns {
+        binary,
+        pki,
+        tokens,
+        upstream,
+        dir,
+    } = StandIns::start("pool");
     let proxy = DelayProxy::start(upstream.addr()).await;
-    let dir = std::env::temp_dir().join(format!("xoauth-relay-pool-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
     let config = write_config(&dir, &pki, &tokens, proxy.addr);
     let (relay, relay_addr) = start(&binary, &config);
     let token = upstream.token_registry().issue_for_test(TENANT, CLIENT_ID);

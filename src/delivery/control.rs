@@ -16,13 +16,14 @@ impl QueueOps for Delivery {
 impl Delivery {
     async fn answer(&self, request: Request) -> Response {
         match request {
-            Request::List => Response {
-                messages: self.queue.all(),
-                ..Response::done(format!(
-                    "{} messages queued or held",
-                    self.queue.all().len()
-                ))
-            },
+            Request::List => {
+                let messages = self.queue.all();
+                let summary = format!("{} messages queued or held", messages.len());
+                Response {
+                    messages,
+                    ..Response::done(summary)
+                }
+            }
             Request::Show { id } => match self.queue.get(&id) {
                 Some(meta) => Response {
                     messages: vec![meta],
@@ -91,14 +92,8 @@ impl Delivery {
             return self.not_now(id);
         };
         meta.failure = Some("deleted by an operator (queue delete)".into());
-        let (spool, failed) = (self.spool.clone(), meta.clone());
-        let moved = tokio::task::spawn_blocking(move || match spool {
-            Some(s) => s.fail(&failed),
-            None => Ok(()),
-        })
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        if let Err(e) = moved {
+        let failed = meta.clone();
+        if let Err(e) = self.on_spool(move |s| s.fail(&failed)).await {
             self.queue.put(meta);
             return Response::error(format!("could not delete {id}: {e}"));
         }

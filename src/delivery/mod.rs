@@ -83,6 +83,19 @@ impl Delivery {
         self.settings.load()
     }
 
+    /// Runs `work` on the spool on tokio's blocking threads (its file writes and fsyncs).
+    async fn on_spool<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Spool) -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        let Some(spool) = self.spool.clone() else {
+            return Err(std::io::Error::other("no spool"));
+        };
+        tokio::task::spawn_blocking(move || work(&spool))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+
     /// Unix seconds on the queue's clock (tokio's, so a paused test moves it).
     pub(crate) fn now_unix(&self) -> u64 {
         self.clock.now_unix()
@@ -183,10 +196,8 @@ impl Delivery {
             .unwrap_or_default()
             .to_string();
         let meta = self.record(message, id.clone(), why, attempt, next_attempt);
-        let (spool_ref, path, staged) = (spool.clone(), file.path().to_path_buf(), meta.clone());
-        let committed = tokio::task::spawn_blocking(move || spool_ref.commit(&path, &staged)).await;
-        let committed = committed.unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        if let Err(e) = committed {
+        let (path, staged) = (file.path().to_path_buf(), meta.clone());
+        if let Err(e) = self.on_spool(move |s| s.commit(&path, &staged)).await {
             let user = &message.submitter.user;
             tracing::error!(user = %Untrusted(user), id, error = %e, "message could not be queued (452 to the client)");
             return reply::SPOOL_FAILED;

@@ -198,13 +198,9 @@ impl Delivery {
         meta.failure = Some(why.clone());
         meta.in_flight = false;
         let failed = meta.clone();
-        let spool = self.spool.clone();
-        let moved = tokio::task::spawn_blocking(move || match spool {
-            Some(s) => s.fail(&failed).map(|()| s.failed_data(&failed.id)),
-            None => Err(std::io::Error::other("no spool")),
-        })
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let moved = self
+            .on_spool(move |s| s.fail(&failed).map(|()| s.failed_data(&failed.id)))
+            .await;
         self.queue.remove(&meta.id);
         self.queue.failed(&meta.account);
         Queue::count(&self.queue.counters.bounced);
@@ -234,23 +230,13 @@ impl Delivery {
     }
 
     pub(super) async fn write(&self, meta: &Meta) -> std::io::Result<()> {
-        let (spool, meta) = (self.spool.clone(), meta.clone());
-        tokio::task::spawn_blocking(move || match spool {
-            Some(s) => s.update(&meta),
-            None => Ok(()),
-        })
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        let meta = meta.clone();
+        self.on_spool(move |s| s.update(&meta)).await
     }
 
     pub(crate) async fn remove(&self, meta: &Meta) -> std::io::Result<()> {
-        let (spool, meta) = (self.spool.clone(), meta.clone());
-        tokio::task::spawn_blocking(move || match spool {
-            Some(s) => s.remove(&meta),
-            None => Ok(()),
-        })
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        let meta = meta.clone();
+        self.on_spool(move |s| s.remove(&meta)).await
     }
 }
 

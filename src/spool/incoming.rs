@@ -157,7 +157,8 @@ impl Incoming {
 }
 
 impl Drop for Incoming {
-    /// A connection that ended mid-DATA leaves no file behind.
+    /// A connection that ended mid-DATA leaves no file behind. The unlink blocks, briefly, as
+    /// in `BodyFile`'s drop: `Drop` cannot await.
     fn drop(&mut self) {
         if self.file.is_some() && !self.path.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.path);

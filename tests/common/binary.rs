@@ -185,3 +185,25 @@ fn field(line: &str, name: &str) -> Option<String> {
     let rest = line.split(name).nth(1)?;
     rest.split_whitespace().next().map(str::to_string)
 }
+
+/// Runs `python3 -c script args…` off the async threads and returns what it printed, failing
+/// the test (with its stderr) if it did not succeed.
+pub async fn python(script: &str, args: &[&str]) -> String {
+    let mut all = vec!["-c".to_string(), script.to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args(&all)
+            .output()
+            .expect("python3 is required for this test")
+    })
+    .await
+    .expect("python task");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "python failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use crate::common::binary::{BIN, RelayProcess, Scratch, write_ca};
+use crate::common::binary::{BIN, RelayProcess, Scratch, python, write_ca};
 use crate::common::*;
 use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, TestPki, init_crypto};
 
@@ -133,22 +133,7 @@ async fn login_in_a_scripted_browser_then_run_and_send_with_smtplib() {
 
     let relay = RelayProcess::start(&config, &[]);
     let (host, port) = relay.smtp.rsplit_once(':').unwrap();
-    let args = [SEND, host, port, USER, PASSWORD, MAILBOX].map(str::to_owned);
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .arg("-c")
-            .args(args)
-            .output()
-            .expect("python3 is required for this test")
-    })
-    .await
-    .unwrap();
-    let said = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "python failed: {said}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let said = python(SEND, &[host, port, USER, PASSWORD, MAILBOX]).await;
     assert!(said.contains("refused={}"), "{said}");
     let messages = upstream.messages();
     assert_eq!(messages.len(), 1);

@@ -3,10 +3,9 @@
 //! explained) and an Azure Communication Services one (AUTH LOGIN with the SMTP Username and the
 //! secret, no token).
 
-use std::process::Command;
 use std::time::Duration;
 
-use crate::common::binary::{RelayProcess, Scratch, config_text, write_ca};
+use crate::common::binary::{RelayProcess, Scratch, config_text, python, write_ca};
 use crate::common::*;
 use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, TestPki, init_crypto};
 
@@ -33,22 +32,9 @@ fn users() -> String {
 /// Sends one message to each of `to` with smtplib; the codes it got.
 async fn send(relay: &RelayProcess, to: &[&str]) -> Vec<u16> {
     let (host, port) = relay.smtp.rsplit_once(':').unwrap();
-    let mut args = vec!["-c".to_string(), CLIENT.into(), host.into(), port.into()];
-    args.extend(to.iter().map(|t| t.to_string()));
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args(&args)
-            .output()
-            .expect("python3 is required for this test")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "python failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let mut args = vec![host, port];
+    args.extend(to);
+    let stdout = python(CLIENT, &args).await;
     serde_json::from_str(stdout.trim()).expect("json from python")
 }
 

@@ -3,10 +3,9 @@
 //! The relay is configured through a real TOML file and an environment override, listens on
 //! port 0, and its bound address is read from its own log line (no fixed ports, no sleeping).
 
-use std::process::Command;
 use std::time::Duration;
 
-use crate::common::binary::{RelayProcess, Scratch, config_text, write_ca};
+use crate::common::binary::{RelayProcess, Scratch, config_text, python, write_ca};
 use crate::common::*;
 use xoauth_relay::testkit::{FakeTokenEndpoint, FakeUpstream, TestPki, init_crypto};
 
@@ -82,20 +81,7 @@ async fn python_smtplib_through_the_built_binary() {
     let (host, port) = relay.smtp.rsplit_once(':').unwrap();
     let (host, port, health) = (host.to_string(), port.to_string(), relay.health.clone());
 
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args(["-c", CLIENT, &host, &port, &health])
-            .output()
-            .expect("python3 is required for this test")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "python failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = python(CLIENT, &[&host, &port, &health]).await;
     let result: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json from python");
 
     let features: Vec<&str> = result["features"]
@@ -236,20 +222,7 @@ async fn a_certificate_account_with_recipient_domains_through_the_built_binary()
     let relay = RelayProcess::start(&config, &[]);
     let (host, port) = relay.smtp.rsplit_once(':').unwrap();
     let (host, port) = (host.to_string(), port.to_string());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args(["-c", CERT_CLIENT, &host, &port])
-            .output()
-            .expect("python3 is required for this test")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "python failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = python(CERT_CLIENT, &[&host, &port]).await;
     let result: serde_json::Value = serde_json::from_str(stdout.trim()).expect("json from python");
     assert_eq!(result["allowed"], serde_json::json!({}), "{result}");
     assert_eq!(result["outside"][0], 550, "{result}");

@@ -142,17 +142,26 @@ fn not_for_login(p: &mut Problems, key: &dyn Fn(&str) -> String, raw: &AccountFi
         ("client_certificate", raw.client_certificate.is_some()),
         ("client_key", raw.client_key.is_some()),
     ];
+    refuse_set(p, key, &set, |field| {
+        format!(
+            "is not used with provider = {:?}: Azure Communication Services signs in with \
+             smtp_username and the Entra app's client secret (client_secret, \
+             client_secret_file or client_secret_env) as the password, without a token; \
+             remove {field}",
+            raw.provider.name()
+        )
+    });
+}
+
+/// Refuses each key of `set` that the file has, saying `why(key)`.
+fn refuse_set(
+    p: &mut Problems,
+    key: &dyn Fn(&str) -> String,
+    set: &[(&str, bool)],
+    why: impl Fn(&str) -> String,
+) {
     for (field, _) in set.iter().filter(|(_, is_set)| *is_set) {
-        p.push(
-            key(field),
-            format!(
-                "is not used with provider = {:?}: Azure Communication Services signs in with \
-                 smtp_username and the Entra app's client secret (client_secret, \
-                 client_secret_file or client_secret_env) as the password, without a token; \
-                 remove {field}",
-                raw.provider.name()
-            ),
-        );
+        p.push(key(field), why(field));
     }
 }
 
@@ -205,16 +214,13 @@ fn public_client(
         ("client_certificate", raw.client_certificate.is_some()),
         ("client_key", raw.client_key.is_some()),
     ];
-    for (field, _) in set.iter().filter(|(_, is_set)| *is_set) {
-        p.push(
-            key(field),
-            format!(
-                "is not used with auth = \"delegated\": a user signs in (xoauth-relay login) \
-                 through a public client app registration, which has no secret or certificate; \
-                 remove {field}"
-            ),
-        );
-    }
+    refuse_set(p, key, &set, |field| {
+        format!(
+            "is not used with auth = \"delegated\": a user signs in (xoauth-relay login) \
+             through a public client app registration, which has no secret or certificate; \
+             remove {field}"
+        )
+    });
     None
 }
 

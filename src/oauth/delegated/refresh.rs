@@ -13,7 +13,7 @@ use crate::oauth::{AccessToken, TokenError, TokenSource};
 pub(crate) struct RefreshGrant {
     endpoint: Endpoint,
     /// `None` without a state directory: then nothing can be kept, and every fetch says so.
-    store: Option<TokenStore>,
+    store: Option<Arc<TokenStore>>,
     account: String,
 }
 
@@ -26,7 +26,7 @@ impl RefreshGrant {
     ) -> Result<Self, reqwest::Error> {
         Ok(Self {
             endpoint: Endpoint::new(account, tls, timeouts)?,
-            store: state_dir.map(|dir| TokenStore::new(dir, &account.name)),
+            store: state_dir.map(|dir| Arc::new(TokenStore::new(dir, &account.name))),
             account: account.name.clone(),
         })
     }
@@ -42,7 +42,9 @@ impl RefreshGrant {
         let Some(store) = &self.store else {
             return Err(self.sign_in("no state_dir to keep a sign-in in"));
         };
-        let stored = store.load().map_err(|e| store_error(store, &e))?;
+        let stored = off_runtime(store, |s| s.load())
+            .await
+            .map_err(|e| store_error(store, &e))?;
         let Some(refresh) = stored else {
             let path = store.path().display();
             return Err(self.sign_in(format!("nobody has signed in yet: no {path}")));
@@ -61,11 +63,24 @@ impl RefreshGrant {
         })?;
         // Entra may stop honouring the old token once it issued a new one: keep the new one
         // first, and use nothing that could not be kept.
-        if let Some(next) = &granted.refresh {
-            store.save(next).map_err(|e| store_error(store, &e))?;
+        if let Some(next) = granted.refresh {
+            off_runtime(store, move |s| s.save(&next))
+                .await
+                .map_err(|e| store_error(store, &e))?;
         }
         Ok(granted.access)
     }
+}
+
+/// Runs a store operation (file reads, writes and fsyncs) on tokio's blocking threads.
+async fn off_runtime<T: Send + 'static>(
+    store: &Arc<TokenStore>,
+    work: impl FnOnce(&TokenStore) -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || work(&store))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
 fn store_error(store: &TokenStore, error: &std::io::Error) -> TokenError {
